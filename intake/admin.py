@@ -1,0 +1,36 @@
+from django.contrib import admin
+
+from config.admin_display import pretty_json
+from intake.models import FormSubmission
+
+
+@admin.register(FormSubmission)
+class FormSubmissionAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "email",
+        "first_name",
+        "last_name",
+        "company",
+        "form_id",
+        "shape",
+        "received_at",
+    )
+    list_filter = ("shape", "signature_version", "form_id")
+    search_fields = ("email", "first_name", "last_name", "company", "object_id", "=dedupe_key")
+    date_hierarchy = "received_at"
+    show_full_result_count = False
+    readonly_fields = [f.name for f in FormSubmission._meta.fields if f.name != "raw_payload"] + [
+        "payload"
+    ]
+    exclude = ("raw_payload",)
+
+    @admin.display(description="raw payload")
+    def payload(self, obj: FormSubmission) -> str:
+        return pretty_json(obj.raw_payload)
+
+    def has_add_permission(self, request) -> bool:
+        return False  # submissions arrive only through the signed webhook
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

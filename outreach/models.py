@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Decision(models.TextChoices):
+    PENDING = "pending", "Pending"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+
+
+class GateAction(models.TextChoices):
+    SEND = "send", "Send"
+    HOLD = "hold", "Hold for approval"
+    BLOCK = "block", "Blocked"
+
+
+class EmailDraft(models.Model):
+    """The email a workflow proposes. One per workflow; the drafted text is kept beside edits."""
+
+    workflow = models.OneToOneField(
+        "workflows.Workflow", on_delete=models.CASCADE, related_name="draft"
+    )
+    recipient = models.CharField(max_length=254, blank=True, default="")
+    subject = models.CharField(max_length=300)
+    body = models.TextField()
+    body_html = models.TextField(blank=True, default="")
+    template = models.CharField(max_length=200)
+    drafter = models.CharField(max_length=50, default="template")
+    original_subject = models.CharField(max_length=300)
+    original_body = models.TextField()
+    edited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    edited_at = models.DateTimeField(null=True, blank=True)
+    decision = models.CharField(max_length=10, choices=Decision.choices, default=Decision.PENDING)
+    decision_reason = models.TextField(blank=True, default="")
+    approver = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    gate_action = models.CharField(max_length=5, choices=GateAction.choices, blank=True, default="")
+    gate_reason = models.TextField(blank=True, default="")
+    idempotency_key = models.CharField(max_length=64, unique=True)
+    send_attempts = models.PositiveIntegerField(default=0)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    provider_message_id = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "email_drafts"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(decision__in=Decision.values), name="draft_decision_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Draft for workflow #{self.workflow_id} to {self.recipient or '(none)'}"
+
+    @property
+    def was_edited(self) -> bool:
+        return (self.subject, self.body) != (self.original_subject, self.original_body)

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# `make run`: migrate, make sure an operator exists, then web + worker + beat (+ the HubSpot
+# sandbox when no real token is configured) under honcho. Ctrl-C stops everything.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PORT="${PORT:-8000}" LEADLINE_PORT="${PORT:-8000}"
+export SANDBOX_PORT="${SANDBOX_PORT:-$((PORT + 1))}"
+mkdir -p var logs
+
+procs="web,worker,beat"
+if [ -z "${HUBSPOT_ACCESS_TOKEN:-}" ]; then
+  export HUBSPOT_ACCESS_TOKEN="sandbox-token"
+  export HUBSPOT_API_BASE_URL="http://127.0.0.1:${SANDBOX_PORT}"
+  procs="$procs,sandbox"
+  echo "No HUBSPOT_ACCESS_TOKEN: using the local HubSpot sandbox at $HUBSPOT_API_BASE_URL"
+fi
+if [ -z "${HUBSPOT_CLIENT_SECRET:-}" ]; then
+  # A per-checkout development secret, so `manage.py send_test_webhook` can sign requests.
+  [ -s var/dev-client-secret ] || .venv/bin/python -c "import secrets; print(secrets.token_hex(16))" > var/dev-client-secret
+  HUBSPOT_CLIENT_SECRET="$(cat var/dev-client-secret)"
+  export HUBSPOT_CLIENT_SECRET
+  echo "No HUBSPOT_CLIENT_SECRET: using the development secret in var/dev-client-secret"
+fi
+
+.venv/bin/python manage.py check_send_mode
+.venv/bin/python manage.py migrate --no-input -v0
+.venv/bin/python manage.py ensure_operator
+echo
+echo "Leadline on http://127.0.0.1:${PORT}"
+echo "  dashboard: http://127.0.0.1:${PORT}/dashboard/"
+echo "  admin:     http://127.0.0.1:${PORT}/admin/"
+echo "  API docs:  http://127.0.0.1:${PORT}/api/docs/"
+echo
+exec .venv/bin/honcho -f Procfile start "$procs"

@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Status(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+    APPROVED = "approved", "Approved"
+    SENDING = "sending", "Sending"
+    SEND_UNKNOWN = "send_unknown", "Send outcome unknown"
+    SENT = "sent", "Sent"
+    COMPLETED = "completed", "Completed (not sent)"
+    REJECTED = "rejected", "Rejected"
+    FAILED = "failed", "Failed"
+
+
+TERMINAL_STATUSES = frozenset({Status.SENT, Status.COMPLETED, Status.REJECTED, Status.FAILED})
+
+
+class Trigger(models.TextChoices):
+    WEBHOOK = "webhook", "Webhook"
+    REPLAY = "replay", "Replay"
+    MANUAL = "manual", "Manual"
+
+
+class Step(models.TextChoices):
+    RESOLVE_CONTACT = "resolve_contact", "Resolve contact"
+    DRAFT_EMAIL = "draft_email", "Draft email"
+    CREATE_CRM_TASK = "create_crm_task", "Create CRM task"
+    HAND_OFF = "hand_off", "Hand off to the send gate"
+    SEND_EMAIL = "send_email", "Send email"
+
+
+class Workflow(models.Model):
+    """One processing run of a submission. A replay is a new row; history is never rewritten."""
+
+    submission = models.ForeignKey(
+        "intake.FormSubmission", on_delete=models.CASCADE, related_name="workflows"
+    )
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.WEBHOOK)
+    replay_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replays"
+    )
+    shadow = models.BooleanField(
+        default=False, help_text="Shadow replay: look up and draft only; no CRM task, no send."
+    )
+    current_step = models.CharField(max_length=20, choices=Step.choices, blank=True, default="")
+    attempts = models.PositiveIntegerField(default=0, help_text="Attempts of the current step.")
+    contact_id = models.CharField(max_length=64, blank=True, default="")
+    owner_id = models.CharField(max_length=64, blank=True, default="")
+    task_id = models.CharField(max_length=64, blank=True, default="")
+    contact = models.JSONField(
+        default=dict, blank=True, help_text="CRM contact facts: name, company, lifecycle stage."
+    )
+    step_log = models.JSONField(
+        default=dict, blank=True, help_text="Per step: started_at, finished_at, attempts, note."
+    )
+    last_error = models.TextField(blank=True, default="")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "workflows"
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["status", "-created_at"], name="workflow_status_created_idx"),
+            models.Index(fields=["-created_at"], name="workflow_created_idx"),
+            models.Index(
+                fields=["created_at"],
+                name="workflow_pending_age_idx",
+                condition=models.Q(status="pending"),
+            ),
+            models.Index(
+                fields=["lease_expires_at"],
+                name="workflow_running_lease_idx",
+                condition=models.Q(status="running"),
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=Status.values), name="workflow_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(trigger__in=Trigger.values), name="workflow_trigger_valid"
+            ),
+        ]
+        permissions = [
+            ("approve_workflow", "Can approve drafts"),
+            ("reject_workflow", "Can reject drafts"),
+            ("replay_workflow", "Can replay workflows"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Workflow #{self.pk} ({self.status})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+class WorkflowError(models.Model):
+    """One failed attempt of one step."""
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="errors")
+    step = models.CharField(max_length=20, choices=Step.choices)
+    attempt = models.PositiveIntegerField()
+    exception_type = models.CharField(max_length=200)
+    message = models.TextField()
+    traceback = models.TextField(blank=True, default="")
+    retryable = models.BooleanField()
+    retry_in_seconds = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        db_table = "workflow_errors"
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.step} attempt {self.attempt}: {self.exception_type}"
+
+
+class AuditEvent(models.Model):
+    """Who did what when. Written in the same transaction as the change it records."""
+
+    actor = models.CharField(max_length=150, help_text='"system" or a username.')
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    action = models.CharField(max_length=64)
+    object_type = models.CharField(max_length=64)
+    object_id = models.CharField(max_length=64, blank=True, default="")
+    workflow = models.ForeignKey(
+        Workflow, null=True, blank=True, on_delete=models.CASCADE, related_name="audit_events"
+    )
+    from_status = models.CharField(max_length=20, blank=True, default="")
+    to_status = models.CharField(max_length=20, blank=True, default="")
+    reason = models.TextField(blank=True, default="")
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        db_table = "audit_events"
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["action", "-created_at"], name="audit_action_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.actor} {self.action} {self.object_type}#{self.object_id}"

@@ -1,0 +1,134 @@
+"""The workflow state machine: one table of allowed moves, applied by one function.
+
+Every move is a conditional UPDATE (`WHERE id = … AND status = <from>`) plus an audit row in
+the same transaction. Two callers racing the same move cannot both win: the loser's UPDATE
+matches no row, and it is told so (``TransitionResult.won`` is False) with the status that
+beat it, instead of silently overwriting it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from workflows import audit
+from workflows.models import TERMINAL_STATUSES, AuditEvent, Status, Workflow
+
+S = Status
+
+#: (from, to) -> what the move means. The README's mermaid diagram is checked against this.
+TRANSITIONS: Mapping[tuple[Status, Status], str] = {
+    (S.PENDING, S.RUNNING): "a worker claims the workflow",
+    (S.RUNNING, S.AWAITING_APPROVAL): "draft ready; the gate holds it for a human",
+    (S.RUNNING, S.SENDING): "auto-send: the gate allows sending without approval",
+    (S.RUNNING, S.COMPLETED): "shadow replay finished, or nothing to send",
+    (S.RUNNING, S.FAILED): "a permanent error, or retries exhausted",
+    (S.AWAITING_APPROVAL, S.APPROVED): "an operator approves the draft",
+    (S.AWAITING_APPROVAL, S.REJECTED): "an operator rejects the draft",
+    (S.APPROVED, S.SENDING): "the send is claimed (send mode, gate allows)",
+    (S.APPROVED, S.COMPLETED): "draft-only or blocked: the rep sends by hand",
+    (S.SENDING, S.SENT): "the provider accepted the message",
+    (S.SENDING, S.FAILED): "the provider refused the message, retries exhausted",
+    (S.SENDING, S.SEND_UNKNOWN): "the outcome is unknown (timeout or crash after the claim)",
+    (S.SEND_UNKNOWN, S.SENT): "an operator confirms the message went out",
+    (S.SEND_UNKNOWN, S.COMPLETED): "an operator confirms it did not; the rep follows up by hand",
+}
+
+
+class TransitionNotAllowed(ValueError):
+    """The requested move is not in TRANSITIONS: a programming error, never a race."""
+
+
+@dataclass(frozen=True)
+class TransitionResult:
+    workflow_id: int
+    from_status: str
+    to_status: str
+    won: bool
+    #: The status the row actually has now: ``to_status`` when won, the winner's otherwise.
+    current_status: str | None
+
+    def __bool__(self) -> bool:
+        return self.won
+
+
+def check_allowed(from_status: str, to_status: str) -> None:
+    if (from_status, to_status) not in TRANSITIONS:
+        raise TransitionNotAllowed(
+            f"workflow cannot move from {from_status!r} to {to_status!r}; "
+            f"allowed from {from_status!r}: {sorted(allowed_from(from_status)) or 'nothing'}"
+        )
+
+
+def allowed_from(from_status: str) -> set[str]:
+    return {str(to) for (frm, to) in TRANSITIONS if frm == from_status}
+
+
+def transition(
+    workflow_id: int,
+    *,
+    from_status: str,
+    to_status: str,
+    user: AbstractBaseUser | None = None,
+    actor: str | None = None,
+    reason: str = "",
+    details: dict[str, Any] | None = None,
+    fields: Mapping[str, Any] | None = None,
+) -> TransitionResult:
+    """Move one workflow ``from_status -> to_status`` if, and only if, it is still there.
+
+    ``fields`` are extra columns set by the same UPDATE (e.g. ``last_error``). Raises
+    TransitionNotAllowed for a move not in the table. Returns a result whose ``won`` is
+    False when another caller moved the row first; nothing is written in that case.
+    """
+    check_allowed(from_status, to_status)
+    now = timezone.now()
+    values: dict[str, Any] = {"status": to_status, "updated_at": now, **(fields or {})}
+    if to_status == Status.RUNNING:
+        values.setdefault("started_at", now)
+    if to_status in TERMINAL_STATUSES:
+        values.setdefault("completed_at", now)
+        values.setdefault("lease_expires_at", None)
+    with transaction.atomic():
+        updated = Workflow.objects.filter(pk=workflow_id, status=from_status).update(**values)
+        if updated == 1:
+            audit.record(
+                action="workflow.transition",
+                object_type="workflow",
+                object_id=workflow_id,
+                workflow_id=workflow_id,
+                user=user,
+                actor=actor,
+                from_status=from_status,
+                to_status=to_status,
+                reason=reason,
+                details=details,
+            )
+            return TransitionResult(workflow_id, from_status, to_status, True, to_status)
+    current = Workflow.objects.filter(pk=workflow_id).values_list("status", flat=True).first()
+    return TransitionResult(workflow_id, from_status, to_status, False, current)
+
+
+def last_transition_to(workflow_id: int, status: str) -> AuditEvent | None:
+    """Who moved the workflow into ``status``: what a race loser is told."""
+    return (
+        AuditEvent.objects.filter(
+            workflow_id=workflow_id, action="workflow.transition", to_status=status
+        )
+        .order_by("-created_at", "-id")
+        .first()
+    )
+
+
+def mermaid_diagram(transitions: Iterable[tuple[str, str]] | None = None) -> str:
+    """The state diagram as mermaid source, generated from TRANSITIONS (README embeds it)."""
+    pairs = transitions if transitions is not None else TRANSITIONS.keys()
+    lines = ["stateDiagram-v2", "    [*] --> pending"]
+    lines += [f"    {frm} --> {to}" for frm, to in pairs]
+    lines += [f"    {s} --> [*]" for s in Status.values if s in TERMINAL_STATUSES]
+    return "\n".join(lines)
