@@ -68,7 +68,7 @@ def env_json_list(name: str) -> list[str]:
 
 
 def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
-    value = env.str(name, default=default).strip().lower()
+    value = env.str(name, default="").strip().lower() or default
     if value not in choices:
         raise ImproperlyConfigured(f"{name}={value!r} must be one of {', '.join(choices)}.")
     return value
@@ -87,7 +87,7 @@ SEND_EMAIL_ALLOWLIST = env_json_list("SEND_EMAIL_ALLOWLIST")
 DEBUG = env_bool("DEBUG", not PRODUCTION)
 _DEV_SECRET = "dev-only-insecure-secret-key-change-me"  # noqa: S105 - development default
 SECRET_KEY = env.str("SECRET_KEY", default="")
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])
+ALLOWED_HOSTS = [h for h in env.list("ALLOWED_HOSTS", default=[]) if h]
 if PRODUCTION:
     if not SECRET_KEY:
         raise ImproperlyConfigured("SECRET_KEY is required when API_ENV=production.")
@@ -151,7 +151,8 @@ TEMPLATES = [
 # Default: SQLite under var/ so `make run` needs no server. WAL + busy timeout let the web,
 # worker and beat processes write concurrently (config/apps.py turns WAL on per connection).
 VAR_DIR.mkdir(exist_ok=True)
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'leadline.sqlite3'}")}
+DATABASE_URL = env.str("DATABASE_URL", default="") or f"sqlite:///{VAR_DIR / 'leadline.sqlite3'}"
+DATABASES = {"default": environ.Env.db_url_config(DATABASE_URL)}
 _db = DATABASES["default"]
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     _db.setdefault("OPTIONS", {}).update(
@@ -201,11 +202,11 @@ if PRODUCTION:
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
-CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+CSRF_TRUSTED_ORIGINS = [o for o in env.list("CSRF_TRUSTED_ORIGINS", default=[]) if o]
 
 # --- Email ---------------------------------------------------------------------------------
 # django-environ email URL, e.g. smtp+tls://user:pass@smtp.example.com:587. Tests use locmem.
-vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+vars().update(environ.Env.email_url_config(env.str("EMAIL_URL", default="") or "consolemail://"))
 if TESTING:
     EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Leadline <leads@example.com>")
@@ -214,7 +215,9 @@ EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 15, minimum=1)
 # --- HubSpot -------------------------------------------------------------------------------
 HUBSPOT_CLIENT_SECRET = env.str("HUBSPOT_CLIENT_SECRET", default="")
 HUBSPOT_ACCESS_TOKEN = env.str("HUBSPOT_ACCESS_TOKEN", default="")
-HUBSPOT_API_BASE_URL = env.str("HUBSPOT_API_BASE_URL", default="https://api.hubapi.com").rstrip("/")
+HUBSPOT_API_BASE_URL = (
+    env.str("HUBSPOT_API_BASE_URL", default="") or "https://api.hubapi.com"
+).rstrip("/")
 HUBSPOT_RATE_LIMIT_PER_10S = env_int("HUBSPOT_RATE_LIMIT_PER_10S", 100, minimum=1)
 HUBSPOT_SEARCH_RATE_PER_S = env_int("HUBSPOT_SEARCH_RATE_PER_S", 4, minimum=1)
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="").rstrip("/")
@@ -235,7 +238,7 @@ SPEED_TO_LEAD_TARGET_MINUTES = env_int("SPEED_TO_LEAD_TARGET_MINUTES", 15, minim
 # --- Celery (https://docs.celeryq.dev/en/stable/userguide/configuration.html) --------------
 # Default: kombu's filesystem transport under var/, so `make run` needs no Redis.
 _BROKER_DIR = VAR_DIR / "broker"
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or "filesystem://"
 if CELERY_BROKER_URL.startswith("filesystem://"):
     for sub in ("in", "processed"):
         (_BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)

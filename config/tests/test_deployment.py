@@ -1,0 +1,147 @@
+"""The deployment artefacts stay honest: compose services, migrations, the two commands."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+from django.db import connection
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def compose() -> dict:
+    return yaml.safe_load((REPO / "docker-compose.yml").read_text())
+
+
+def test_compose_has_every_service_with_its_command():
+    services = compose()["services"]
+    assert set(services) >= {"postgres", "redis", "migrate", "web", "worker", "beat"}
+    assert services["migrate"]["command"][-3:] == ["manage.py", "migrate", "--no-input"]
+    assert services["web"]["command"][:2] == ["gunicorn", "config.wsgi"]
+    assert services["worker"]["command"][:4] == ["celery", "-A", "config", "worker"]
+    assert services["beat"]["command"][:4] == ["celery", "-A", "config", "beat"]
+
+
+def test_compose_services_have_healthchecks_and_wait_for_them():
+    services = compose()["services"]
+    for name in ("postgres", "redis", "web", "worker"):
+        assert services[name]["healthcheck"]["test"], name
+    assert "/readyz" in " ".join(services["web"]["healthcheck"]["test"])
+    for name in ("web", "worker", "beat"):
+        depends = services[name]["depends_on"]
+        assert depends["migrate"]["condition"] == "service_completed_successfully"
+        assert depends["redis"]["condition"] == "service_healthy"
+        assert services[name]["env_file"] == ".env"
+        assert services[name]["environment"]["DATABASE_URL"].startswith("postgres://")
+        assert services[name]["environment"]["CELERY_BROKER_URL"].startswith("redis://")
+
+
+def test_env_example_documents_every_setting_of_the_design():
+    documented = {
+        line.split("=", 1)[0]
+        for line in (REPO / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+    required = {
+        "API_ENV",
+        "DATABASE_URL",
+        "CELERY_BROKER_URL",
+        "HUBSPOT_CLIENT_SECRET",
+        "HUBSPOT_ACCESS_TOKEN",
+        "HUBSPOT_API_BASE_URL",
+        "PUBLIC_BASE_URL",
+        "MODE_DRAFT_ONLY",
+        "ALLOW_AUTO_SEND",
+        "SEND_EMAIL_ALLOWLIST",
+        "WEBHOOK_MAX_AGE_SECONDS",
+        "SECRET_KEY",
+        "DEBUG",
+        "ALLOWED_HOSTS",
+        "EMAIL_URL",
+        "PORT",
+    }
+    assert required <= documented
+
+
+def test_env_example_copied_to_dotenv_boots():
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL")}
+    for line in (REPO / ".env.example").read_text().splitlines():
+        if line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            env[key] = value
+    env["DATABASE_URL"] = os.environ.get("DATABASE_URL", "")
+    out = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+
+
+def test_readme_opens_with_the_two_commands():
+    head = (REPO / "README.md").read_text()[:1500]
+    assert "make run" in head and "make test" in head
+
+
+def test_ci_runs_make_test_and_nothing_else():
+    script = (REPO / ".ci" / "run").read_text()
+    commands = [ln for ln in script.splitlines() if ln.strip() and not ln.startswith("#")]
+    assert commands[-1].strip() == "make test"
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="checks PostgreSQL migrations")
+def test_each_app_migrates_to_zero_and_back_on_an_empty_postgresql_database():
+    name = f"leadline_migrate_{uuid.uuid4().hex[:8]}"
+    settings_dict = connection.settings_dict
+    with connection._nodb_cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    try:
+        host = settings_dict["HOST"] or "127.0.0.1"
+        port = settings_dict["PORT"] or 5432
+        url = f"postgres://{settings_dict['USER']}@{host}:{port}/{name}"
+        env = {**os.environ, "DATABASE_URL": url}
+
+        def manage(*args: str) -> str:
+            out = subprocess.run(
+                [sys.executable, "manage.py", *args],
+                cwd=REPO,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert out.returncode == 0, out.stderr
+            return out.stdout
+
+        manage("migrate", "--no-input", "-v0")
+        tables = manage(
+            "dbshell",
+            "--",
+            "-At",
+            "-c",
+            "select tablename from pg_tables where schemaname='public'",
+        ).split()
+        assert {
+            "form_submissions",
+            "workflows",
+            "workflow_errors",
+            "email_drafts",
+            "audit_events",
+        } <= set(tables)
+        for app in ("dashboard", "outreach", "workflows", "intake"):
+            manage("migrate", app, "zero", "--no-input", "-v0")
+        manage("migrate", "--no-input", "-v0")
+    finally:
+        connection.close()
+        with connection._nodb_cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

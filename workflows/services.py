@@ -1,0 +1,127 @@
+"""Workflow services: enqueue and replay. Every caller (webhook, sweeper, dashboard, admin,
+API, management command) goes through these, so each action has one code path."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.utils import timezone
+
+from workflows.models import AuditEvent, Status, Trigger, Workflow
+
+log = logging.getLogger("leadline.workflows")
+
+PROCESS_TASK = "workflows.process_workflow"
+
+
+def workflows_enqueue(workflow_ids: Sequence[int]) -> int:
+    """Publish one ``process_workflow`` message per id over a single broker connection.
+
+    Never raises for a broker outage: the rows stay ``pending`` with ``enqueued_at`` unset,
+    and the sweeper re-enqueues them once the broker is back. Returns how many were published.
+    Call it after the rows are committed (``transaction.on_commit``), never inside a transaction.
+    """
+    from config.celery_app import app
+
+    published: list[int] = []
+    try:
+        with app.producer_or_acquire() as producer:
+            for workflow_id in workflow_ids:
+                app.send_task(PROCESS_TASK, args=[workflow_id], producer=producer)
+                published.append(workflow_id)
+    except Exception as exc:  # any broker failure: the pending rows are the outbox
+        log.warning(
+            "Broker unavailable; workflows left pending for the sweeper",
+            extra={
+                "published": len(published),
+                "left_pending": len(workflow_ids) - len(published),
+                "error": type(exc).__name__,
+            },
+        )
+    if published:
+        Workflow.objects.filter(pk__in=published).update(enqueued_at=timezone.now())
+    return len(published)
+
+
+def enqueue_on_commit(workflow_ids: Sequence[int]) -> None:
+    ids = list(workflow_ids)
+    if ids:
+        transaction.on_commit(lambda: workflows_enqueue(ids))
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    created: list[int]
+    shadow: list[int]
+
+
+def workflows_replay(
+    *,
+    workflow_ids: Iterable[int],
+    user: AbstractBaseUser | None = None,
+    actor: str | None = None,
+    shadow: bool = False,
+    reason: str = "",
+    batch_size: int = 1000,
+) -> ReplayResult:
+    """Create a new ``pending`` workflow (trigger=replay, linked to the original) per id.
+
+    History is never rewritten: the original keeps its status. A replay is forced into shadow
+    mode (look up and draft only; no CRM task, no email) when any earlier run of the same
+    submission sent, or may have sent, an email. Bulk: rows and audit rows are inserted in
+    batches, and the messages are published over one broker connection after commit.
+    """
+    if user is not None and not user.has_perm("workflows.replay_workflow"):
+        raise PermissionDenied("You need the 'Can replay workflows' permission.")
+    ids = list(dict.fromkeys(workflow_ids))
+    actor_name = actor or (user.get_username() if user is not None else "system")
+    actor_user = user if user is not None and user.is_authenticated else None
+    created: list[int] = []
+    shadowed: list[int] = []
+    for start in range(0, len(ids), batch_size):
+        chunk = ids[start : start + batch_size]
+        originals = list(Workflow.objects.filter(pk__in=chunk).only("id", "submission_id"))
+        sent_submissions = set(
+            Workflow.objects.filter(
+                submission_id__in=[w.submission_id for w in originals],
+                status__in=[Status.SENT, Status.SENDING, Status.SEND_UNKNOWN],
+            ).values_list("submission_id", flat=True)
+        )
+        with transaction.atomic():
+            new = Workflow.objects.bulk_create(
+                [
+                    Workflow(
+                        submission_id=w.submission_id,
+                        status=Status.PENDING,
+                        trigger=Trigger.REPLAY,
+                        replay_of_id=w.pk,
+                        shadow=shadow or w.submission_id in sent_submissions,
+                    )
+                    for w in originals
+                ]
+            )
+            AuditEvent.objects.bulk_create(
+                [
+                    AuditEvent(
+                        actor=actor_name,
+                        actor_user=actor_user,
+                        action="workflow.replayed",
+                        object_type="workflow",
+                        object_id=str(w.pk),
+                        workflow_id=w.pk,
+                        to_status=Status.PENDING,
+                        reason=reason,
+                        details={"replay_of": w.replay_of_id, "shadow": w.shadow},
+                    )
+                    for w in new
+                ]
+            )
+            enqueue_on_commit([w.pk for w in new])
+        created += [w.pk for w in new]
+        shadowed += [w.pk for w in new if w.shadow]
+    return ReplayResult(created=created, shadow=shadowed)

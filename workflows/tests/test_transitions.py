@@ -1,0 +1,123 @@
+"""The state machine: one table, one function, races reported, audit rows written."""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from intake.models import FormSubmission
+from workflows.models import AuditEvent, Status, Workflow
+from workflows.transitions import (
+    TRANSITIONS,
+    TransitionNotAllowed,
+    last_transition_to,
+    mermaid_diagram,
+    transition,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def make_workflow(status: str = Status.PENDING, key: str = "k") -> Workflow:
+    submission = FormSubmission.objects.create(
+        dedupe_key=f"test:{key}:{status}",
+        shape="forms",
+        signature_version="v3",
+        raw_payload={},
+        email="lead@example.com",
+        received_at=timezone.now(),
+    )
+    return Workflow.objects.create(submission=submission, status=status)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("from_status", "to_status"), list(TRANSITIONS))
+def test_every_allowed_transition_succeeds_and_is_audited(from_status, to_status):
+    workflow = make_workflow(from_status)
+    result = transition(workflow.pk, from_status=from_status, to_status=to_status, reason="t")
+    assert result.won and result.current_status == to_status
+    workflow.refresh_from_db()
+    assert workflow.status == to_status
+    audit = AuditEvent.objects.get(workflow=workflow)
+    assert (audit.from_status, audit.to_status, audit.actor, audit.reason) == (
+        from_status,
+        to_status,
+        "system",
+        "t",
+    )
+
+
+DISALLOWED = [(a, b) for a in Status.values for b in Status.values if (a, b) not in TRANSITIONS]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("from_status", "to_status"), DISALLOWED)
+def test_every_disallowed_transition_raises(from_status, to_status):
+    workflow = make_workflow(from_status)
+    with pytest.raises(TransitionNotAllowed, match=f"from '{from_status}' to '{to_status}'"):
+        transition(workflow.pk, from_status=from_status, to_status=to_status)
+    workflow.refresh_from_db()
+    assert workflow.status == from_status
+    assert not AuditEvent.objects.exists()
+
+
+@pytest.mark.django_db
+def test_transition_from_a_stale_status_loses_and_writes_nothing():
+    workflow = make_workflow(Status.AWAITING_APPROVAL)
+    first = transition(workflow.pk, from_status="awaiting_approval", to_status="rejected")
+    second = transition(workflow.pk, from_status="awaiting_approval", to_status="approved")
+    assert first.won and not second.won
+    assert second.current_status == Status.REJECTED
+    assert AuditEvent.objects.filter(workflow=workflow).count() == 1
+    assert last_transition_to(workflow.pk, Status.REJECTED).actor == "system"
+
+
+@pytest.mark.django_db
+def test_running_sets_started_at_and_terminal_sets_completed_at():
+    workflow = make_workflow(Status.PENDING)
+    transition(workflow.pk, from_status="pending", to_status="running")
+    transition(workflow.pk, from_status="running", to_status="failed", fields={"last_error": "x"})
+    workflow.refresh_from_db()
+    assert workflow.started_at and workflow.completed_at and workflow.last_error == "x"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the race needs PostgreSQL")
+def test_second_approval_loses_the_race_on_postgresql():
+    workflow = make_workflow(Status.AWAITING_APPROVAL, key="race")
+    barrier = threading.Barrier(2)
+    results = []
+
+    def approve():
+        from django.db import connections
+
+        try:
+            barrier.wait()
+            results.append(
+                transition(workflow.pk, from_status="awaiting_approval", to_status="approved")
+            )
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=approve) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.won for r in results) == [False, True]
+    assert AuditEvent.objects.filter(workflow_id=workflow.pk).count() == 1
+    assert Workflow.objects.get(pk=workflow.pk).status == Status.APPROVED
+
+
+def test_readme_state_diagram_matches_the_transition_table():
+    readme = (REPO / "README.md").read_text()
+    block = re.search(r"```mermaid\n(stateDiagram-v2.*?)```", readme, re.S)
+    assert block, "README.md must embed the mermaid state diagram"
+    pairs = set(re.findall(r"^\s*(\w+) --> (\w+)\s*$", block.group(1), re.M))
+    assert pairs == {(str(a), str(b)) for a, b in TRANSITIONS}
+    assert block.group(1).strip() == mermaid_diagram().strip()
