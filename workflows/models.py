@@ -61,6 +61,9 @@ class Workflow(models.Model):
     )
     last_error = models.TextField(blank=True, default="")
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(
+        max_length=64, blank=True, default="", help_text="Celery task id holding the lease."
+    )
     enqueued_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

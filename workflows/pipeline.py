@@ -1,0 +1,407 @@
+"""The steps of one workflow run, and the bookkeeping around them.
+
+``run_workflow`` is what the ``process_workflow`` task calls. It claims the workflow (a lease
+held by the Celery task id), runs each step unless its output is already stored, and decides
+per failure whether to retry (transient), or fail (permanent / retries exhausted). HubSpot is
+only ever called outside a database transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from workflows import metrics
+from workflows.hubspot import (
+    HubSpotClient,
+    HubSpotError,
+    TransientHubSpotError,
+    client_from_settings,
+)
+from workflows.models import Status, Step, Workflow, WorkflowError
+from workflows.throttle import ThrottleTimeout
+from workflows.transitions import transition
+
+log = logging.getLogger("leadline.workflows")
+
+CONTACT_PROPERTIES = (
+    "email",
+    "firstname",
+    "lastname",
+    "company",
+    "lifecyclestage",
+    "hubspot_owner_id",
+    "phone",
+)
+NO_CRM = "HUBSPOT_ACCESS_TOKEN is not set: CRM step skipped"
+
+
+class PermanentStepError(Exception):
+    """A step cannot succeed with this input; retrying will not help."""
+
+
+class RetryLater(Exception):
+    def __init__(self, countdown: float, step: str, attempt: int) -> None:
+        super().__init__(f"retry {step} attempt {attempt + 1} in {countdown:.1f}s")
+        self.countdown = countdown
+        self.step = step
+        self.attempt = attempt
+
+
+TRANSIENT = (TransientHubSpotError, ThrottleTimeout, OperationalError, InterfaceError)
+
+
+@dataclass
+class Outcome:
+    status: str
+    detail: str = ""
+
+
+def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
+    """Exponential backoff with full jitter on top of the base; HubSpot's Retry-After wins."""
+    base = settings.WORKFLOW_RETRY_BASE_SECONDS * (2 ** (attempt - 1))
+    delay = min(base + random.uniform(0, base), settings.WORKFLOW_RETRY_MAX_SECONDS)
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return delay
+
+
+def claim(workflow_id: int, task_id: str) -> Workflow | None:
+    """Take the workflow's lease for this task, or return None if someone else holds it.
+
+    ``pending`` is claimed through the state machine (``pending → running``). A ``running``
+    workflow is re-claimed only by the task that holds it (a Celery retry keeps its id), or
+    when the lease is free: released by the sweeper, or expired because the worker died.
+    """
+    now = timezone.now()
+    lease = now + timedelta(seconds=settings.WORKFLOW_LEASE_SECONDS)
+    result = transition(
+        workflow_id,
+        from_status=Status.PENDING,
+        to_status=Status.RUNNING,
+        reason="claimed by a worker",
+        details={"task_id": task_id},
+        fields={"claimed_by": task_id, "lease_expires_at": lease},
+    )
+    if not result.won:
+        if result.current_status != Status.RUNNING:
+            return None
+        free = Q(claimed_by=task_id) | Q(claimed_by="") | Q(lease_expires_at__lt=now)
+        taken = Workflow.objects.filter(Q(pk=workflow_id, status=Status.RUNNING) & free).update(
+            claimed_by=task_id, lease_expires_at=lease, updated_at=now
+        )
+        if not taken:
+            return None
+    return Workflow.objects.select_related("submission").get(pk=workflow_id)
+
+
+def _still_ours(workflow: Workflow, task_id: str) -> bool:
+    """Renew the lease; False when the sweeper gave the workflow to another task."""
+    lease = timezone.now() + timedelta(seconds=settings.WORKFLOW_LEASE_SECONDS)
+    return bool(
+        Workflow.objects.filter(pk=workflow.pk, status=Status.RUNNING, claimed_by=task_id).update(
+            lease_expires_at=lease
+        )
+    )
+
+
+# --- steps -----------------------------------------------------------------------------------
+def resolve_contact(workflow: Workflow, client: HubSpotClient | None) -> str:
+    if workflow.contact_id:
+        return "already resolved"
+    submission = workflow.submission
+    if client is None:
+        if submission.email_error or not submission.email:
+            raise PermanentStepError(
+                submission.email_error or "no email in the submission and no CRM to look it up"
+            )
+        return NO_CRM
+    contact: dict[str, Any] | None
+    if submission.object_id and submission.shape in ("event", "workflow"):
+        contact = client.get_contact(submission.object_id, properties=CONTACT_PROPERTIES)
+    elif submission.email_error or not submission.email:
+        raise PermanentStepError(f"cannot look the lead up: {submission.email_error or 'no email'}")
+    else:
+        contact = _search_with_index_lag(client, submission.email)
+        if contact is None:
+            contact = client.create_contact(_new_contact_properties(submission))
+    props = contact.get("properties") or {}
+    owner_id = str(props.get("hubspot_owner_id") or "")
+    owner = client.get_owner(owner_id) if owner_id else None
+    facts = {k: props.get(k) or "" for k in CONTACT_PROPERTIES if k != "hubspot_owner_id"}
+    if owner:
+        name = " ".join(p for p in (owner.get("firstName"), owner.get("lastName")) if p)
+        facts["owner"] = {"name": name, "email": owner.get("email") or ""}
+    workflow.contact_id = str(contact["id"])
+    workflow.owner_id = owner_id
+    workflow.contact = facts
+    workflow.save(update_fields=["contact_id", "owner_id", "contact", "updated_at"])
+    return f"contact {workflow.contact_id}, owner {owner_id or 'none'}"
+
+
+def _search_with_index_lag(client: HubSpotClient, email: str) -> dict[str, Any] | None:
+    """HubSpot's search index trails new records by seconds: a miss is asked again, with
+    backoff, before we conclude the contact does not exist."""
+    delays = [
+        settings.CONTACT_SEARCH_LAG_BASE_SECONDS * 2**i
+        for i in range(settings.CONTACT_SEARCH_LAG_RETRIES)
+    ]
+    for delay in [*delays, None]:
+        found = client.search_contact_by_email(email, properties=CONTACT_PROPERTIES)
+        if found is not None or delay is None:
+            return found
+        time.sleep(delay)
+    return None
+
+
+def _new_contact_properties(submission) -> dict[str, str]:
+    props = {
+        "email": submission.email,
+        "firstname": submission.first_name,
+        "lastname": submission.last_name,
+        "company": submission.company,
+        "phone": submission.phone,
+    }
+    return {k: v for k, v in props.items() if v}
+
+
+def draft_email(workflow: Workflow, client: HubSpotClient | None) -> str:
+    from outreach.services import draft_create
+
+    draft = draft_create(workflow_id=workflow.pk)
+    return f"draft {draft.pk} from {draft.template}"
+
+
+def create_crm_task(workflow: Workflow, client: HubSpotClient | None) -> str:
+    if workflow.task_id:
+        return "already created"
+    if workflow.shadow:
+        return "shadow replay: no CRM task"
+    if client is None:
+        return NO_CRM
+    if not workflow.contact_id:
+        return "no contact: CRM task skipped"
+    marker = f"workflow-{workflow.pk}"
+    task = None
+    if workflow.step_log.get(Step.CREATE_CRM_TASK, {}).get("attempts", 0) > 1:
+        # An earlier attempt may have created the task and lost the answer (timeout):
+        # look for it before creating another one.
+        task = _find_task_with_index_lag(client, marker)
+    if task is None:
+        task = client.create_task(
+            contact_id=workflow.contact_id,
+            owner_id=workflow.owner_id or None,
+            subject=_task_subject(workflow),
+            body=_task_body(workflow),
+            due_at=workflow.submission.received_at
+            + timedelta(minutes=settings.FOLLOW_UP_TARGET_MINUTES),
+            marker=marker,
+        )
+    workflow.task_id = str(task["id"])
+    workflow.save(update_fields=["task_id", "updated_at"])
+    return f"task {workflow.task_id}"
+
+
+def _find_task_with_index_lag(client: HubSpotClient, marker: str) -> dict[str, Any] | None:
+    for delay in (settings.CONTACT_SEARCH_LAG_BASE_SECONDS, None):
+        found = client.find_task_by_marker(marker)
+        if found is not None or delay is None:
+            return found
+        time.sleep(delay)
+    return None
+
+
+def _task_subject(workflow: Workflow) -> str:
+    sub = workflow.submission
+    who = sub.full_name or sub.email or workflow.contact.get("email") or "a lead"
+    return f"Follow up with {who}" + (f" ({sub.company})" if sub.company else "")
+
+
+def _task_body(workflow: Workflow) -> str:
+    link = f"{settings.DASHBOARD_BASE_URL}/dashboard/workflows/{workflow.pk}/"
+    draft = getattr(workflow, "draft", None)
+    text = f"Subject: {draft.subject}\n\n{draft.body}" if draft else "(no draft)"
+    return f"Review and approve in Leadline: {link}\n\n{text}"
+
+
+def hand_off(workflow: Workflow, client: HubSpotClient | None) -> str:
+    from outreach.services import hand_off as gate_hand_off
+
+    decision = gate_hand_off(workflow_id=workflow.pk)
+    return f"{decision.action}: {decision.reason}"
+
+
+STEPS: list[tuple[str, Callable[[Workflow, HubSpotClient | None], str]]] = [
+    (Step.RESOLVE_CONTACT, resolve_contact),
+    (Step.DRAFT_EMAIL, draft_email),
+    (Step.CREATE_CRM_TASK, create_crm_task),
+    (Step.HAND_OFF, hand_off),
+]
+
+
+# --- the run ---------------------------------------------------------------------------------
+def run_workflow(workflow_id: int, *, task_id: str) -> Outcome:
+    """Run every remaining step of one workflow. Idempotent; safe to call again after a crash.
+
+    Raises RetryLater when a transient error should be retried after a countdown; the caller
+    (the Celery task) schedules that. Never sends email itself: the gate's hand-off does.
+    """
+    workflow = claim(workflow_id, task_id)
+    if workflow is None:
+        current = Workflow.objects.filter(pk=workflow_id).values_list("status", flat=True).first()
+        return Outcome("skipped", f"not claimable (status {current})")
+    client = client_from_settings()
+    try:
+        for step, func in STEPS:
+            if workflow.step_log.get(step, {}).get("finished_at"):
+                continue
+            if not _still_ours(workflow, task_id):
+                return Outcome("skipped", "lease taken over by another task")
+            _run_step(workflow, step, func, client)
+    finally:
+        if client is not None:
+            client.close()
+    status = Workflow.objects.filter(pk=workflow_id).values_list("status", flat=True).first()
+    return Outcome(status or "gone")
+
+
+def _run_step(workflow: Workflow, step: str, func, client) -> None:
+    entry = dict(workflow.step_log.get(step, {}))
+    attempt = entry.get("attempts", 0) + 1
+    entry.update(attempts=attempt, started_at=entry.get("started_at") or _iso(timezone.now()))
+    workflow.step_log[step] = entry
+    workflow.current_step = step
+    workflow.attempts = attempt
+    workflow.save(update_fields=["step_log", "current_step", "attempts", "updated_at"])
+    extra = {"workflow_id": workflow.pk, "step": step, "attempt": attempt}
+    started = time.monotonic()
+    try:
+        note = func(workflow, client)
+    except TRANSIENT as exc:
+        duration = time.monotonic() - started
+        metrics.STEP_SECONDS.labels(step, "retry").observe(duration)
+        _on_transient(workflow, step, attempt, exc, duration)
+        return  # _on_transient always raises
+    except (HubSpotError, PermanentStepError) as exc:
+        duration = time.monotonic() - started
+        metrics.STEP_SECONDS.labels(step, "failed").observe(duration)
+        _fail(workflow, step, attempt, exc, retryable=False)
+        raise StepFailed(str(exc)) from exc
+    duration = time.monotonic() - started
+    metrics.STEP_SECONDS.labels(step, "ok").observe(duration)
+    entry.update(finished_at=_iso(timezone.now()), duration_ms=round(duration * 1000), note=note)
+    workflow.step_log[step] = entry
+    Workflow.objects.filter(pk=workflow.pk).update(
+        step_log=workflow.step_log, updated_at=timezone.now()
+    )
+    log.info("Step finished", extra={**extra, "duration_ms": round(duration * 1000), "note": note})
+
+
+class StepFailed(Exception):
+    """The workflow was moved to ``failed``; the task should stop without retrying."""
+
+
+def _record_error(
+    workflow: Workflow,
+    step: str,
+    attempt: int,
+    exc: BaseException,
+    *,
+    retryable: bool,
+    retry_in: float | None = None,
+) -> None:
+    WorkflowError.objects.create(
+        workflow=workflow,
+        step=step,
+        attempt=attempt,
+        exception_type=type(exc).__name__,
+        message=str(exc)[:2000],
+        traceback="".join(traceback.format_exception(exc))[-8000:],
+        retryable=retryable,
+        retry_in_seconds=retry_in,
+    )
+
+
+def _on_transient(
+    workflow: Workflow, step: str, attempt: int, exc: BaseException, duration: float
+) -> None:
+    if attempt >= settings.WORKFLOW_MAX_ATTEMPTS:
+        _fail(
+            workflow,
+            step,
+            attempt,
+            exc,
+            retryable=True,
+            why=f"retries exhausted after {attempt} attempts",
+        )
+        raise StepFailed(str(exc)) from exc
+    countdown = backoff_seconds(attempt, getattr(exc, "retry_after", None))
+    _record_error(workflow, step, attempt, exc, retryable=True, retry_in=countdown)
+    lease = timezone.now() + timedelta(seconds=countdown + settings.WORKFLOW_LEASE_SECONDS)
+    Workflow.objects.filter(pk=workflow.pk).update(
+        lease_expires_at=lease, last_error=f"{step}: {exc}"[:2000]
+    )
+    metrics.STEP_RETRIES.labels(step).inc()
+    log.warning(
+        "Retrying workflow %s step %s (attempt %s) in %.1fs: %s",
+        workflow.pk,
+        step,
+        attempt + 1,
+        countdown,
+        type(exc).__name__,
+        extra={
+            "workflow_id": workflow.pk,
+            "step": step,
+            "attempt": attempt,
+            "delay_s": round(countdown, 2),
+            "duration_ms": round(duration * 1000),
+        },
+    )
+    raise RetryLater(countdown, step, attempt) from exc
+
+
+def _fail(
+    workflow: Workflow,
+    step: str,
+    attempt: int,
+    exc: BaseException,
+    *,
+    retryable: bool,
+    why: str = "permanent error",
+) -> None:
+    message = f"{step} failed ({why}): {exc}"[:2000]
+    with transaction.atomic():
+        _record_error(workflow, step, attempt, exc, retryable=retryable)
+        transition(
+            workflow.pk,
+            from_status=Status.RUNNING,
+            to_status=Status.FAILED,
+            reason=message,
+            details={"step": step, "attempt": attempt, "error": type(exc).__name__},
+            fields={"last_error": message, "claimed_by": ""},
+        )
+    metrics.WORKFLOW_FAILURES.labels(step, "exhausted" if retryable else "permanent").inc()
+    log.error(
+        "Workflow failed",
+        extra={
+            "workflow_id": workflow.pk,
+            "step": step,
+            "attempt": attempt,
+            "error": type(exc).__name__,
+        },
+    )
+
+
+def _iso(moment) -> str:
+    return moment.isoformat()

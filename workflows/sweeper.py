@@ -1,0 +1,69 @@
+"""The stuck-work sweeper: re-enqueues what a lost enqueue or a dead worker left behind.
+
+Two sweepers never double-enqueue: rows are claimed with ``SELECT … FOR UPDATE SKIP LOCKED``
+and stamped in the same transaction, so a second sweeper neither waits for nor sees them.
+Each run is bounded (``SWEEPER_BATCH_SIZE`` per kind).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from workflows import metrics
+from workflows.models import Status, Workflow
+from workflows.services import workflows_enqueue
+
+log = logging.getLogger("leadline.sweeper")
+
+
+@dataclass
+class SweepResult:
+    pending: int = 0
+    expired_leases: int = 0
+    published: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def sweep(*, now: datetime | None = None, batch_size: int | None = None) -> SweepResult:
+    now = now or timezone.now()
+    batch = batch_size or settings.SWEEPER_BATCH_SIZE
+    stale = now - timedelta(seconds=settings.SWEEPER_PENDING_AFTER_SECONDS)
+    result = SweepResult()
+    with transaction.atomic():
+        # Lost enqueues: pending rows nobody published, or published long ago and never run.
+        pending = list(
+            Workflow.objects.select_for_update(skip_locked=True)
+            .filter(status=Status.PENDING, created_at__lt=stale)
+            .exclude(enqueued_at__gte=stale)
+            .order_by("created_at")
+            .values_list("pk", flat=True)[:batch]
+        )
+        Workflow.objects.filter(pk__in=pending).update(enqueued_at=now)
+        # Dead workers: running rows whose lease ran out. Releasing the claim lets the next
+        # task take the lease; the fresh lease keeps the next sweep from re-enqueueing it.
+        expired = list(
+            Workflow.objects.select_for_update(skip_locked=True)
+            .filter(status=Status.RUNNING, lease_expires_at__lt=now)
+            .order_by("lease_expires_at")
+            .values_list("pk", flat=True)[:batch]
+        )
+        Workflow.objects.filter(pk__in=expired).update(
+            claimed_by="",
+            lease_expires_at=now + timedelta(seconds=settings.WORKFLOW_LEASE_SECONDS),
+            enqueued_at=now,
+        )
+    result.pending, result.expired_leases = len(pending), len(expired)
+    if pending or expired:
+        result.published = workflows_enqueue([*pending, *expired])
+        metrics.SWEPT.labels("pending").inc(len(pending))
+        metrics.SWEPT.labels("expired_lease").inc(len(expired))
+        log.warning("Sweeper re-enqueued stuck workflows", extra=result.as_dict())
+    return result

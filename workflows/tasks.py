@@ -1,0 +1,35 @@
+"""Celery tasks of the workflow engine. Thin: ids in, one service call, retries decided by
+the pipeline's error classification (never blindly on every exception)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from celery.app.task import Task
+
+from workflows import pipeline, sweeper
+
+
+@shared_task(
+    name="workflows.process_workflow",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=None,  # the pipeline counts attempts per step (WORKFLOW_MAX_ATTEMPTS)
+    ignore_result=True,
+)
+def process_workflow(self: Task, workflow_id: int) -> str:
+    """Run the remaining steps of one workflow. Idempotent: safe to redeliver or re-enqueue;
+    each step is skipped when its output is stored. Never sends email itself."""
+    try:
+        outcome = pipeline.run_workflow(workflow_id, task_id=self.request.id or "")
+    except pipeline.RetryLater as retry:
+        raise self.retry(countdown=retry.countdown, exc=None) from None
+    except pipeline.StepFailed as failed:
+        return f"failed: {failed}"
+    return f"{outcome.status} {outcome.detail}".strip()
+
+
+@shared_task(name="workflows.sweep_workflows", ignore_result=True)
+def sweep_workflows() -> dict[str, int]:
+    """Re-enqueue lost work (run by beat every minute). Safe to run in several places at once."""
+    return sweeper.sweep().as_dict()

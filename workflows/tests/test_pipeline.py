@@ -1,0 +1,247 @@
+"""The workflow steps against the HubSpot sandbox over real HTTP, the task body run directly.
+
+(The end-to-end tests in tests/e2e run the same thing through a real Celery worker.)
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.utils import timezone
+
+from intake.models import FormSubmission
+from workflows import pipeline
+from workflows.models import Status, Step, Workflow, WorkflowError
+from workflows.sweeper import sweep
+
+
+@pytest.fixture
+def crm(settings, sandbox):
+    settings.HUBSPOT_ACCESS_TOKEN = sandbox.token
+    settings.HUBSPOT_API_BASE_URL = sandbox.url
+    settings.CELERY_BROKER_URL = "memory://"
+    settings.WORKFLOW_RETRY_BASE_SECONDS = 1
+    settings.CONTACT_SEARCH_LAG_BASE_SECONDS = 0.3
+    settings.CONTACT_SEARCH_LAG_RETRIES = 3
+    return sandbox
+
+
+def new_workflow(email: str = "lead@acme.test", key: str = "1", **fields) -> Workflow:
+    submission = FormSubmission.objects.create(
+        dedupe_key=f"test:{key}",
+        shape=fields.pop("shape", "forms"),
+        signature_version="v3",
+        raw_payload={},
+        email=email,
+        first_name="Lea",
+        last_name="Lead",
+        company="Acme",
+        form_id="contact-us",
+        received_at=timezone.now(),
+        **fields,
+    )
+    return Workflow.objects.create(submission=submission)
+
+
+def run_until_done(workflow_id: int, max_runs: int = 6, wait: bool = False) -> list[float]:
+    """Call the pipeline as Celery would on each retry; return the scheduled countdowns."""
+    countdowns = []
+    for _ in range(max_runs):
+        try:
+            pipeline.run_workflow(workflow_id, task_id="task-1")
+            return countdowns
+        except pipeline.RetryLater as retry:
+            countdowns.append(retry.countdown)
+            if wait:
+                time.sleep(retry.countdown)
+        except pipeline.StepFailed:
+            return countdowns
+    raise AssertionError("workflow did not settle")
+
+
+@pytest.mark.django_db
+def test_a_new_lead_reaches_awaiting_approval_with_contact_owner_task_and_draft(crm):
+    crm.seed_contact(email="lead@acme.test", firstname="Lea", company="Acme", id="501")
+    workflow = new_workflow()
+    run_until_done(workflow.pk)
+    workflow.refresh_from_db()
+    assert workflow.status == Status.AWAITING_APPROVAL
+    assert (workflow.contact_id, workflow.owner_id) == ("501", "1001")
+    assert workflow.task_id and workflow.draft.recipient == "lead@acme.test"
+    assert workflow.contact["owner"]["name"] == "Avery Owner"
+    tasks = crm.requests("tasks.create")
+    assert len(tasks) == 1
+    body = tasks[0].json
+    assert body["properties"]["hubspot_owner_id"] == "1001"
+    assert body["associations"][0]["types"][0]["associationTypeId"] == 204
+    assert f"/dashboard/workflows/{workflow.pk}/" in body["properties"]["hs_task_body"]
+    for step in (Step.RESOLVE_CONTACT, Step.DRAFT_EMAIL, Step.CREATE_CRM_TASK, Step.HAND_OFF):
+        assert workflow.step_log[step]["finished_at"] >= workflow.step_log[step]["started_at"]
+
+
+@pytest.mark.django_db
+def test_two_500s_then_success_completes_with_two_errors_and_three_attempts(crm):
+    crm.add_fault("contacts.search", {"kind": "status", "status": 500, "times": 2})
+    workflow = new_workflow()
+    countdowns = run_until_done(workflow.pk)
+    workflow.refresh_from_db()
+    assert workflow.status == Status.AWAITING_APPROVAL
+    errors = list(WorkflowError.objects.filter(workflow=workflow))
+    assert [(e.step, e.attempt, e.retryable) for e in errors] == [
+        (Step.RESOLVE_CONTACT, 1, True),
+        (Step.RESOLVE_CONTACT, 2, True),
+    ]
+    assert workflow.step_log[Step.RESOLVE_CONTACT]["attempts"] == 3
+    # exponential backoff with jitter: attempt 1 waits in [1, 2), attempt 2 in [2, 4)
+    assert 1 <= countdowns[0] < 2 and 2 <= countdowns[1] < 4
+    assert [e.retry_in_seconds for e in errors] == countdowns
+
+
+@pytest.mark.django_db
+def test_a_400_fails_after_one_attempt_with_hubspots_message(crm):
+    crm.add_fault("contacts.search", {"kind": "status", "status": 400, "times": 1})
+    workflow = new_workflow()
+    assert run_until_done(workflow.pk) == []
+    workflow.refresh_from_db()
+    assert workflow.status == Status.FAILED
+    error = WorkflowError.objects.get(workflow=workflow)
+    assert (error.attempt, error.retryable, error.exception_type) == (
+        1,
+        False,
+        "PermanentHubSpotError",
+    )
+    assert "resolve_contact failed" in workflow.last_error
+
+
+@pytest.mark.django_db
+def test_retries_exhausted_fail_the_workflow(crm):
+    crm.add_fault("contacts.search", {"kind": "status", "status": 503, "times": 5})
+    workflow = new_workflow()
+    assert len(run_until_done(workflow.pk)) == 2
+    workflow.refresh_from_db()
+    assert workflow.status == Status.FAILED and "retries exhausted" in workflow.last_error
+    assert WorkflowError.objects.filter(workflow=workflow).count() == 3
+
+
+@pytest.mark.django_db
+def test_a_timeout_is_retried(crm, monkeypatch):
+    monkeypatch.setattr(
+        "workflows.hubspot.HubSpotClient.__init__.__defaults__", None, raising=False
+    )
+    crm.add_fault("owners.get", {"kind": "timeout", "seconds": 1.5, "times": 1})
+    crm.seed_contact(email="lead@acme.test", id="777")
+    workflow = new_workflow()
+    from workflows import hubspot
+
+    original = hubspot.client_from_settings
+
+    def quick_client():
+        client = original()
+        client.timeout = (1.0, 0.5)
+        return client
+
+    monkeypatch.setattr(pipeline, "client_from_settings", quick_client)
+    countdowns = run_until_done(workflow.pk)
+    workflow.refresh_from_db()
+    assert len(countdowns) == 1 and workflow.status == Status.AWAITING_APPROVAL
+    assert WorkflowError.objects.get(workflow=workflow).exception_type == "TransientHubSpotError"
+
+
+@pytest.mark.django_db
+def test_index_lag_finds_the_contact_on_a_later_search_and_creates_none(crm):
+    crm.configure(index_lag_seconds=0.6)
+    from workflows.hubspot import HubSpotClient
+
+    HubSpotClient(base_url=crm.url, token=crm.token).create_contact({"email": "lag@acme.test"})
+    workflow = new_workflow(email="lag@acme.test")
+    run_until_done(workflow.pk)
+    workflow.refresh_from_db()
+    assert workflow.status == Status.AWAITING_APPROVAL
+    assert len(crm.requests("contacts.create")) == 1  # only the one made above
+    assert len(crm.requests("contacts.search")) >= 2
+
+
+@pytest.mark.django_db
+def test_an_unknown_lead_is_created_in_the_crm(crm):
+    workflow = new_workflow(email="fresh@acme.test")
+    run_until_done(workflow.pk)
+    workflow.refresh_from_db()
+    created = crm.requests("contacts.create")
+    assert len(created) == 1 and created[0].json["properties"]["email"] == "fresh@acme.test"
+    assert workflow.contact_id
+
+
+@pytest.mark.django_db
+def test_a_retried_task_create_after_a_timeout_does_not_create_a_second_task(crm, monkeypatch):
+    crm.seed_contact(email="lead@acme.test", id="42")
+    # The task is created, but the answer is lost: the client times out.
+    crm.add_fault("tasks.create", {"kind": "timeout", "seconds": 1.5, "times": 1})
+    from workflows import hubspot
+
+    original = hubspot.client_from_settings
+
+    def quick_client():
+        client = original()
+        client.timeout = (1.0, 0.5)
+        return client
+
+    monkeypatch.setattr(pipeline, "client_from_settings", quick_client)
+    workflow = new_workflow()
+    assert len(run_until_done(workflow.pk, wait=True)) == 1
+    workflow.refresh_from_db()
+    assert workflow.status == Status.AWAITING_APPROVAL
+    assert len(crm.requests("tasks.create")) == 1  # the retry found it instead of creating
+    assert len(crm.requests("tasks.search")) >= 1
+    assert list(crm.state.tasks) == [workflow.task_id]
+
+
+@pytest.mark.django_db
+def test_without_a_token_crm_steps_are_skipped_with_a_reason_and_the_draft_is_made(settings):
+    settings.HUBSPOT_ACCESS_TOKEN = ""
+    workflow = new_workflow()
+    run_until_done(workflow.pk)
+    workflow.refresh_from_db()
+    assert workflow.status == Status.AWAITING_APPROVAL
+    assert "HUBSPOT_ACCESS_TOKEN is not set" in workflow.step_log[Step.RESOLVE_CONTACT]["note"]
+    assert "HUBSPOT_ACCESS_TOKEN is not set" in workflow.step_log[Step.CREATE_CRM_TASK]["note"]
+    assert workflow.draft.recipient == "lead@acme.test"
+
+
+@pytest.mark.django_db
+def test_an_invalid_email_fails_the_workflow_with_the_reason(settings):
+    settings.HUBSPOT_ACCESS_TOKEN = ""
+    workflow = new_workflow(email="", email_error="invalid email 'not-an-email'")
+    run_until_done(workflow.pk)
+    workflow.refresh_from_db()
+    assert workflow.status == Status.FAILED
+    assert "invalid email 'not-an-email'" in workflow.last_error
+
+
+@pytest.mark.django_db
+def test_a_workflow_claimed_by_a_live_task_is_not_taken_by_another(crm):
+    workflow = new_workflow()
+    assert pipeline.claim(workflow.pk, "task-a") is not None
+    assert pipeline.claim(workflow.pk, "task-b") is None
+    assert pipeline.claim(workflow.pk, "task-a") is not None  # a Celery retry keeps its id
+
+
+@pytest.mark.django_db
+def test_sweeper_requeues_lost_enqueues_and_expired_leases(settings):
+    settings.SWEEPER_PENDING_AFTER_SECONDS = 60
+    old = timezone.now() - timezone.timedelta(minutes=5)
+    lost = new_workflow(key="lost")
+    fresh = new_workflow(key="fresh")
+    dead = new_workflow(key="dead")
+    Workflow.objects.filter(pk=lost.pk).update(created_at=old)
+    Workflow.objects.filter(pk=dead.pk).update(
+        status=Status.RUNNING, claimed_by="dead-task", lease_expires_at=old
+    )
+    result = sweep()
+    assert (result.pending, result.expired_leases) == (1, 1)
+    dead.refresh_from_db()
+    assert dead.claimed_by == "" and dead.lease_expires_at > timezone.now()
+    assert pipeline.claim(dead.pk, "new-task") is not None
+    assert sweep().as_dict()["pending"] == 0  # stamped: the next sweep leaves them alone
+    fresh.refresh_from_db()
+    assert fresh.enqueued_at is None
