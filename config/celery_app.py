@@ -3,9 +3,24 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("leadline")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_init.connect
+def refuse_unsafe_send_mode(**kwargs: object) -> None:
+    """A worker must not start in a send mode `manage.py check` would refuse."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from outreach.gate import enforce_send_mode
+
+    try:
+        enforce_send_mode()
+    except ImproperlyConfigured as exc:
+        # Celery logs and swallows exceptions from signal handlers; SystemExit gets through.
+        raise SystemExit(f"Refusing to start: {exc}") from None

@@ -255,7 +255,12 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
 else:
     # Must exceed the longest countdown/ETA we ever schedule, or Redis redelivers early.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": 2 * 3600,
+        # A broker that drops packets must not hang a webhook request: bounded socket waits.
+        "socket_connect_timeout": 2,
+        "socket_timeout": 5,
+    }
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
 CELERY_RESULT_EXPIRES = 7 * 24 * 3600
@@ -273,10 +278,10 @@ CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BEAT_SCHEDULE = {
     "sweep-stuck-workflows": {"task": "workflows.sweep_workflows", "schedule": 60.0},
 }
-# Enqueue must not hang a webhook request when the broker is down: fail fast and let the
-# sweeper pick the pending row up later.
+# Enqueue must not hang a webhook request when the broker is down: publishing fails fast
+# (workflows_enqueue connects once, without retries) and the sweeper re-enqueues the pending
+# rows later. The worker keeps Celery's default reconnect behaviour.
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
-CELERY_BROKER_CONNECTION_MAX_RETRIES = 0
 CELERY_TASK_PUBLISH_RETRY = False
 
 # --- REST framework --------------------------------------------------------------------------

@@ -4,3 +4,8 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 application = get_wsgi_application()
+
+# System checks do not run under gunicorn: refuse to serve in a send mode that is not allowed.
+from outreach.gate import enforce_send_mode  # noqa: E402
+
+enforce_send_mode()

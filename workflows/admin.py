@@ -1,7 +1,20 @@
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.template.response import TemplateResponse
 
 from config.admin_display import pretty_json
+from outreach.models import EmailDraft
+from outreach.services import workflow_approve, workflow_reject
 from workflows.models import AuditEvent, Workflow, WorkflowError
+from workflows.services import workflows_replay
+
+
+class RejectForm(forms.Form):
+    reason = forms.CharField(
+        max_length=2000, widget=forms.TextInput(attrs={"size": 60}), help_text="Required."
+    )
 
 
 class WorkflowErrorInline(admin.TabularInline):
@@ -39,6 +52,77 @@ class WorkflowAdmin(admin.ModelAdmin):
         f.name for f in Workflow._meta.fields if f.name not in ("contact", "step_log")
     ] + ["contact_facts", "steps"]
     inlines = [WorkflowErrorInline]
+    actions = ["approve_selected", "reject_selected", "replay_selected"]
+
+    # The actions call the same services as the dashboard; one message per workflow says
+    # whether it was decided here or had already been decided (a lost race).
+    def has_approve_permission(self, request) -> bool:
+        return request.user.has_perm("workflows.approve_workflow")
+
+    def has_reject_permission(self, request) -> bool:
+        return request.user.has_perm("workflows.reject_workflow")
+
+    def has_replay_permission(self, request) -> bool:
+        return request.user.has_perm("workflows.replay_workflow")
+
+    def _decide_each(self, request, queryset, decide) -> None:
+        for workflow_id in queryset.order_by("created_at").values_list("pk", flat=True):
+            try:
+                result = decide(workflow_id)
+            except PermissionDenied as exc:
+                self.message_user(request, f"Not allowed: {exc}", messages.ERROR)
+                return
+            except (ValidationError, ValueError, EmailDraft.DoesNotExist) as exc:
+                text = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+                self.message_user(request, f"#{workflow_id}: {text or 'no draft'}", messages.ERROR)
+                continue
+            level = messages.SUCCESS if result.ok else messages.WARNING
+            self.message_user(request, f"#{workflow_id}: {result.message}", level)
+
+    @admin.action(description="Approve selected drafts as drafted", permissions=["approve"])
+    def approve_selected(self, request, queryset) -> None:
+        self._decide_each(
+            request, queryset, lambda pk: workflow_approve(workflow_id=pk, user=request.user)
+        )
+
+    @admin.action(description="Reject selected drafts…", permissions=["reject"])
+    def reject_selected(self, request, queryset) -> TemplateResponse | None:
+        """Asks for a reason on an intermediate page, then rejects each workflow."""
+        form = RejectForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            reason = form.cleaned_data["reason"]
+            self._decide_each(
+                request,
+                queryset,
+                lambda pk: workflow_reject(workflow_id=pk, user=request.user, reason=reason),
+            )
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Reject drafts",
+            "opts": self.model._meta,
+            "form": form,
+            "workflows": queryset.select_related("submission"),
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "dashboard/admin_reject.html", context)
+
+    @admin.action(description="Replay selected workflows", permissions=["replay"])
+    def replay_selected(self, request, queryset) -> None:
+        try:
+            result = workflows_replay(
+                workflow_ids=list(queryset.values_list("pk", flat=True)),
+                user=request.user,
+                reason="admin: replay",
+            )
+        except PermissionDenied as exc:
+            self.message_user(request, f"Not allowed: {exc}", messages.ERROR)
+            return
+        created = ", ".join(f"#{pk}" for pk in result.created)
+        text = f"Started {len(result.created)} replay(s): {created}."
+        if result.shadow:
+            text += f" {len(result.shadow)} in shadow mode (an email may already have gone out)."
+        self.message_user(request, text, messages.SUCCESS)
 
     @admin.display(description="contact")
     def contact_facts(self, obj: Workflow) -> str:

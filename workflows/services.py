@@ -31,6 +31,7 @@ def workflows_enqueue(workflow_ids: Sequence[int]) -> int:
     published: list[int] = []
     try:
         with app.producer_or_acquire() as producer:
+            producer.connection.ensure_connection(max_retries=0, timeout=2)
             for workflow_id in workflow_ids:
                 app.send_task(PROCESS_TASK, args=[workflow_id], producer=producer)
                 published.append(workflow_id)

@@ -1,0 +1,312 @@
+"""Recognise the three HubSpot webhook body shapes and normalise them into lead items."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+
+ACCEPTED_SHAPES = (
+    "a Webhooks API event array ([{subscriptionType|eventType, objectId, ...}]), "
+    'a workflow contact ({"properties": {...}}) or '
+    'a Forms submission ({"fields": [{"name", "value"}], ...})'
+)
+MAX_DEPTH = 32
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+FIELD_NAMES = {
+    "email": ("email",),
+    "first_name": ("firstname", "first_name"),
+    "last_name": ("lastname", "last_name"),
+    "company": ("company", "company_name"),
+    "phone": ("phone", "mobilephone", "phone_number"),
+    "message": (
+        "message",
+        "comments",
+        "comment",
+        "what_can_we_help_you_with",
+        "how_can_we_help",
+        "how_can_we_help_you",
+        "inquiry",
+        "enquiry",
+    ),
+}
+
+
+class PayloadError(ValueError):
+    """The body is not one HubSpot shape we accept; the message says what was expected."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class NormalisedItem:
+    shape: str
+    email: str = ""
+    email_error: str = ""
+    first_name: str = ""
+    last_name: str = ""
+    company: str = ""
+    phone: str = ""
+    message: str = ""
+    form_id: str = ""
+    page_uri: str = ""
+    portal_id: int | None = None
+    submitted_at: datetime | None = None
+    object_id: str = ""
+    event_type: str = ""
+    raw: Any
+    dedupe_key: str
+
+
+def parse_body(
+    body: bytes, *, query: Mapping[str, str] | None = None, max_events: int = 100
+) -> list[NormalisedItem]:
+    """Parse a webhook body into items, or raise PayloadError. Pure: no I/O, no database."""
+    data = _load_json(body)
+    query = query or {}
+    if isinstance(data, list):
+        return _parse_events(data, max_events)
+    if isinstance(data, dict) and isinstance(data.get("fields"), list):
+        return [_parse_form(data, query)]
+    if isinstance(data, dict) and isinstance(data.get("properties"), dict):
+        return [_parse_workflow(data, query)]
+    raise PayloadError(f"unrecognised body; expected {ACCEPTED_SHAPES}")
+
+
+def _load_json(body: bytes) -> Any:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PayloadError(f"body is not valid UTF-8 ({exc.reason} at byte {exc.start})") from exc
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError as exc:
+        raise PayloadError("body is nested too deeply") from exc
+    except ValueError as exc:
+        raise PayloadError(f"body is not valid JSON: {exc}") from exc
+    if _depth(data) > MAX_DEPTH:
+        raise PayloadError(f"body is nested more than {MAX_DEPTH} levels deep")
+    return data
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not allowed")
+
+
+def _depth(value: Any) -> int:
+    # Iterative, so that measuring a deep body cannot itself hit the recursion limit.
+    deepest, stack = 0, [(value, 1)]
+    while stack and deepest <= MAX_DEPTH:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(node, dict):
+            stack.extend((child, depth + 1) for child in node.values())
+        elif isinstance(node, list):
+            stack.extend((child, depth + 1) for child in node)
+    return deepest
+
+
+def _parse_events(events: list[Any], max_events: int) -> list[NormalisedItem]:
+    if not events:
+        raise PayloadError(f"empty array; expected {ACCEPTED_SHAPES}")
+    if len(events) > max_events:
+        raise PayloadError(f"{len(events)} events in one batch; HubSpot sends at most {max_events}")
+    return [_parse_event(event, index) for index, event in enumerate(events)]
+
+
+def _parse_event(event: Any, index: int) -> NormalisedItem:
+    if not isinstance(event, dict):
+        raise PayloadError(f"event {index} is not an object; expected {ACCEPTED_SHAPES}")
+    event_type = event.get("subscriptionType") or event.get("eventType")
+    object_id = event.get("objectId")
+    if not isinstance(event_type, str) or not _is_id(object_id):
+        raise PayloadError(f"event {index} lacks subscriptionType/eventType or objectId")
+    # attemptNumber is left out because it changes on redelivery; eventId alone is not unique.
+    identity = [
+        event.get(key)
+        for key in (
+            "portalId",
+            "objectId",
+            "occurredAt",
+            "eventId",
+            "propertyName",
+            "propertyValue",
+        )
+    ]
+    return NormalisedItem(
+        shape="event",
+        portal_id=_to_int(event.get("portalId")),
+        submitted_at=_to_datetime(event.get("occurredAt")),
+        object_id=_clean(str(object_id)),
+        event_type=_clean(event_type),
+        raw=event,
+        dedupe_key="evt:" + _sha256(identity),
+    )
+
+
+def _parse_workflow(body: dict[str, Any], query: Mapping[str, str]) -> NormalisedItem:
+    # CRM v3 properties are plain values; the legacy shape wraps each one as {"value": ...}.
+    properties = {
+        str(name).lower(): value.get("value") if isinstance(value, dict) else value
+        for name, value in body["properties"].items()
+    }
+    submission = _latest_form_submission(body.get("form-submissions"))
+    object_id = next(
+        (body[key] for key in ("id", "objectId", "vid", "canonical-vid") if _is_id(body.get(key))),
+        properties.get("hs_object_id"),
+    )
+    return _build(
+        shape="workflow",
+        fields=properties,
+        body=body,
+        portal_id=_first_int(body.get("portalId"), body.get("portal-id"), *_query(query, "portal")),
+        form_id=_first_text(submission.get("form-id"), *_query(query, "form")),
+        page_uri=_text(submission.get("page-url")),
+        submitted_at=_to_datetime(
+            properties.get("recent_conversion_date")
+            or submission.get("timestamp")
+            or body.get("createdAt")
+        ),
+        object_id=_text(object_id) if _is_id(object_id) else "",
+    )
+
+
+def _parse_form(body: dict[str, Any], query: Mapping[str, str]) -> NormalisedItem:
+    fields: dict[str, Any] = {}
+    for index, field in enumerate(body["fields"]):
+        if not isinstance(field, dict):
+            raise PayloadError(f"form field {index} is not a {{name, value}} object")
+        name = str(field.get("name", "")).lower()
+        # Multi-select fields repeat their name; the first non-empty value is the one we map.
+        if not _text(fields.get(name)):
+            fields[name] = field.get("value")
+    context = body.get("context") if isinstance(body.get("context"), dict) else {}
+    return _build(
+        shape="forms",
+        fields=fields,
+        body=body,
+        portal_id=_first_int(body.get("portalId"), *_query(query, "portal")),
+        form_id=_first_text(body.get("formId"), body.get("formGuid"), *_query(query, "form")),
+        page_uri=_text(context.get("pageUri")),
+        submitted_at=_to_datetime(body.get("submittedAt")),
+        object_id="",
+    )
+
+
+def _build(
+    *,
+    shape: str,
+    fields: Mapping[str, Any],
+    body: dict[str, Any],
+    portal_id: int | None,
+    form_id: str,
+    **rest: Any,
+) -> NormalisedItem:
+    mapped = {
+        attribute: _first_text(*(fields.get(name) for name in names))
+        for attribute, names in FIELD_NAMES.items()
+    }
+    email, email_error = _normalise_email(mapped.pop("email"))
+    prefix = "workflow:" if shape == "workflow" else "forms:"
+    return NormalisedItem(
+        shape=shape,
+        email=email,
+        email_error=email_error,
+        portal_id=portal_id,
+        form_id=form_id,
+        raw=body,
+        dedupe_key=prefix + _sha256([body, portal_id, form_id]),
+        **mapped,
+        **rest,
+    )
+
+
+def _normalise_email(value: str) -> tuple[str, str]:
+    email = value.strip().lower()
+    if not email:
+        return "", "missing email"
+    try:
+        validate_email(email)
+    except ValidationError:
+        shown = value if len(value) <= 80 else value[:77] + "..."
+        return "", f"invalid email {shown!r}"
+    return email, ""
+
+
+def _latest_form_submission(submissions: Any) -> dict[str, Any]:
+    candidates = (
+        [s for s in submissions or [] if isinstance(s, dict)]
+        if isinstance(submissions, list)
+        else []
+    )
+    return max(candidates, key=lambda s: _to_int(s.get("timestamp")) or 0, default={})
+
+
+def _query(query: Mapping[str, str], kind: str) -> list[Any]:
+    names = {
+        "portal": ("portalId", "portal_id"),
+        "form": ("formId", "formGuid", "form_id"),
+    }[kind]
+    return [query.get(name) for name in names]
+
+
+def _sha256(value: Any) -> str:
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # surrogatepass: JSON may carry lone "\udXXX" escapes, which strict UTF-8 cannot encode.
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _is_id(value: Any) -> bool:
+    return (isinstance(value, int) and not isinstance(value, bool)) or (
+        isinstance(value, str) and value.strip() != ""
+    )
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        return _clean(str(value).strip())
+    return ""
+
+
+def _clean(text: str) -> str:
+    # PostgreSQL text refuses NUL and lone surrogates; drop them so a stray byte can't lose a lead.
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+
+
+def _first_text(*values: Any) -> str:
+    return next((text for text in map(_text, values) if text), "")
+
+
+def _to_int(value: Any) -> int | None:
+    """An int that fits a bigint column, from a JSON number or a digit string; else None."""
+    if isinstance(value, str):
+        digits = value.strip()
+        value = int(digits) if digits.isascii() and digits.isdigit() and len(digits) < 20 else None
+    if isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
+        return value
+    return None
+
+
+def _first_int(*values: Any) -> int | None:
+    return next((number for number in map(_to_int, values) if number is not None), None)
+
+
+def _to_datetime(value: Any) -> datetime | None:
+    """HubSpot times are epoch milliseconds (number or digit string) or ISO 8601 strings."""
+    millis = _to_int(value)
+    try:
+        if millis is not None:
+            return EPOCH + timedelta(milliseconds=millis)
+        if isinstance(value, str) and value:
+            parsed = datetime.fromisoformat(value)
+            return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        pass
+    return None

@@ -1,0 +1,523 @@
+"""The webhook contract (DESIGN.md), end to end through the URL, the view and the database."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import pytest
+from django.db import connection, transaction
+from django.urls import reverse
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from intake.models import FormSubmission
+from intake.tests.conftest import (
+    SECRET,
+    WEBHOOK_PATH,
+    queued_tasks,
+    sample,
+    signature_headers,
+)
+from workflows.models import AuditEvent, Workflow
+
+pytestmark = pytest.mark.django_db
+
+
+def event_batch(size: int, *, first_object_id: int = 9000) -> list[dict]:
+    return [
+        {
+            "eventId": 7000 + i,
+            "subscriptionId": 12345,
+            "portalId": 62515,
+            "appId": 54321,
+            "occurredAt": 1764201600000 + i,
+            "subscriptionType": "contact.creation",
+            "attemptNumber": 0,
+            "objectId": first_object_id + i,
+            "changeSource": "FORM",
+            "changeFlag": "NEW",
+        }
+        for i in range(size)
+    ]
+
+
+def forms_body(**fields: str) -> dict:
+    values = {"email": "lin@example.com", "firstname": "Lin", **fields}
+    return {
+        "portalId": 62515,
+        "formGuid": "form-1",
+        "submittedAt": "1764235200000",
+        "fields": [{"name": name, "value": value} for name, value in values.items()],
+    }
+
+
+def assert_nothing_stored() -> None:
+    assert FormSubmission.objects.count() == 0
+    assert Workflow.objects.count() == 0
+    assert AuditEvent.objects.count() == 0
+
+
+# --- accepted deliveries ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sample_name", "shape", "email"),
+    [
+        ("forms-submission.json", "forms", "grace@navy.example.mil"),
+        ("workflow-contact-v3.json", "workflow", "ada.lovelace@example.com"),
+        ("workflow-contact-legacy.json", "workflow", "jose.nunez@example.org"),
+    ],
+)
+def test_it_accepts_each_single_lead_shape(post_webhook, sample_name, shape, email):
+    response = post_webhook(sample(sample_name))
+
+    assert response.status_code == 202
+    body = response.json()
+    assert body["accepted"] == 1 and body["duplicates"] == 0
+    submission = FormSubmission.objects.get(pk=body["submission_ids"][0])
+    assert (submission.shape, submission.email, submission.signature_version) == (
+        shape,
+        email,
+        "v3",
+    )
+    workflow = submission.workflows.get()
+    assert (workflow.status, workflow.trigger, workflow.enqueued_at) == ("pending", "webhook", None)
+    audit = AuditEvent.objects.get(workflow=workflow)
+    assert (audit.actor, audit.action, audit.object_id) == (
+        "hubspot",
+        "submission.received",
+        str(submission.pk),
+    )
+
+
+def test_it_stores_non_ascii_lead_fields_exactly(post_webhook):
+    response = post_webhook(sample("workflow-contact-legacy.json"))
+
+    submission = FormSubmission.objects.get(pk=response.json()["submission_ids"][0])
+    assert (submission.last_name, submission.company) == ("Núñez", "Ñandú Logística")
+    assert submission.raw_payload == json.loads(sample("workflow-contact-legacy.json"))
+
+
+def test_events_sharing_an_event_id_are_both_stored(post_webhook):
+    response = post_webhook(sample("events-batch.json"))
+
+    assert response.status_code == 202
+    assert response.json()["accepted"] == 3
+    assert FormSubmission.objects.filter(raw_payload__eventId=1001).count() == 2
+    assert Workflow.objects.filter(status="pending").count() == 3
+
+
+def test_a_100_event_batch_is_stored_in_a_bounded_number_of_queries(
+    post_webhook, django_assert_max_num_queries
+):
+    # savepoint, one INSERT each for submissions, workflows and audit rows, release.
+    # SQLite caps a statement at 999 parameters, so there each INSERT takes a few chunks.
+    with django_assert_max_num_queries(5 if connection.vendor == "postgresql" else 10):
+        response = post_webhook(event_batch(100))
+
+    assert response.status_code == 202
+    assert response.json()["accepted"] == 100
+    assert len(set(response.json()["submission_ids"])) == 100
+    assert FormSubmission.objects.count() == 100
+    assert Workflow.objects.filter(status="pending", trigger="webhook").count() == 100
+    assert AuditEvent.objects.filter(action="submission.received").count() == 100
+
+
+def test_a_redelivered_batch_is_acknowledged_as_duplicates(post_webhook):
+    post_webhook(event_batch(100))
+    redelivered = [{**event, "attemptNumber": 1} for event in event_batch(100)]
+
+    response = post_webhook(redelivered)
+
+    assert response.status_code == 202
+    assert response.json() == {"accepted": 0, "duplicates": 100, "submission_ids": []}
+    assert FormSubmission.objects.count() == 100
+    assert Workflow.objects.count() == 100
+
+
+def test_a_batch_mixing_new_and_known_events_accepts_only_the_new(post_webhook):
+    post_webhook(event_batch(2))
+
+    response = post_webhook(event_batch(3))
+
+    assert response.json()["accepted"] == 1
+    assert response.json()["duplicates"] == 2
+    assert Workflow.objects.count() == 3
+
+
+@pytest.mark.parametrize(("email", "error"), [("not-an-email", "invalid email"), ("", "missing")])
+def test_a_lead_without_a_valid_email_is_stored_with_a_pending_workflow(post_webhook, email, error):
+    response = post_webhook(forms_body(email=email))
+
+    assert response.status_code == 202
+    submission = FormSubmission.objects.get()
+    assert submission.email == "" and error in submission.email_error
+    assert submission.workflows.get().status == "pending"
+    assert error in AuditEvent.objects.get().reason
+
+
+def test_overlong_fields_and_odd_json_are_kept_rather_than_refused(post_webhook):
+    body = json.dumps(forms_body(company="C" * 500)).encode()
+    body = body[:-1] + b', "nul": "a\\u0000b", "lone": "\\ud800", "huge": 1e400}'
+
+    response = post_webhook(body)
+
+    assert response.status_code == 202
+    submission = FormSubmission.objects.get()
+    assert submission.company == "C" * 300
+    assert submission.raw_payload["nul"] == "a\ufffdb"
+    assert submission.raw_payload["huge"] == "inf"
+
+
+@pytest.mark.parametrize("path", [WEBHOOK_PATH, WEBHOOK_PATH + "/"])
+def test_it_answers_with_and_without_a_trailing_slash(post_webhook, path):
+    assert post_webhook(sample("forms-submission.json"), path=path).status_code == 202
+
+
+def test_the_url_is_named():
+    assert reverse("intake:hubspot-forms") == WEBHOOK_PATH
+
+
+@pytest.mark.parametrize("version", ["v3", "v2", "v1"])
+def test_a_query_with_encoded_characters_verifies_as_hubspot_signed_it(post_webhook, version):
+    path = WEBHOOK_PATH + "?portalId=62515&next=%2Fthanks%3Fa%3D1&who=J%C3%B6rg%20%26%20co"
+
+    response = post_webhook(sample("workflow-contact-v3.json"), path=path, version=version)
+
+    assert response.status_code == 202
+    assert FormSubmission.objects.get().portal_id == 62515
+
+
+def test_the_raw_request_line_from_gunicorn_is_what_gets_verified(post_webhook):
+    raw = "/api/webhooks/hubspot/forms?next=%2Fa%20b"
+
+    response = post_webhook(
+        sample("forms-submission.json"),
+        signed_uri=f"http://testserver{raw}",
+        version="v2",
+        RAW_URI=raw,
+    )
+
+    assert response.status_code == 202
+
+
+def test_the_public_base_url_is_what_gets_verified(post_webhook, settings):
+    settings.PUBLIC_BASE_URL = "https://leads.example.com"
+    body = sample("forms-submission.json")
+
+    internal = post_webhook(body, signed_uri=f"http://testserver{WEBHOOK_PATH}")
+    public = post_webhook(body, signed_uri=f"https://leads.example.com{WEBHOOK_PATH}")
+
+    assert (internal.status_code, public.status_code) == (401, 202)
+
+
+@pytest.mark.parametrize(("trusted", "expected"), [(False, 401), (True, 202)])
+def test_x_forwarded_host_counts_only_when_trusted(post_webhook, settings, trusted, expected):
+    settings.USE_X_FORWARDED_HOST = trusted
+    settings.ALLOWED_HOSTS = ["testserver", "leads.example.com"]
+
+    response = post_webhook(
+        sample("forms-submission.json"),
+        signed_uri=f"http://leads.example.com{WEBHOOK_PATH}",
+        headers={"X-Forwarded-Host": "leads.example.com"},
+    )
+
+    assert response.status_code == expected
+
+
+def test_acceptance_is_logged_without_the_body_or_signature(post_webhook, caplog):
+    with caplog.at_level(logging.INFO, logger="leadline.intake"):
+        post_webhook(sample("forms-submission.json"))
+
+    (record,) = [r for r in caplog.records if r.name == "leadline.intake"]
+    assert record.getMessage() == "Webhook received"
+    assert (record.accepted, record.duplicates, record.signature_version) == (1, 0, "v3")
+    assert record.duration_ms >= 0
+    assert "grace" not in caplog.text and SECRET not in caplog.text
+
+
+# --- refused deliveries ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("bend", "reason"),
+    [
+        ({"secret": "not-the-secret"}, "bad_signature"),
+        ({"timestamp_ms": int(time.time() * 1000) - 3_600_000}, "stale_timestamp"),
+        ({"timestamp_ms": int(time.time() * 1000) + 3_600_000}, "future_timestamp"),
+        ({"signed_uri": "http://testserver/somewhere/else"}, "bad_signature"),
+        ({"version": "v2", "secret": "not-the-secret"}, "bad_signature"),
+    ],
+)
+def test_a_bad_signature_is_refused_without_saying_why(post_webhook, caplog, bend, reason):
+    response = post_webhook(sample("forms-submission.json"), **bend)
+
+    assert response.status_code == 401
+    assert response.json() == {"error": "invalid signature"}
+    refused = [r for r in caplog.records if r.getMessage() == "Webhook refused"]
+    assert (refused[0].status, refused[0].reason) == (401, reason)
+    assert_nothing_stored()
+
+
+def test_an_unsigned_request_is_refused(client, webhook_settings):
+    response = client.post(
+        WEBHOOK_PATH, data=sample("forms-submission.json"), content_type="application/json"
+    )
+
+    assert response.status_code == 401
+    assert_nothing_stored()
+
+
+def test_a_body_changed_after_signing_is_refused(client, webhook_settings):
+    body = sample("forms-submission.json")
+    headers = signature_headers(body=body, uri=f"http://testserver{WEBHOOK_PATH}")
+
+    response = client.post(
+        WEBHOOK_PATH, data=body + b" ", content_type="application/json", headers=headers
+    )
+
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"{not json", b"[]", b'{"hello": "world"}', b'"a string"', b"\xff\xfe", b"[1, 2]"],
+)
+def test_a_malformed_or_unknown_body_is_a_400_naming_the_accepted_shapes(post_webhook, body):
+    response = post_webhook(body)
+
+    assert response.status_code == 400
+    assert response.json()["error"]
+    assert_nothing_stored()
+
+
+def test_an_unknown_shape_is_told_which_shapes_are_accepted(post_webhook):
+    response = post_webhook({"hello": "world"})
+
+    assert "Forms submission" in response.json()["error"]
+
+
+def test_more_than_100_events_are_refused(post_webhook):
+    assert post_webhook(event_batch(101)).status_code == 400
+    assert_nothing_stored()
+
+
+def test_an_oversized_body_is_refused_before_it_is_read(post_webhook, settings):
+    settings.WEBHOOK_MAX_BODY_BYTES = 2048
+    body = json.dumps(forms_body(message="x" * 4096)).encode()
+
+    response = post_webhook(body)
+
+    assert response.status_code == 413
+    assert_nothing_stored()
+
+
+def test_a_body_over_djangos_own_upload_limit_is_a_413(post_webhook, settings):
+    settings.WEBHOOK_MAX_BODY_BYTES = 10_000
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+
+    response = post_webhook(json.dumps(forms_body(message="x" * 4096)).encode())
+
+    assert response.status_code == 413
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"]
+)
+def test_a_non_json_content_type_is_a_415(post_webhook, content_type):
+    response = post_webhook(sample("forms-submission.json"), content_type=content_type)
+
+    assert response.status_code == 415
+    assert_nothing_stored()
+
+
+def test_json_with_a_charset_parameter_is_accepted(post_webhook):
+    response = post_webhook(
+        sample("forms-submission.json"), content_type="application/json; charset=utf-8"
+    )
+
+    assert response.status_code == 202
+
+
+@pytest.mark.parametrize("method", ["get", "put", "delete", "head", "options"])
+def test_it_rejects_other_methods_with_an_allow_header(client, webhook_settings, method):
+    response = getattr(client, method)(WEBHOOK_PATH)
+
+    assert response.status_code == 405
+    assert response["Allow"] == "POST"
+
+
+def test_without_a_secret_it_answers_503(post_webhook, settings):
+    settings.HUBSPOT_CLIENT_SECRET = ""
+
+    response = post_webhook(sample("forms-submission.json"))
+
+    assert response.status_code == 503
+    assert response.json() == {"error": "webhook secret not configured"}
+    assert_nothing_stored()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_losing_the_database_mid_ingest_is_a_503_and_keeps_nothing(post_webhook):
+    if connection.vendor != "postgresql":
+        pytest.skip("terminates a PostgreSQL backend")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (backend_pid,) = cursor.fetchone()
+
+    def terminate_after_submission_insert(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if sql.startswith('INSERT INTO "form_submissions"'):
+            _terminate_backend(backend_pid)
+        return result
+
+    with connection.execute_wrapper(terminate_after_submission_insert):
+        response = post_webhook(event_batch(5))
+    connection.close()
+
+    assert response.status_code == 503
+    assert response.json() == {"error": "storage unavailable, retry"}
+    assert int(response["Retry-After"]) > 0
+    assert_nothing_stored()
+
+
+def _terminate_backend(pid: int) -> None:
+    other = connection.copy()
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+            for _ in range(100):  # wait until it is really gone, so the next query fails
+                cursor.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid])
+                if cursor.fetchone() is None:
+                    return
+                time.sleep(0.05)
+    finally:
+        other.close()
+
+
+# --- enqueue after commit ---------------------------------------------------------------------
+
+
+def test_new_workflows_are_published_after_commit(
+    post_webhook, broker_queue, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = post_webhook(event_batch(3))
+    assert queued_tasks(broker_queue) == []  # nothing is published before the commit
+
+    for callback in callbacks:
+        callback()
+
+    workflow_ids = sorted(Workflow.objects.values_list("pk", flat=True))
+    assert response.status_code == 202
+    assert queued_tasks(broker_queue) == [
+        ("workflows.process_workflow", f"[{pk}]") for pk in workflow_ids
+    ]
+    assert not Workflow.objects.filter(enqueued_at__isnull=True).exists()
+
+
+def test_duplicates_publish_nothing(post_webhook, broker_queue, django_capture_on_commit_callbacks):
+    post_webhook(event_batch(2))
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        post_webhook(event_batch(2))
+
+    assert callbacks == []
+    assert queued_tasks(broker_queue) == []
+
+
+def test_with_the_broker_down_it_still_answers_202_quickly_and_leaves_work_pending(
+    post_webhook, broker_down, django_capture_on_commit_callbacks, caplog
+):
+    started = time.monotonic()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post_webhook(event_batch(3))
+    elapsed = time.monotonic() - started
+
+    assert response.status_code == 202
+    assert elapsed < 2.5
+    assert Workflow.objects.filter(status="pending", enqueued_at__isnull=True).count() == 3
+    assert "workflows left pending for the sweeper" in caplog.text
+
+
+# --- robustness -------------------------------------------------------------------------------
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+FIELD = st.fixed_dictionaries(
+    {"name": st.sampled_from(["email", "firstname", "company", "phone", "message"]) | st.text()},
+    optional={"value": JSON_VALUES},
+)
+EVENT = st.fixed_dictionaries(
+    {},
+    optional={
+        "eventId": st.integers(),
+        "portalId": st.integers() | st.text(),
+        "objectId": st.integers() | st.text(),
+        "occurredAt": st.integers() | st.text(),
+        "subscriptionType": st.text(),
+        "eventType": st.text(),
+    },
+)
+BODIES = st.one_of(
+    st.binary(max_size=300),
+    JSON_VALUES.map(lambda v: json.dumps(v).encode()),
+    st.lists(EVENT, max_size=5).map(lambda v: json.dumps(v).encode()),
+    st.fixed_dictionaries(
+        {"fields": st.lists(FIELD, max_size=5)},
+        optional={"portalId": JSON_VALUES, "submittedAt": JSON_VALUES, "context": JSON_VALUES},
+    ).map(lambda v: json.dumps(v).encode()),
+    st.fixed_dictionaries(
+        {"properties": st.dictionaries(st.text(), JSON_VALUES, max_size=5)},
+        optional={"id": JSON_VALUES, "form-submissions": JSON_VALUES},
+    ).map(lambda v: json.dumps(v).encode()),
+    st.sampled_from([sample("events-batch.json"), sample("forms-submission.json")]),
+)
+
+
+@hypothesis_settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    method=st.sampled_from(["POST"] * 6 + ["GET", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]),
+    content_type=st.sampled_from(
+        ["application/json", "application/json; charset=utf-8", "text/plain", ""]
+    )
+    | st.text(max_size=40),
+    body=BODIES,
+    signing=st.sampled_from(["v3", "v2", "v1", "none", "garbage"]),
+    query=st.sampled_from(["", "?portalId=1", "?formId=%E2%82%AC&portalId=x"]),
+    junk_headers=st.dictionaries(
+        st.sampled_from(
+            ["X-HubSpot-Signature", "X-HubSpot-Signature-Version", "X-HubSpot-Request-Timestamp"]
+        ),
+        st.text(max_size=30),
+        max_size=2,
+    ),
+)
+def test_no_request_makes_it_fail_with_a_500(
+    client, webhook_settings, method, content_type, body, signing, query, junk_headers
+):
+    path = WEBHOOK_PATH + query
+    headers = dict(junk_headers) if signing == "garbage" else {}
+    if signing in ("v3", "v2", "v1"):
+        headers = signature_headers(
+            body=body, uri=f"http://testserver{path}", version=signing, method=method
+        )
+    with transaction.atomic():
+        response = client.generic(
+            method,
+            path,
+            data=body,
+            content_type=content_type,
+            **{f"HTTP_{name.upper().replace('-', '_')}": value for name, value in headers.items()},
+        )
+        transaction.set_rollback(True)
+
+    assert response.status_code in {202, 400, 401, 405, 413, 415}

@@ -1,0 +1,185 @@
+"""The HubSpot webhook: verify, parse, store, answer 202 — in that order, and fast.
+
+A plain Django view rather than DRF: nothing (no parsers, no authentication, no session)
+may touch the body before the signature over its raw bytes has been checked.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, JsonResponse, UnreadablePostError
+from django.utils import timezone
+from django.utils.encoding import escape_uri_path
+from django.views.decorators.csrf import csrf_exempt
+
+from intake.metrics import INGEST_LATENCY, WEBHOOKS
+from intake.payloads import NormalisedItem, PayloadError, parse_body
+from intake.services import IngestResult, submissions_ingest
+from intake.signatures import SignatureError, verify_request
+
+logger = logging.getLogger("leadline.intake")
+
+DATABASE_RETRY_AFTER_SECONDS = 30
+
+
+class Refusal(Exception):
+    """Why a request is answered with an error. ``error`` is shown; ``reason`` is only logged."""
+
+    def __init__(
+        self,
+        status: int,
+        outcome: str,
+        error: str,
+        *,
+        reason: str = "",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(error)
+        self.status, self.outcome, self.error = status, outcome, error
+        self.reason = reason or outcome
+        self.headers = headers or {}
+
+
+@csrf_exempt
+def hubspot_forms(request: HttpRequest) -> JsonResponse:
+    started = time.perf_counter()
+    try:
+        body, signature_version = _verified_body(request)
+        items = _parse(body, request)
+        result = _store(items, signature_version)
+    except Refusal as refusal:
+        return _refuse(refusal)
+    duration = time.perf_counter() - started
+    WEBHOOKS.labels(outcome="accepted").inc()
+    INGEST_LATENCY.observe(duration)
+    logger.info(
+        "Webhook received",
+        extra={
+            "accepted": len(result.accepted_ids),
+            "duplicates": result.duplicates,
+            "signature_version": signature_version,
+            "duration_ms": round(duration * 1000, 1),
+        },
+    )
+    body = {
+        "accepted": len(result.accepted_ids),
+        "duplicates": result.duplicates,
+        "submission_ids": result.accepted_ids,
+    }
+    return JsonResponse(body, status=202)
+
+
+def _verified_body(request: HttpRequest) -> tuple[bytes, str]:
+    """The raw body and the signature version that verified it; cheap checks first."""
+    if request.method != "POST":
+        raise Refusal(405, "method_not_allowed", "only POST is allowed", headers={"Allow": "POST"})
+    secret = settings.HUBSPOT_CLIENT_SECRET
+    if not secret:
+        raise Refusal(503, "not_configured", "webhook secret not configured")
+    limit = settings.WEBHOOK_MAX_BODY_BYTES
+    too_large = Refusal(413, "too_large", f"body larger than {limit} bytes")
+    if _declared_length(request) > limit:
+        raise too_large
+    if request.content_type.lower() != "application/json":
+        raise Refusal(415, "unsupported_media_type", "Content-Type must be application/json")
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        raise too_large from None
+    except UnreadablePostError:
+        raise Refusal(400, "unreadable_body", "the body could not be read") from None
+    if len(body) > limit:
+        raise too_large
+    try:
+        version = verify_request(
+            method=request.method,
+            uri=signed_uri(request),
+            body=body,
+            headers=request.headers,
+            secret=secret,
+            max_age_seconds=settings.WEBHOOK_MAX_AGE_SECONDS,
+        )
+    except SignatureError as exc:
+        # The specific reason (stale, missing, mismatch) helps an attacker; only log it.
+        raise Refusal(401, "invalid_signature", "invalid signature", reason=exc.reason) from None
+    return body, version
+
+
+def _parse(body: bytes, request: HttpRequest) -> list[NormalisedItem]:
+    try:
+        return parse_body(body, query=request.GET)
+    except PayloadError as exc:
+        raise Refusal(400, "malformed", str(exc)) from None
+
+
+def _store(items: list[NormalisedItem], signature_version: str) -> IngestResult:
+    try:
+        return submissions_ingest(
+            items=items, signature_version=signature_version, received_at=timezone.now()
+        )
+    except (OperationalError, InterfaceError) as exc:
+        # Nothing was committed (one transaction): 503 makes HubSpot deliver again later.
+        raise Refusal(
+            503,
+            "storage_unavailable",
+            "storage unavailable, retry",
+            reason=f"database: {type(exc).__name__}",
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        ) from None
+
+
+def _refuse(refusal: Refusal) -> JsonResponse:
+    WEBHOOKS.labels(outcome=refusal.outcome).inc()
+    log = logger.error if refusal.status >= 500 else logger.warning
+    log("Webhook refused", extra={"status": refusal.status, "reason": refusal.reason})
+    response = JsonResponse({"error": refusal.error}, status=refusal.status)
+    for name, value in refusal.headers.items():
+        response[name] = value
+    return response
+
+
+def _declared_length(request: HttpRequest) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0  # Django then reads nothing: the (empty) body fails verification or parsing
+
+
+def signed_uri(request: HttpRequest) -> str:
+    """The URL HubSpot called and signed: scheme, host, path and query, encoded as sent.
+
+    Behind a proxy the request's own host and scheme differ from HubSpot's, hence
+    PUBLIC_BASE_URL. Otherwise the host comes from Django (X-Forwarded-Host only with
+    USE_X_FORWARDED_HOST, the scheme per SECURE_PROXY_SSL_HEADER).
+    """
+    target = _request_target(request)
+    if settings.PUBLIC_BASE_URL:
+        return settings.PUBLIC_BASE_URL + target
+    # Not build_absolute_uri(): its iri_to_uri() would re-quote the target we kept raw.
+    return f"{request.scheme}://{request.get_host()}{target}"
+
+
+def _request_target(request: HttpRequest) -> str:
+    """Path and query as they were on the request line; request.get_full_path() re-quotes."""
+    raw = request.META.get("RAW_URI") or request.META.get("REQUEST_URI")  # gunicorn, uWSGI
+    if raw and not raw.startswith("/"):  # absolute-form request line: keep path and query
+        parts = urlsplit(raw)
+        raw = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    if not raw:
+        query = request.META.get("QUERY_STRING", "")
+        raw = escape_uri_path(request.path) + (f"?{query}" if query else "")
+    return _wsgi_text(raw)
+
+
+def _wsgi_text(value: str) -> str:
+    # WSGI servers hand over the request line as latin-1; HubSpot signed UTF-8 text.
+    try:
+        return value.encode("latin-1").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        return value

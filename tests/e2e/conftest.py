@@ -1,0 +1,211 @@
+"""End-to-end fixtures: a real Celery worker process on real Redis and the test PostgreSQL
+database, and the HubSpot sandbox over real HTTP. Nothing here runs tasks eagerly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+from django.db import connection
+
+from workflows.sandbox import SandboxServer
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.e2e
+
+
+def _broker_url() -> str:
+    url = os.environ.get("CELERY_BROKER_URL", "")
+    if not url.startswith("redis://"):
+        pytest.skip("end-to-end tests need CELERY_BROKER_URL=redis://… (make test sets it)")
+    return url
+
+
+@pytest.fixture(scope="session")
+def e2e_sandbox() -> Iterator[SandboxServer]:
+    server = SandboxServer(token="e2e-token").start()
+    yield server
+    server.stop()
+
+
+class Worker:
+    """A `celery -A config worker` subprocess that can be killed and restarted."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60) -> None:
+        self.log_path.parent.mkdir(exist_ok=True)
+        log = self.log_path.open("ab")
+        offset = self.log_path.stat().st_size
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--pool",
+                "threads",
+                "--concurrency",
+                "8",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "--loglevel",
+                "INFO",
+                "--hostname",
+                f"e2e-{os.getpid()}@%h",
+            ],
+            cwd=REPO,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited: {self.tail()}")
+            with self.log_path.open("rb") as f:
+                f.seek(offset)
+                if b" ready." in f.read():
+                    return
+            time.sleep(0.2)
+        raise RuntimeError(f"worker not ready: {self.tail()}")
+
+    def kill(self) -> None:
+        """SIGKILL: no warm shutdown, no acks, exactly like an OOM kill."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+    def tail(self) -> str:
+        return self.log_path.read_text(errors="replace")[-3000:]
+
+
+class GunicornServer:
+    """The web app in its own gunicorn process, configured by environment like production."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> GunicornServer:
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "config.wsgi",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                "1",
+                "--threads",
+                "2",
+            ],
+            cwd=REPO,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(self._healthy, timeout=30)
+        return self
+
+    def _healthy(self) -> bool:
+        try:
+            return requests.get(f"{self.url}/healthz", timeout=1).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    def __exit__(self, *exc_info: object) -> None:
+        assert self.proc is not None
+        self.proc.terminate()
+        self.proc.wait(timeout=15)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def worker_env(django_db_setup, e2e_sandbox) -> dict[str, str]:
+    db = connection.settings_dict
+    database_url = (
+        f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    )
+    broker = _broker_url()
+    redis.Redis.from_url(broker).flushdb()
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": broker,
+        "HUBSPOT_ACCESS_TOKEN": e2e_sandbox.token,
+        "HUBSPOT_API_BASE_URL": e2e_sandbox.url,
+        "HUBSPOT_RATE_LIMIT_PER_10S": "180",
+        "HUBSPOT_SEARCH_RATE_PER_S": "10",
+        "WORKFLOW_RETRY_BASE_SECONDS": "1",
+        "WORKFLOW_LEASE_SECONDS": "6",
+        "CONTACT_SEARCH_LAG_BASE_SECONDS": "0.3",
+        "EMAIL_URL": "memorymail://",
+        "LOG_FILE": "",
+    }
+
+
+@pytest.fixture(scope="session")
+def celery_worker(worker_env, django_db_blocker) -> Iterator[Worker]:
+    worker = Worker(worker_env, REPO / "var" / "e2e-worker.log")
+    worker.start()
+    yield worker
+    worker.stop()
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        # let pytest-django drop the test database
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
+@pytest.fixture
+def e2e(settings, e2e_sandbox, celery_worker, worker_env):
+    """Point this process (webhook, sweeper) at the same sandbox, broker and secret."""
+    e2e_sandbox.reset()
+    settings.HUBSPOT_ACCESS_TOKEN = e2e_sandbox.token
+    settings.HUBSPOT_API_BASE_URL = e2e_sandbox.url
+    settings.HUBSPOT_CLIENT_SECRET = "e2e-client-secret"
+    settings.WORKFLOW_LEASE_SECONDS = 6
+    return e2e_sandbox
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 30, every: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"condition not met within {timeout}s")

@@ -1,0 +1,146 @@
+"""HubSpot webhook → 202 → real Celery worker → sandbox over HTTP → awaiting_approval."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from django.conf import settings
+
+from intake.signatures import sign_v3
+from workflows.models import Status, Workflow, WorkflowError
+from workflows.sweeper import sweep
+
+from .conftest import GunicornServer, wait_for
+from .proxy import CuttableProxy
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+def post_form(live_server, email: str) -> requests.Response:
+    body = json.dumps(
+        {
+            "portalId": 62515,
+            "formId": "contact-us",
+            "submittedAt": int(time.time() * 1000),
+            "fields": [
+                {"name": "email", "value": email},
+                {"name": "firstname", "value": "Erin"},
+                {"name": "company", "value": "E2E Corp"},
+                {"name": "message", "value": f"hello {uuid.uuid4()}"},
+            ],
+            "context": {"pageUri": "https://example.com/contact"},
+        }
+    ).encode()
+    url = f"{live_server.url}/api/webhooks/hubspot/forms"
+    timestamp = str(int(time.time() * 1000))
+    signature = sign_v3(
+        secret=settings.HUBSPOT_CLIENT_SECRET,
+        method="POST",
+        uri=url,
+        body=body,
+        timestamp_ms=timestamp,
+    )
+    return requests.post(
+        url,
+        data=body,
+        timeout=10,
+        headers={
+            "Content-Type": "application/json",
+            "X-HubSpot-Signature-v3": signature,
+            "X-HubSpot-Request-Timestamp": timestamp,
+        },
+    )
+
+
+def settled(workflow_id: int, statuses=(Status.AWAITING_APPROVAL, Status.FAILED)):
+    return Workflow.objects.filter(pk=workflow_id, status__in=statuses).first()
+
+
+def test_signed_webhook_reaches_awaiting_approval_through_a_real_worker(e2e, live_server):
+    response = post_form(live_server, "erin@e2e.test")
+    assert response.status_code == 202, response.text
+    [submission_id] = response.json()["submission_ids"]
+    workflow = Workflow.objects.get(submission_id=submission_id)
+    workflow = wait_for(lambda: settled(workflow.pk))
+    assert workflow.status == Status.AWAITING_APPROVAL
+    assert workflow.contact_id and workflow.owner_id == "1001" and workflow.task_id
+    assert workflow.draft.recipient == "erin@e2e.test"
+    [task] = e2e.requests("tasks.create")
+    assert task.json["associations"][0]["types"][0]["associationTypeId"] == 204
+    assert task.json["properties"]["hubspot_owner_id"] == "1001"
+
+
+def test_two_500s_then_success_are_retried_by_the_worker_with_backoff(e2e, live_server):
+    e2e.add_fault("contacts.search", {"kind": "status", "status": 500, "times": 2})
+    response = post_form(live_server, "retry@e2e.test")
+    workflow_id = Workflow.objects.get(submission_id=response.json()["submission_ids"][0]).pk
+    workflow = wait_for(lambda: settled(workflow_id), timeout=40)
+    assert workflow.status == Status.AWAITING_APPROVAL
+    errors = list(WorkflowError.objects.filter(workflow_id=workflow_id).order_by("attempt"))
+    assert [e.attempt for e in errors] == [1, 2]
+    assert workflow.step_log["resolve_contact"]["attempts"] == 3
+    searches = [r.time for r in e2e.requests("contacts.search")]
+    # the worker waited out the backoff (≥ 1 s, then ≥ 2 s) between attempts
+    assert searches[1] - searches[0] >= 0.9 and searches[2] - searches[1] >= 1.9
+
+
+def test_a_400_fails_after_one_attempt(e2e, live_server):
+    e2e.add_fault("contacts.search", {"kind": "status", "status": 400, "times": 1})
+    response = post_form(live_server, "bad@e2e.test")
+    workflow_id = Workflow.objects.get(submission_id=response.json()["submission_ids"][0]).pk
+    workflow = wait_for(lambda: settled(workflow_id))
+    assert workflow.status == Status.FAILED
+    assert WorkflowError.objects.filter(workflow_id=workflow_id).count() == 1
+
+
+def test_worker_killed_mid_step_the_workflow_finishes_with_exactly_one_crm_task(
+    e2e, live_server, celery_worker
+):
+    e2e.add_fault("tasks.create", {"kind": "latency", "ms": 2500, "times": 1})
+    response = post_form(live_server, "crash@e2e.test")
+    workflow_id = Workflow.objects.get(submission_id=response.json()["submission_ids"][0]).pk
+    wait_for(lambda: e2e.requests("tasks.create"), timeout=30, every=0.05)
+    celery_worker.kill()  # mid-call: the sandbox still creates the task after its latency
+    try:
+        assert Workflow.objects.get(pk=workflow_id).status == Status.RUNNING
+        celery_worker.start()
+        # the lease (6 s here) runs out; the sweeper hands the workflow to the new worker
+        wait_for(lambda: sweep().expired_leases, timeout=20, every=0.5)
+        workflow = wait_for(lambda: settled(workflow_id), timeout=30)
+    finally:
+        if celery_worker.proc.poll() is not None:
+            celery_worker.start()
+    assert workflow.status == Status.AWAITING_APPROVAL
+    assert len(e2e.state.tasks) == 1
+    assert workflow.task_id in e2e.state.tasks
+
+
+def test_broker_down_at_webhook_time_then_the_sweeper_gets_it_processed(e2e, worker_env, settings):
+    """The web process publishes through a proxy we cut: a real outage, seen over TCP."""
+    broker = urlsplit(worker_env["CELERY_BROKER_URL"])
+    proxy = CuttableProxy(broker.port or 6379).start()
+    web_env = {
+        **worker_env,
+        "CELERY_BROKER_URL": f"redis://127.0.0.1:{proxy.port}{broker.path}",
+        "HUBSPOT_CLIENT_SECRET": settings.HUBSPOT_CLIENT_SECRET,
+    }
+    with GunicornServer(web_env) as web:
+        proxy.cut()
+        started = time.monotonic()
+        response = post_form(web, "outage@e2e.test")
+        elapsed = time.monotonic() - started
+        proxy.restore()
+    assert response.status_code == 202, response.text
+    assert elapsed < 5, f"a broker outage must not hold the webhook ({elapsed:.1f}s)"
+    workflow = Workflow.objects.get(submission_id=response.json()["submission_ids"][0])
+    assert workflow.status == Status.PENDING and workflow.enqueued_at is None
+    time.sleep(1.5)
+    assert Workflow.objects.get(pk=workflow.pk).status == Status.PENDING  # nothing published
+    settings.SWEEPER_PENDING_AFTER_SECONDS = 1
+    assert sweep().pending == 1
+    assert wait_for(lambda: settled(workflow.pk)).status == Status.AWAITING_APPROVAL

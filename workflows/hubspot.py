@@ -1,0 +1,393 @@
+"""HubSpot CRM v3 client: the only place Leadline talks to HubSpot.
+
+Every call passes the shared throttle first (search calls also a stricter search bucket), so
+all worker processes together stay under HubSpot's limits. Errors come back as
+TransientHubSpotError (retry later: timeouts, connection errors, 429, 5xx, unreadable
+answers) or PermanentHubSpotError (retrying will not help: 4xx), each keeping HubSpot's own
+message and category.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import requests
+
+from workflows.throttle import ThrottleTimeout, ThrottleUnavailable, TokenBucket
+
+logger = logging.getLogger("leadline.hubspot")
+
+DEFAULT_BASE_URL = "https://api.hubapi.com"
+CONTACT_PROPERTIES = ("email", "firstname", "lastname", "phone", "company", "hubspot_owner_id")
+TASK_PROPERTIES = (
+    "hs_task_subject",
+    "hs_task_body",
+    "hs_task_status",
+    "hs_task_priority",
+    "hs_task_type",
+    "hs_timestamp",
+    "hubspot_owner_id",
+)
+TASK_TO_CONTACT = 204
+NOTE_TO_CONTACT = 202
+GENERAL_BUCKET = "hubspot:general"
+SEARCH_BUCKET = "hubspot:search"
+# When HubSpot says this few calls are left in its window, back off a little even though our
+# own throttle agrees: another app or a script may share the same private-app budget.
+LOW_REMAINING = 3
+FALLBACK_RETRY_AFTER = 1.0
+_EXISTING_ID = re.compile(r"Existing ID:\s*(\d+)")
+
+
+class HubSpotError(Exception):
+    """A HubSpot call failed. `message` is HubSpot's own when it sent one."""
+
+    retryable: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        category: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(f"HubSpot {status or 'request'} {category}: {message}".strip())
+        self.status = status
+        self.category = category
+        self.message = message
+        self.retry_after = retry_after
+
+
+class TransientHubSpotError(HubSpotError):
+    """Retry later (after `retry_after` seconds when HubSpot said so)."""
+
+    retryable = True
+
+
+class PermanentHubSpotError(HubSpotError):
+    """The request itself is wrong (or the object is gone); retrying will not help."""
+
+    retryable = False
+
+
+def task_marker_token(marker: str) -> str:
+    """The search token embedded in a task body for `marker`.
+
+    HubSpot's CONTAINS_TOKEN splits text on punctuation, so a caller's marker such as
+    "lead-42/follow-up" would not match as one token; a hex digest always does.
+    """
+    return "leadline" + hashlib.sha256(marker.encode()).hexdigest()[:24]
+
+
+def _hubspot_timestamp(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        raise ValueError("HubSpot timestamps need an aware datetime (use django.utils.timezone)")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _contact_association(contact_id: str, type_id: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "to": {"id": str(contact_id)},
+            "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}],
+        }
+    ]
+
+
+class HubSpotClient:
+    """Typed calls to the HubSpot CRM v3 API, throttled and classified.
+
+    One instance per process (its requests.Session pools connections); the throttle is what
+    processes share.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        token: str,
+        timeout: tuple[float, float] = (3.05, 10.0),
+        throttle: TokenBucket | None = None,
+        general_rate: float = 10.0,
+        search_rate: float = 4.0,
+        throttle_timeout: float = 30.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.throttle = throttle or TokenBucket(None)
+        self.general_rate = general_rate
+        self.search_rate = search_rate
+        self.throttle_timeout = throttle_timeout
+        self.session = requests.Session()
+        self.session.headers.update(
+            {
+                "Authorization": f"Bearer {token}",
+                "Accept": "application/json",
+                "User-Agent": "leadline/0.1",
+            }
+        )
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> HubSpotClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- contacts --------------------------------------------------------------------------
+    def search_contact_by_email(
+        self, email: str, properties: Sequence[str] = CONTACT_PROPERTIES
+    ) -> dict[str, Any] | None:
+        """The contact with this email, or None. Search lags writes by a few seconds."""
+        body = {
+            "filterGroups": [
+                {"filters": [{"propertyName": "email", "operator": "EQ", "value": email}]}
+            ],
+            "properties": list(properties),
+            "limit": 1,
+        }
+        found = self._call("POST", "/crm/v3/objects/contacts/search", "contacts.search", json=body)
+        results = (found or {}).get("results") or []
+        return results[0] if results else None
+
+    def get_contact(
+        self, contact_id: str, properties: Sequence[str] = CONTACT_PROPERTIES
+    ) -> dict[str, Any]:
+        """The contact; PermanentHubSpotError (status 404) when it does not exist."""
+        return self._call(
+            "GET",
+            f"/crm/v3/objects/contacts/{contact_id}",
+            "contacts.get",
+            params={"properties": ",".join(properties)},
+        )
+
+    def create_contact(self, properties: dict[str, Any]) -> dict[str, Any]:
+        """Create a contact; idempotent by email: a conflict returns the existing contact."""
+        try:
+            return self._call(
+                "POST",
+                "/crm/v3/objects/contacts",
+                "contacts.create",
+                json={"properties": properties},
+            )
+        except PermanentHubSpotError as error:
+            match = _EXISTING_ID.search(error.message) if error.status == 409 else None
+            if match is None:
+                raise
+            return self.get_contact(match.group(1))
+
+    # --- engagements -----------------------------------------------------------------------
+    def create_task(
+        self,
+        *,
+        contact_id: str,
+        owner_id: str | None,
+        subject: str,
+        body: str,
+        due_at: datetime,
+        marker: str,
+        priority: str = "MEDIUM",
+        task_type: str = "TODO",
+    ) -> dict[str, Any]:
+        """Create a task on the contact. Not idempotent by itself: look for the marker first
+        with find_task_by_marker (and mind the search lag)."""
+        properties = {
+            "hs_timestamp": _hubspot_timestamp(due_at),
+            "hs_task_subject": subject,
+            "hs_task_body": f"{body}\n\nLeadline reference: {task_marker_token(marker)}",
+            "hs_task_status": "NOT_STARTED",
+            "hs_task_priority": priority,
+            "hs_task_type": task_type,
+        }
+        if owner_id:
+            properties["hubspot_owner_id"] = str(owner_id)
+        payload = {
+            "properties": properties,
+            "associations": _contact_association(contact_id, TASK_TO_CONTACT),
+        }
+        return self._call("POST", "/crm/v3/objects/tasks", "tasks.create", json=payload)
+
+    def find_task_by_marker(self, marker: str) -> dict[str, Any] | None:
+        """The task created with this marker, or None (also None while search lags)."""
+        token = task_marker_token(marker)
+        body = {
+            "filterGroups": [
+                {
+                    "filters": [
+                        {
+                            "propertyName": "hs_task_body",
+                            "operator": "CONTAINS_TOKEN",
+                            "value": token,
+                        }
+                    ]
+                }
+            ],
+            "properties": list(TASK_PROPERTIES),
+            "limit": 10,
+        }
+        found = self._call("POST", "/crm/v3/objects/tasks/search", "tasks.search", json=body)
+        for task in (found or {}).get("results") or []:
+            if token in (task.get("properties", {}).get("hs_task_body") or ""):
+                return task
+        return None
+
+    def create_note(
+        self, *, contact_id: str, body: str, timestamp: datetime | None = None
+    ) -> dict[str, Any]:
+        """Create a note on the contact. Not idempotent."""
+        properties = {
+            "hs_note_body": body,
+            "hs_timestamp": _hubspot_timestamp(timestamp or datetime.now(UTC)),
+        }
+        payload = {
+            "properties": properties,
+            "associations": _contact_association(contact_id, NOTE_TO_CONTACT),
+        }
+        return self._call("POST", "/crm/v3/objects/notes", "notes.create", json=payload)
+
+    # --- owners ----------------------------------------------------------------------------
+    def get_owner(self, owner_id: str) -> dict[str, Any] | None:
+        """The owner (id, email, firstName, lastName, userId), or None when unknown."""
+        try:
+            return self._call("GET", f"/crm/v3/owners/{owner_id}", "owners.get")
+        except PermanentHubSpotError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    # --- transport -------------------------------------------------------------------------
+    def _call(
+        self,
+        method: str,
+        path: str,
+        endpoint: str,
+        *,
+        json: Any = None,
+        params: dict[str, str] | None = None,
+    ) -> Any:
+        self._wait_for_budget(endpoint.endswith(".search"))
+        started = time.monotonic()
+        status: int | str = "error"
+        try:
+            response = self.session.request(
+                method, self.base_url + path, json=json, params=params, timeout=self.timeout
+            )
+            status = response.status_code
+        except requests.Timeout as error:
+            status = "timeout"
+            raise TransientHubSpotError(str(error), category="TIMEOUT") from error
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as error:
+            status = "connection-error"
+            raise TransientHubSpotError(str(error), category="CONNECTION_ERROR") from error
+        except requests.RequestException as error:
+            raise PermanentHubSpotError(str(error), category="REQUEST_INVALID") from error
+        finally:
+            logger.info(
+                "hubspot %s %s endpoint=%s status=%s duration_ms=%d",
+                method,
+                path,
+                endpoint,
+                status,
+                (time.monotonic() - started) * 1000,
+            )
+        self._respect_remaining(response)
+        return self._parse(response)
+
+    def _wait_for_budget(self, search: bool) -> None:
+        try:
+            if search:
+                self.throttle.acquire(
+                    SEARCH_BUCKET, rate=self.search_rate, capacity=1, timeout=self.throttle_timeout
+                )
+            # Capacity 1: workers need a steady pace, not bursts that could overrun a rolling
+            # ten-second window.
+            self.throttle.acquire(
+                GENERAL_BUCKET, rate=self.general_rate, capacity=1, timeout=self.throttle_timeout
+            )
+        except ThrottleTimeout as error:
+            raise TransientHubSpotError(str(error), category="THROTTLED") from error
+        except ThrottleUnavailable as error:
+            raise TransientHubSpotError(str(error), category="THROTTLE_UNAVAILABLE") from error
+
+    def _pause(self, seconds: float) -> None:
+        try:
+            self.throttle.pause(GENERAL_BUCKET, seconds)
+        except ThrottleUnavailable:
+            # The caller still gets HubSpot's own error; only other processes miss the hint.
+            logger.warning("hubspot throttle unavailable; could not pause %.2fs", seconds)
+
+    def _respect_remaining(self, response: requests.Response) -> None:
+        headers = response.headers
+        try:
+            remaining = int(headers["X-HubSpot-RateLimit-Remaining"])
+            maximum = int(headers.get("X-HubSpot-RateLimit-Max", 100))
+            interval_ms = int(headers.get("X-HubSpot-RateLimit-Interval-Milliseconds", 10_000))
+        except (KeyError, ValueError):
+            return
+        if remaining <= LOW_REMAINING and response.status_code != 429:
+            # Roughly the time for the rolling window to free the slots we are short of.
+            slot = interval_ms / 1000 / max(1, maximum)
+            self._pause(min(1.0, slot * (LOW_REMAINING + 1 - remaining)))
+
+    def _parse(self, response: requests.Response) -> Any:
+        status = response.status_code
+        if status == 204:
+            return {}
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+            if status < 300:
+                raise TransientHubSpotError(
+                    "HubSpot answered with a body that is not JSON",
+                    status=status,
+                    category="MALFORMED_RESPONSE",
+                ) from None
+        if status < 300:
+            return body
+        details = body if isinstance(body, dict) else {}
+        message = str(details.get("message") or response.reason or "no message")
+        category = str(details.get("category") or details.get("errorType") or "")
+        if status == 429:
+            retry_after = _retry_after(response.headers.get("Retry-After"))
+            self._pause(retry_after)
+            raise TransientHubSpotError(
+                message, status=status, category=category or "RATE_LIMIT", retry_after=retry_after
+            )
+        if status >= 500 or status == 408:
+            raise TransientHubSpotError(message, status=status, category=category)
+        raise PermanentHubSpotError(message, status=status, category=category)
+
+
+def _retry_after(header: str | None) -> float:
+    try:
+        return max(0.0, float(header)) if header else FALLBACK_RETRY_AFTER
+    except ValueError:
+        return FALLBACK_RETRY_AFTER
+
+
+def client_from_settings() -> HubSpotClient | None:
+    """A client configured from Django settings, or None when no access token is set."""
+    from django.conf import settings
+
+    token = getattr(settings, "HUBSPOT_ACCESS_TOKEN", None)
+    if not token:
+        return None
+    broker_url = getattr(settings, "CELERY_BROKER_URL", None) or ""
+    redis_url = broker_url if broker_url.startswith(("redis://", "rediss://")) else None
+    return HubSpotClient(
+        base_url=getattr(settings, "HUBSPOT_API_BASE_URL", None) or DEFAULT_BASE_URL,
+        token=token,
+        throttle=TokenBucket(redis_url),
+        general_rate=getattr(settings, "HUBSPOT_RATE_LIMIT_PER_10S", 100) / 10,
+        search_rate=float(getattr(settings, "HUBSPOT_SEARCH_RATE_PER_S", 4)),
+    )

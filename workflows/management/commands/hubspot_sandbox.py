@@ -1,0 +1,46 @@
+import time
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from workflows.sandbox import SandboxServer
+
+
+class Command(BaseCommand):
+    help = "Run the local HubSpot CRM sandbox in the foreground until Ctrl-C."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--port", type=int, default=8765)
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--latency-ms", type=int, default=0)
+        parser.add_argument(
+            "--index-lag", type=float, default=0.0, help="seconds before search sees new objects"
+        )
+        parser.add_argument(
+            "--rate-limit", type=int, default=None, help="enforced calls per 10 s (default: none)"
+        )
+        parser.add_argument(
+            "--token", default=None, help="required Bearer token (default: any non-empty token)"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        server = SandboxServer(
+            options["host"],
+            options["port"],
+            token=options["token"],
+            latency_ms=options["latency_ms"],
+            index_lag_seconds=options["index_lag"],
+            rate_limit=options["rate_limit"],
+        )
+        server.start()
+        self.stdout.write(
+            f"HubSpot sandbox on {server.url} (control API under /__sandbox__/; Ctrl-C to stop)"
+        )
+        self.stdout.flush()
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            self.stdout.write("HubSpot sandbox stopped.")
+        finally:
+            server.stop()

@@ -1,0 +1,26 @@
+import os
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from workflows.sandbox import SandboxServer
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SandboxServer]:
+    """A fresh HubSpot sandbox on a free port; its Bearer token is `sandbox.token`."""
+    server = SandboxServer(token="sandbox-token").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The real Redis the throttle tests share; callers use unique key prefixes."""
+    url = os.environ.get("LEADLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.ConnectionError as error:
+        pytest.skip(f"Redis not reachable at {url}: {error}")
+    return url

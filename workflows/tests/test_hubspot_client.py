@@ -1,0 +1,421 @@
+"""The real client against the sandbox over real sockets, and the throttle on real Redis."""
+
+import logging
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+
+from workflows.hubspot import (
+    HubSpotClient,
+    PermanentHubSpotError,
+    TransientHubSpotError,
+    client_from_settings,
+    task_marker_token,
+)
+from workflows.sandbox import SandboxServer
+from workflows.throttle import ThrottleTimeout, TokenBucket
+
+AUTH = {"Authorization": "Bearer sandbox-token"}
+
+
+def make_client(sandbox: SandboxServer, **kwargs) -> HubSpotClient:
+    kwargs.setdefault("general_rate", 1000.0)
+    kwargs.setdefault("search_rate", 1000.0)
+    return HubSpotClient(base_url=sandbox.url, token=sandbox.token, **kwargs)
+
+
+@pytest.fixture
+def client(sandbox):
+    with make_client(sandbox) as client:
+        yield client
+
+
+def test_search_finds_contact_by_email(sandbox, client):
+    seeded = sandbox.seed_contact(email="ada@example.com", firstname="Ada")
+
+    found = client.search_contact_by_email("ada@example.com")
+
+    assert found["id"] == seeded["id"]
+    assert found["properties"]["firstname"] == "Ada"
+    sent = sandbox.requests("contacts.search")[0].json
+    assert sent["filterGroups"][0]["filters"] == [
+        {"propertyName": "email", "operator": "EQ", "value": "ada@example.com"}
+    ]
+
+
+def test_search_for_unknown_email_returns_none(client):
+    assert client.search_contact_by_email("nobody@example.com") is None
+
+
+def test_get_contact_asks_for_named_properties(sandbox, client):
+    seeded = sandbox.seed_contact(email="ada@example.com", firstname="Ada", lastname="L")
+
+    contact = client.get_contact(seeded["id"], properties=["email", "lastname"])
+
+    assert contact["properties"]["lastname"] == "L"
+    assert sandbox.requests("contacts.get")[0].query == {"properties": "email,lastname"}
+
+
+def test_get_missing_contact_is_permanent_not_found(client):
+    with pytest.raises(PermanentHubSpotError) as caught:
+        client.get_contact("999999")
+
+    assert caught.value.status == 404
+    assert caught.value.category == "OBJECT_NOT_FOUND"
+    assert not caught.value.retryable
+
+
+def test_create_contact_gets_default_owner(client):
+    contact = client.create_contact({"email": "new@example.com", "firstname": "New"})
+
+    assert contact["id"]
+    assert contact["properties"]["hubspot_owner_id"] == "1001"
+
+
+def test_creating_existing_contact_returns_the_existing_one(sandbox, client):
+    seeded = sandbox.seed_contact(email="ada@example.com")
+
+    contact = client.create_contact({"email": "ADA@example.com"})
+
+    assert contact["id"] == seeded["id"]
+    assert [(r.endpoint, r.status) for r in sandbox.requests()] == [
+        ("contacts.create", 409),
+        ("contacts.get", 200),
+    ]
+
+
+def test_task_is_associated_to_contact_with_type_204_and_owner(sandbox, client):
+    contact = sandbox.seed_contact(email="ada@example.com")
+    due = datetime(2030, 1, 2, 9, 30, tzinfo=UTC)
+
+    task = client.create_task(
+        contact_id=contact["id"],
+        owner_id="1001",
+        subject="Call Ada",
+        body="She asked for a demo.",
+        due_at=due,
+        marker="lead-42/follow-up",
+    )
+
+    assert task["id"]
+    sent = sandbox.requests("tasks.create")[0].json
+    assert sent["associations"] == [
+        {
+            "to": {"id": contact["id"]},
+            "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 204}],
+        }
+    ]
+    assert sent["properties"]["hubspot_owner_id"] == "1001"
+    assert sent["properties"]["hs_timestamp"] == "2030-01-02T09:30:00.000Z"
+    assert task_marker_token("lead-42/follow-up") in sent["properties"]["hs_task_body"]
+
+
+def test_task_is_found_again_by_its_marker(sandbox, client):
+    contact = sandbox.seed_contact(email="ada@example.com")
+    due = datetime.now(UTC) + timedelta(days=1)
+    for marker in ("lead-1", "lead-2"):
+        client.create_task(
+            contact_id=contact["id"],
+            owner_id=None,
+            subject=marker,
+            body="b",
+            due_at=due,
+            marker=marker,
+        )
+
+    assert client.find_task_by_marker("lead-2")["properties"]["hs_task_subject"] == "lead-2"
+    assert client.find_task_by_marker("lead-3") is None
+    sent = sandbox.requests("tasks.search")[0].json["filterGroups"][0]["filters"][0]
+    assert sent["operator"] == "CONTAINS_TOKEN"
+    assert sent["propertyName"] == "hs_task_body"
+
+
+def test_task_due_date_must_be_timezone_aware(sandbox, client):
+    with pytest.raises(ValueError, match="aware"):
+        client.create_task(
+            contact_id="1",
+            owner_id=None,
+            subject="s",
+            body="b",
+            due_at=datetime(2030, 1, 1),
+            marker="m",
+        )
+    assert sandbox.requests() == []
+
+
+def test_note_is_associated_to_contact_with_type_202(sandbox, client):
+    contact = sandbox.seed_contact(email="ada@example.com")
+
+    note = client.create_note(contact_id=contact["id"], body="Form submitted")
+
+    assert note["properties"]["hs_note_body"] == "Form submitted"
+    sent = sandbox.requests("notes.create")[0].json
+    assert sent["associations"][0]["types"][0]["associationTypeId"] == 202
+
+
+def test_owner_lookup(client):
+    assert client.get_owner("1001")["email"] == "avery@example.com"
+    assert client.get_owner("4040") is None
+
+
+def test_server_error_is_transient(sandbox, client):
+    sandbox.set_faults({"contacts.search": {"kind": "status", "status": 500, "times": 1}})
+
+    with pytest.raises(TransientHubSpotError) as caught:
+        client.search_contact_by_email("ada@example.com")
+
+    assert caught.value.status == 500
+    assert caught.value.retryable
+    assert client.search_contact_by_email("ada@example.com") is None
+
+
+def test_bad_request_is_permanent_and_keeps_hubspots_message(sandbox, client):
+    message = "Property values were not valid: hs_task_priority"
+    sandbox.set_faults({"tasks.create": {"kind": "status", "status": 400, "message": message}})
+    contact = sandbox.seed_contact(email="ada@example.com")
+
+    with pytest.raises(PermanentHubSpotError) as caught:
+        client.create_task(
+            contact_id=contact["id"],
+            owner_id=None,
+            subject="s",
+            body="b",
+            due_at=datetime.now(UTC),
+            marker="m",
+        )
+
+    assert caught.value.status == 400
+    assert caught.value.message == message
+    assert caught.value.category == "VALIDATION_ERROR"
+
+
+def test_invalid_email_is_permanent(client):
+    with pytest.raises(PermanentHubSpotError, match="INVALID_EMAIL"):
+        client.create_contact({"email": "not-an-email"})
+
+
+def test_wrong_token_is_permanent(sandbox):
+    client = HubSpotClient(base_url=sandbox.url, token="wrong")
+    with pytest.raises(PermanentHubSpotError) as caught:
+        client.get_owner("1001")
+    assert caught.value.status == 401
+    assert caught.value.category == "INVALID_AUTHENTICATION"
+
+
+def test_read_timeout_is_transient(sandbox):
+    sandbox.set_faults({"owners.get": {"kind": "timeout", "seconds": 1.5, "times": 1}})
+
+    with make_client(sandbox, timeout=(1, 0.3)) as client:
+        started = time.monotonic()
+        with pytest.raises(TransientHubSpotError) as caught:
+            client.get_owner("1001")
+
+    assert caught.value.category == "TIMEOUT"
+    assert time.monotonic() - started < 1.2
+
+
+def test_dropped_connection_is_transient(sandbox, client):
+    sandbox.set_faults(
+        {"owners.get": {"kind": "timeout", "seconds": 0, "then": "close", "times": 1}}
+    )
+
+    with pytest.raises(TransientHubSpotError) as caught:
+        client.get_owner("1001")
+
+    assert caught.value.category == "CONNECTION_ERROR"
+
+
+def test_refused_connection_is_transient(sandbox):
+    url = sandbox.url
+    sandbox.stop()
+
+    with HubSpotClient(base_url=url, token="t") as client, pytest.raises(TransientHubSpotError):
+        client.get_owner("1001")
+
+
+def test_malformed_json_is_transient(sandbox, client):
+    sandbox.set_faults({"owners.get": {"kind": "malformed", "times": 1}})
+
+    with pytest.raises(TransientHubSpotError) as caught:
+        client.get_owner("1001")
+
+    assert caught.value.category == "MALFORMED_RESPONSE"
+
+
+def test_429_pauses_the_next_call_for_retry_after(sandbox, client):
+    sandbox.set_faults({"owners.get": {"kind": "status", "status": 429, "retry_after": 1}})
+
+    with pytest.raises(TransientHubSpotError) as caught:
+        client.get_owner("1001")
+    assert caught.value.retry_after == 1.0
+    assert caught.value.category == "RATE_LIMITS"
+
+    started = time.monotonic()
+    client.create_contact({"email": "later@example.com"})
+    assert time.monotonic() - started >= 0.9
+
+
+def test_429_pause_reaches_another_process_through_redis(sandbox, redis_url):
+    prefix = f"test:{uuid.uuid4()}"
+    sandbox.set_faults({"owners.get": {"kind": "status", "status": 429, "retry_after": 0.5}})
+    first = make_client(sandbox, throttle=TokenBucket(redis_url, prefix=prefix))
+    second = make_client(sandbox, throttle=TokenBucket(redis_url, prefix=prefix))
+
+    with pytest.raises(TransientHubSpotError):
+        first.get_owner("1001")
+    started = time.monotonic()
+    second.create_contact({"email": "later@example.com"})
+
+    assert time.monotonic() - started >= 0.4
+
+
+def test_search_misses_a_fresh_contact_until_the_index_catches_up(sandbox, client):
+    sandbox.configure(index_lag_seconds=0.3)
+    created = client.create_contact({"email": "fresh@example.com"})
+
+    assert client.search_contact_by_email("fresh@example.com") is None
+    time.sleep(0.35)
+    assert client.search_contact_by_email("fresh@example.com")["id"] == created["id"]
+
+
+def test_throttled_burst_stays_under_an_enforced_limit(sandbox):
+    sandbox.configure(rate_limit=10, rate_limit_interval_ms=500)  # 20 calls/s
+
+    with make_client(sandbox, general_rate=15.0) as client:
+        started = time.monotonic()
+        for _ in range(20):
+            client.get_owner("1001")
+
+    assert time.monotonic() - started >= 1.1
+    assert {r.status for r in sandbox.requests()} == {200}
+
+
+def test_429_from_a_budget_spent_elsewhere_is_transient(sandbox, client):
+    sandbox.configure(rate_limit=3, rate_limit_interval_ms=2000)
+    for _ in range(3):  # another app on the same private-app budget
+        requests.get(f"{sandbox.url}/crm/v3/owners/1001", headers=AUTH, timeout=2)
+
+    with pytest.raises(TransientHubSpotError) as caught:
+        client.get_owner("1001")
+
+    assert caught.value.status == 429
+    assert caught.value.category == "RATE_LIMITS"
+    assert caught.value.retry_after == 1.0  # HubSpot sent no Retry-After
+
+
+def test_low_remaining_header_slows_the_next_call(sandbox, client):
+    sandbox.configure(rate_limit=10, rate_limit_interval_ms=2000)
+    for _ in range(7):
+        requests.get(f"{sandbox.url}/crm/v3/owners/1001", headers=AUTH, timeout=2)
+
+    client.get_owner("1001")  # Remaining: 2 -> pause 2 slots of 0.2 s
+    started = time.monotonic()
+    client.get_owner("1001")
+
+    assert time.monotonic() - started >= 0.35
+
+
+def test_log_lines_never_carry_the_token_or_bodies(sandbox, client, caplog):
+    caplog.set_level(logging.INFO, logger="leadline.hubspot")
+
+    client.create_contact({"email": "secret-body@example.com"})
+
+    assert "contacts.create" in caplog.text
+    assert "status=201" in caplog.text
+    assert "duration_ms=" in caplog.text
+    assert sandbox.token not in caplog.text
+    assert "secret-body" not in caplog.text
+    assert all("authorization" not in k.lower() for k in sandbox.requests()[0].headers)
+
+
+def test_client_from_settings_needs_a_token(redis_url):
+    from django.conf import settings
+    from django.test import override_settings
+
+    if not settings.configured:
+        settings.configure()
+    with override_settings(HUBSPOT_ACCESS_TOKEN=""):
+        assert client_from_settings() is None
+    with override_settings(
+        HUBSPOT_ACCESS_TOKEN="pat-1",
+        HUBSPOT_API_BASE_URL="http://127.0.0.1:9",
+        CELERY_BROKER_URL=redis_url,
+        HUBSPOT_RATE_LIMIT_PER_10S=190,
+    ):
+        client = client_from_settings()
+    assert client.base_url == "http://127.0.0.1:9"
+    assert client.general_rate == 19.0
+    assert client.throttle.shared
+    with override_settings(HUBSPOT_ACCESS_TOKEN="pat-1", CELERY_BROKER_URL="filesystem://"):
+        assert not client_from_settings().throttle.shared
+
+
+# --- throttle ------------------------------------------------------------------------------
+
+
+def test_two_processes_share_one_redis_budget(redis_url):
+    prefix = f"test:{uuid.uuid4()}"
+    buckets = [TokenBucket(redis_url, prefix=prefix), TokenBucket(redis_url, prefix=prefix)]
+    assert all(b.shared for b in buckets)
+
+    def take(bucket: TokenBucket) -> None:
+        for _ in range(7):
+            bucket.acquire("crm", rate=20, capacity=5, timeout=5)
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=take, args=(b,)) for b in buckets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    buckets[0].acquire("crm", rate=20, capacity=5, timeout=5)
+
+    # 15 calls, 5 from the full bucket, 10 more at 20/s.
+    assert time.monotonic() - started >= 0.45
+
+
+def test_pause_in_one_process_holds_back_the_other(redis_url):
+    prefix = f"test:{uuid.uuid4()}"
+    TokenBucket(redis_url, prefix=prefix).pause("crm", 0.4)
+
+    waited = TokenBucket(redis_url, prefix=prefix).acquire("crm", rate=10, capacity=1, timeout=2)
+
+    assert waited >= 0.35
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["redis", "in-process"])
+def test_acquire_gives_up_at_once_when_the_wait_exceeds_the_timeout(redis_url, shared):
+    bucket = TokenBucket(redis_url if shared else "filesystem://", prefix=f"test:{uuid.uuid4()}")
+    assert bucket.shared is shared
+    bucket.acquire("crm", rate=1, capacity=1, timeout=0)
+
+    started = time.monotonic()
+    with pytest.raises(ThrottleTimeout):
+        bucket.acquire("crm", rate=1, capacity=1, timeout=0.5)
+    assert time.monotonic() - started < 0.1
+
+
+def test_in_process_bucket_paces_threads():
+    bucket = TokenBucket(None)
+    started = time.monotonic()
+
+    for _ in range(6):
+        bucket.acquire("crm", rate=20, capacity=1, timeout=1)
+    bucket.pause("crm", 0.2)
+    bucket.acquire("crm", rate=20, capacity=1, timeout=1)
+
+    assert time.monotonic() - started >= 0.25 + 0.2
+
+
+def test_unreachable_redis_is_a_transient_error(sandbox):
+    throttle = TokenBucket("redis://127.0.0.1:1/0", prefix=f"test:{uuid.uuid4()}")
+
+    with pytest.raises(TransientHubSpotError) as caught:
+        make_client(sandbox, throttle=throttle).get_owner("1001")
+
+    assert caught.value.category == "THROTTLE_UNAVAILABLE"
+    assert sandbox.requests() == []

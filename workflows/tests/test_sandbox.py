@@ -1,0 +1,325 @@
+"""The HubSpot sandbox, spoken to with plain HTTP as any process would."""
+
+import threading
+import time
+
+import pytest
+import requests
+
+AUTH = {"Authorization": "Bearer sandbox-token"}
+
+
+def call(sandbox, method: str, path: str, **kwargs) -> requests.Response:
+    kwargs.setdefault("headers", AUTH)
+    return requests.request(method, sandbox.url + path, timeout=5, **kwargs)
+
+
+def search_body(prop: str, value: str, operator: str = "EQ") -> dict:
+    return {
+        "filterGroups": [
+            {"filters": [{"propertyName": prop, "operator": operator, "value": value}]}
+        ]
+    }
+
+
+def test_it_rejects_a_missing_or_wrong_token(sandbox):
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "sandbox-token"}):
+        response = call(sandbox, "GET", "/crm/v3/owners/1001", headers=headers)
+        assert response.status_code == 401
+        assert response.json()["category"] == "INVALID_AUTHENTICATION"
+
+
+def test_without_a_configured_token_it_accepts_any_bearer(sandbox):
+    sandbox.configure(token=None)
+
+    assert call(sandbox, "GET", "/crm/v3/owners/1001", headers={"Authorization": "Bearer x"}).ok
+    assert (
+        call(
+            sandbox, "GET", "/crm/v3/owners/1001", headers={"Authorization": "Bearer "}
+        ).status_code
+        == 401
+    )
+
+
+def test_every_answer_carries_rate_limit_headers(sandbox):
+    for response in (
+        call(sandbox, "GET", "/crm/v3/owners/1001"),
+        call(sandbox, "GET", "/crm/v3/owners/1001", headers={}),
+        call(sandbox, "GET", "/crm/v3/objects/contacts/1"),
+    ):
+        assert response.headers["X-HubSpot-RateLimit-Max"] == "100"
+        assert response.headers["X-HubSpot-RateLimit-Interval-Milliseconds"] == "10000"
+        assert int(response.headers["X-HubSpot-RateLimit-Daily-Remaining"]) > 0
+    assert response.headers["X-HubSpot-RateLimit-Remaining"] == "98"
+
+
+def test_enforced_rolling_limit_answers_429_then_recovers(sandbox):
+    sandbox.configure(rate_limit=2, rate_limit_interval_ms=300)
+
+    statuses = [call(sandbox, "GET", "/crm/v3/owners/1001").status_code for _ in range(3)]
+    refused = call(sandbox, "GET", "/crm/v3/owners/1001")
+    time.sleep(0.35)
+
+    assert statuses == [200, 200, 429]
+    assert refused.json()["errorType"] == "RATE_LIMIT"
+    assert refused.json()["policyName"] == "TEN_SECONDLY_ROLLING"
+    assert refused.headers["X-HubSpot-RateLimit-Remaining"] == "0"
+    assert call(sandbox, "GET", "/crm/v3/owners/1001").status_code == 200
+
+
+def test_contact_lifecycle(sandbox):
+    created = call(
+        sandbox,
+        "POST",
+        "/crm/v3/objects/contacts",
+        json={"properties": {"email": "a@example.com", "firstname": "A"}},
+    )
+    assert created.status_code == 201
+    contact_id = created.json()["id"]
+
+    got = call(sandbox, "GET", f"/crm/v3/objects/contacts/{contact_id}?properties=firstname")
+    assert got.json()["properties"]["firstname"] == "A"
+    assert got.json()["archived"] is False
+
+    found = call(
+        sandbox,
+        "POST",
+        "/crm/v3/objects/contacts/search",
+        json=search_body("email", "A@example.com"),
+    )
+    assert found.json()["total"] == 1
+    assert found.json()["results"][0]["id"] == contact_id
+
+    duplicate = call(
+        sandbox, "POST", "/crm/v3/objects/contacts", json={"properties": {"email": "a@example.com"}}
+    )
+    assert duplicate.status_code == 409
+    assert duplicate.json()["category"] == "CONFLICT"
+    assert duplicate.json()["message"] == f"Contact already exists. Existing ID: {contact_id}"
+
+    missing = call(sandbox, "GET", "/crm/v3/objects/contacts/404404")
+    assert missing.status_code == 404
+    assert missing.json()["category"] == "OBJECT_NOT_FOUND"
+
+
+def test_concurrent_creates_of_one_email_make_one_contact(sandbox):
+    statuses = []
+
+    def create() -> None:
+        response = call(
+            sandbox,
+            "POST",
+            "/crm/v3/objects/contacts",
+            json={"properties": {"email": "race@example.com"}},
+        )
+        statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=create) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(statuses) == [201] + [409] * 11
+    assert len(sandbox.state.contacts) == 1
+
+
+def test_task_needs_hs_timestamp(sandbox):
+    response = call(
+        sandbox, "POST", "/crm/v3/objects/tasks", json={"properties": {"hs_task_subject": "x"}}
+    )
+
+    assert response.status_code == 400
+    assert response.json()["category"] == "VALIDATION_ERROR"
+    assert "hs_timestamp" in response.json()["message"]
+
+
+def test_task_association_must_be_type_204_to_an_existing_contact(sandbox):
+    contact = sandbox.seed_contact(email="a@example.com")
+
+    def create(contact_id: str, type_id: int) -> requests.Response:
+        association = {
+            "to": {"id": contact_id},
+            "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}],
+        }
+        body = {
+            "properties": {"hs_timestamp": "2030-01-01T00:00:00Z"},
+            "associations": [association],
+        }
+        return call(sandbox, "POST", "/crm/v3/objects/tasks", json=body)
+
+    assert create(contact["id"], 202).status_code == 400
+    assert create("999", 204).status_code == 400
+    assert create(contact["id"], 204).status_code == 201
+
+
+def test_task_search_by_token_and_index_lag(sandbox):
+    sandbox.configure(index_lag_seconds=0.2)
+    body = {
+        "properties": {"hs_timestamp": "1893456000000", "hs_task_body": "Call back. ref: abc123"}
+    }
+    assert call(sandbox, "POST", "/crm/v3/objects/tasks", json=body).status_code == 201
+    query = search_body("hs_task_body", "ABC123", "CONTAINS_TOKEN")
+
+    assert call(sandbox, "POST", "/crm/v3/objects/tasks/search", json=query).json()["total"] == 0
+    time.sleep(0.25)
+    found = call(sandbox, "POST", "/crm/v3/objects/tasks/search", json=query).json()
+    assert found["total"] == 1
+    assert (
+        call(
+            sandbox, "POST", "/crm/v3/objects/tasks/search", json=search_body("hs_task_body", "abc")
+        ).json()["total"]
+        == 0
+    )
+
+
+def test_note_create(sandbox):
+    contact = sandbox.seed_contact(email="a@example.com")
+    association = {
+        "to": {"id": contact["id"]},
+        "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 202}],
+    }
+    body = {
+        "properties": {"hs_note_body": "hi", "hs_timestamp": "2030-01-01T00:00:00Z"},
+        "associations": [association],
+    }
+
+    response = call(sandbox, "POST", "/crm/v3/objects/notes", json=body)
+
+    assert response.status_code == 201
+    assert response.json()["properties"]["hs_note_body"] == "hi"
+
+
+def test_unknown_owner_is_404(sandbox):
+    assert call(sandbox, "GET", "/crm/v3/owners/1001").json()["firstName"] == "Avery"
+    assert call(sandbox, "GET", "/crm/v3/owners/2").status_code == 404
+
+
+def test_fault_fires_the_given_number_of_times(sandbox):
+    sandbox.set_faults({"owners.get": {"kind": "status", "status": 500, "times": 2}})
+
+    statuses = [call(sandbox, "GET", "/crm/v3/owners/1001").status_code for _ in range(3)]
+
+    assert statuses == [500, 500, 200]
+
+
+def test_wildcard_fault_applies_to_every_endpoint(sandbox):
+    sandbox.set_faults({"*": {"kind": "status", "status": 503}})
+
+    assert call(sandbox, "GET", "/crm/v3/owners/1001").status_code == 503
+    assert call(sandbox, "POST", "/crm/v3/objects/contacts/search", json={}).status_code == 503
+
+
+def test_429_fault_sets_retry_after(sandbox):
+    sandbox.set_faults({"owners.get": {"kind": "status", "status": 429, "retry_after": 3}})
+
+    response = call(sandbox, "GET", "/crm/v3/owners/1001")
+
+    assert response.headers["Retry-After"] == "3"
+    assert response.json()["errorType"] == "RATE_LIMIT"
+
+
+def test_latency_and_malformed_faults(sandbox):
+    sandbox.set_faults(
+        {
+            "owners.get": [
+                {"kind": "latency", "ms": 200, "times": 1},
+                {"kind": "malformed", "times": 1},
+            ]
+        }
+    )
+
+    started = time.monotonic()
+    response = call(sandbox, "GET", "/crm/v3/owners/1001")
+
+    assert time.monotonic() - started >= 0.2
+    assert response.status_code == 200
+    with pytest.raises(ValueError):
+        response.json()
+    assert call(sandbox, "GET", "/crm/v3/owners/1001").json()["id"] == "1001"
+
+
+def test_random_faults_follow_their_probability(sandbox):
+    sandbox.set_faults(
+        {
+            "owners.get": {
+                "kind": "rate",
+                "probability": 1.0,
+                "choices": [{"kind": "status", "status": 502}],
+            }
+        }
+    )
+    assert call(sandbox, "GET", "/crm/v3/owners/1001").status_code == 502
+
+    sandbox.set_faults(
+        {
+            "owners.get": {
+                "kind": "rate",
+                "probability": 0.0,
+                "choices": [{"kind": "status", "status": 502}],
+            }
+        }
+    )
+    assert call(sandbox, "GET", "/crm/v3/owners/1001").status_code == 200
+
+
+def test_unknown_fault_kind_is_refused(sandbox):
+    with pytest.raises(ValueError):
+        sandbox.set_faults({"owners.get": {"kind": "explode"}})
+    response = requests.post(
+        f"{sandbox.url}/__sandbox__/faults", json={"owners.get": {"kind": "explode"}}, timeout=5
+    )
+    assert response.status_code == 400
+
+
+def test_requests_are_recorded_without_the_authorization_header(sandbox):
+    call(
+        sandbox, "POST", "/crm/v3/objects/contacts", json={"properties": {"email": "a@example.com"}}
+    )
+
+    (recorded,) = sandbox.state.requests
+    assert recorded.method == "POST"
+    assert recorded.endpoint == "contacts.create"
+    assert recorded.json == {"properties": {"email": "a@example.com"}}
+    assert recorded.status == 201
+    assert "Authorization" not in recorded.headers
+
+
+def test_control_api_seeds_configures_lists_and_resets(sandbox):
+    control = f"{sandbox.url}/__sandbox__"
+    requests.post(
+        f"{control}/owners", json={"id": "7", "email": "o@example.com", "firstName": "O"}, timeout=5
+    )
+    seeded = requests.post(
+        f"{control}/contacts",
+        json={"contacts": [{"email": "s@example.com", "owner_id": "7"}]},
+        timeout=5,
+    ).json()
+    requests.post(
+        f"{control}/faults",
+        json={"faults": {"owners.get": {"kind": "status", "status": 500, "times": 1}}},
+        timeout=5,
+    )
+    config = requests.post(f"{control}/config", json={"latency_ms": 1}, timeout=5).json()
+
+    assert seeded["contacts"][0]["properties"]["hubspot_owner_id"] == "7"
+    assert config["latency_ms"] == 1
+    assert call(sandbox, "GET", "/crm/v3/owners/7").status_code == 500
+    assert call(sandbox, "GET", "/crm/v3/owners/7").json()["firstName"] == "O"
+    log = requests.get(f"{control}/requests", timeout=5).json()["requests"]
+    assert [(r["endpoint"], r["status"]) for r in log] == [("owners.get", 500), ("owners.get", 200)]
+    state = requests.get(f"{control}/state", timeout=5).json()
+    assert [c["properties"]["email"] for c in state["contacts"]] == ["s@example.com"]
+
+    assert requests.post(f"{control}/reset", timeout=5).ok
+    assert requests.get(f"{control}/requests", timeout=5).json() == {"requests": []}
+    assert call(sandbox, "GET", "/crm/v3/owners/7").status_code == 404
+    assert sandbox.state.config.latency_ms == 0
+    assert call(sandbox, "GET", "/crm/v3/owners/1001").ok
+
+
+def test_unknown_setting_is_refused(sandbox):
+    response = requests.post(f"{sandbox.url}/__sandbox__/config", json={"latency": 1}, timeout=5)
+
+    assert response.status_code == 400
+    assert "latency" in response.json()["message"]
