@@ -51,7 +51,16 @@ class EmailDraft(models.Model):
     gate_action = models.CharField(max_length=5, choices=GateAction.choices, blank=True, default="")
     gate_reason = models.TextField(blank=True, default="")
     idempotency_key = models.CharField(max_length=64, unique=True)
-    send_attempts = models.PositiveIntegerField(default=0)
+    send_attempts = models.PositiveIntegerField(
+        default=0, help_text="Sends claimed (committed before the provider is called)."
+    )
+    send_failures = models.PositiveIntegerField(
+        default=0,
+        help_text="Attempts the provider definitely refused. Attempts beyond these have an "
+        "unknown outcome and are never retried automatically.",
+    )
+    send_claimed_at = models.DateTimeField(null=True, blank=True)
+    last_send_error = models.TextField(blank=True, default="")
     sent_at = models.DateTimeField(null=True, blank=True)
     provider_message_id = models.CharField(max_length=255, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -17,10 +17,11 @@ from workflows.models import AuditEvent, Status, Trigger, Workflow
 log = logging.getLogger("leadline.workflows")
 
 PROCESS_TASK = "workflows.process_workflow"
+SEND_TASK = "outreach.send_email"
 
 
-def workflows_enqueue(workflow_ids: Sequence[int]) -> int:
-    """Publish one ``process_workflow`` message per id over a single broker connection.
+def workflows_enqueue(workflow_ids: Sequence[int], *, task: str = PROCESS_TASK) -> int:
+    """Publish one ``task`` message (default ``process_workflow``) per id over one connection.
 
     Never raises for a broker outage: the rows stay ``pending`` with ``enqueued_at`` unset,
     and the sweeper re-enqueues them once the broker is back. Returns how many were published.
@@ -33,7 +34,7 @@ def workflows_enqueue(workflow_ids: Sequence[int]) -> int:
         with app.producer_or_acquire() as producer:
             producer.connection.ensure_connection(max_retries=0, timeout=2)
             for workflow_id in workflow_ids:
-                app.send_task(PROCESS_TASK, args=[workflow_id], producer=producer)
+                app.send_task(task, args=[workflow_id], producer=producer)
                 published.append(workflow_id)
     except Exception as exc:  # any broker failure: the pending rows are the outbox
         log.warning(

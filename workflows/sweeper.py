@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from workflows import metrics
 from workflows.models import Status, Workflow
-from workflows.services import workflows_enqueue
+from workflows.services import SEND_TASK, workflows_enqueue
 
 log = logging.getLogger("leadline.sweeper")
 
@@ -26,6 +26,7 @@ log = logging.getLogger("leadline.sweeper")
 class SweepResult:
     pending: int = 0
     expired_leases: int = 0
+    sends: int = 0
     published: int = 0
 
     def as_dict(self) -> dict[str, int]:
@@ -60,10 +61,23 @@ def sweep(*, now: datetime | None = None, batch_size: int | None = None) -> Swee
             lease_expires_at=now + timedelta(seconds=settings.WORKFLOW_LEASE_SECONDS),
             enqueued_at=now,
         )
-    result.pending, result.expired_leases = len(pending), len(expired)
+        # Sends whose task message was lost (broker down at approval). Re-publishing is safe:
+        # the send task never resends an attempt whose outcome is unknown.
+        sends = list(
+            Workflow.objects.select_for_update(skip_locked=True)
+            .filter(status=Status.SENDING, updated_at__lt=stale)
+            .exclude(enqueued_at__gte=stale)
+            .values_list("pk", flat=True)[:batch]
+        )
+        Workflow.objects.filter(pk__in=sends).update(enqueued_at=now)
+    result.pending, result.expired_leases, result.sends = len(pending), len(expired), len(sends)
+    if sends:
+        result.published += workflows_enqueue(sends, task=SEND_TASK)
+        metrics.SWEPT.labels("send").inc(len(sends))
     if pending or expired:
-        result.published = workflows_enqueue([*pending, *expired])
+        result.published += workflows_enqueue([*pending, *expired])
         metrics.SWEPT.labels("pending").inc(len(pending))
         metrics.SWEPT.labels("expired_lease").inc(len(expired))
+    if pending or expired or sends:
         log.warning("Sweeper re-enqueued stuck workflows", extra=result.as_dict())
     return result

@@ -33,6 +33,7 @@ TRANSITIONS: Mapping[tuple[Status, Status], str] = {
     (S.APPROVED, S.SENDING): "the send is claimed (send mode, gate allows)",
     (S.APPROVED, S.COMPLETED): "draft-only or blocked: the rep sends by hand",
     (S.SENDING, S.SENT): "the provider accepted the message",
+    (S.SENDING, S.COMPLETED): "the gate re-check right before sending said no; rep sends by hand",
     (S.SENDING, S.FAILED): "the provider refused the message, retries exhausted",
     (S.SENDING, S.SEND_UNKNOWN): "the outcome is unknown (timeout or crash after the claim)",
     (S.SEND_UNKNOWN, S.SENT): "an operator confirms the message went out",

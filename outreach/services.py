@@ -1,0 +1,668 @@
+"""Outreach services: the one code path for drafting, gating, approving and sending.
+
+The dashboard, admin, API, management commands and Celery tasks all call these. Status changes
+go through ``workflows.transitions.transition``; nothing here writes ``workflows.status``.
+
+Exactly-once sending rests on three rules (see ``email_send``):
+1. a send is *claimed* (``send_attempts += 1``) in a committed transaction before the
+   provider is called;
+2. an attempt is retried only when the provider definitely refused it (``send_failures``);
+3. any claimed attempt whose outcome was never recorded is ``send_unknown`` and waits for
+   an operator; it is never resent automatically.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import smtplib
+from dataclasses import dataclass
+from datetime import timedelta
+from email.utils import parseaddr
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.mail import EmailMultiAlternatives
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from outreach.drafting import DraftContext, Drafter, get_drafter
+from outreach.gate import GateDecision, SendMode, current_mode, decide
+from outreach.models import Decision, EmailDraft, GateAction
+from workflows import audit
+from workflows.models import AuditEvent, Status, Workflow
+from workflows.transitions import last_transition_to, transition
+
+logger = logging.getLogger(__name__)
+
+MAX_SEND_ATTEMPTS = 3
+MODE_CHANGED = "send_mode.changed"
+# Any 64-bit constant; serialises concurrent mode-change checks on PostgreSQL.
+_MODE_LOCK_KEY = 0x4C454144_4D4F4445
+APPROVE_PERMISSION = "workflows.approve_workflow"
+REJECT_PERMISSION = "workflows.reject_workflow"
+
+#: The provider answered and said no: the message was not accepted, so another try is safe.
+DEFINITE_SEND_FAILURES: tuple[type[BaseException], ...] = (
+    smtplib.SMTPRecipientsRefused,
+    smtplib.SMTPSenderRefused,
+    smtplib.SMTPDataError,
+    smtplib.SMTPHeloError,
+    smtplib.SMTPConnectError,
+    smtplib.SMTPAuthenticationError,
+    smtplib.SMTPNotSupportedError,
+    ConnectionRefusedError,
+)
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    ok: bool
+    message: str
+    status: str | None = None
+
+
+class SendDeferred(Exception):
+    """The provider refused the message in a way worth retrying; the task retries later."""
+
+
+class ActionRefused(ValueError):
+    """The action does not apply to the workflow in its current state (message says why)."""
+
+
+# --- Drafting and hand-off ------------------------------------------------------------------
+
+
+def draft_create(*, workflow_id: int, drafter: Drafter | None = None) -> EmailDraft:
+    """Draft the workflow's email once; idempotent (returns the existing draft if any).
+
+    Never sends. The recipient is the submission's email, unvalidated: the gate judges it.
+    """
+    existing = EmailDraft.objects.filter(workflow_id=workflow_id).first()
+    if existing:
+        return existing
+    workflow = Workflow.objects.select_related("submission").get(pk=workflow_id)
+    drafter = drafter or get_drafter()
+    content = drafter.draft(_draft_context(workflow))
+    try:
+        with transaction.atomic():
+            draft = EmailDraft.objects.create(
+                workflow=workflow,
+                recipient=workflow.submission.email.strip(),
+                subject=content.subject,
+                body=content.body,
+                body_html=content.body_html,
+                template=content.template,
+                drafter=drafter.name,
+                original_subject=content.subject,
+                original_body=content.body,
+                idempotency_key=_idempotency_key(workflow.pk),
+            )
+            audit.record(
+                action="draft.created",
+                object_type="email_draft",
+                object_id=draft.pk,
+                workflow_id=workflow.pk,
+                details={"template": content.template, "drafter": drafter.name},
+            )
+    except IntegrityError:
+        # Another worker drafted the same workflow first; theirs is the draft.
+        return EmailDraft.objects.get(workflow_id=workflow_id)
+    return draft
+
+
+def _draft_context(workflow: Workflow) -> DraftContext:
+    sub = workflow.submission
+    contact = workflow.contact or {}
+    owner = contact.get("owner") or {}
+    return DraftContext(
+        email=sub.email.strip(),
+        first_name=(contact.get("firstname") or sub.first_name or "").strip(),
+        last_name=(contact.get("lastname") or sub.last_name or "").strip(),
+        company=(contact.get("company") or sub.company or "").strip(),
+        message=sub.message or "",
+        form_id=sub.form_id or "",
+        page_uri=sub.page_uri or "",
+        lifecycle_stage=contact.get("lifecyclestage") or "",
+        owner_name=(owner.get("name") or "").strip(),
+        owner_email=(owner.get("email") or "").strip(),
+        owner_signature=(owner.get("signature") or "").strip(),
+    )
+
+
+def _idempotency_key(workflow_id: int) -> str:
+    from uuid import uuid4
+
+    return f"wf{workflow_id}-{uuid4().hex}"
+
+
+def hand_off(*, workflow_id: int) -> GateDecision:
+    """Ask the gate about a ``running`` workflow's draft and move the workflow on.
+
+    SEND -> ``sending`` and the send task is enqueued after commit; HOLD or BLOCK ->
+    ``awaiting_approval`` (the reason is stored on the draft); shadow workflows ->
+    ``completed``. Idempotent: if the workflow is no longer ``running`` nothing changes.
+    Never sends by itself.
+    """
+    workflow = Workflow.objects.get(pk=workflow_id)
+    draft = EmailDraft.objects.get(workflow_id=workflow_id)
+    if workflow.shadow:
+        decision = GateDecision(GateAction.BLOCK, "shadow replay: drafted only, never sent")
+        to_status = Status.COMPLETED
+    else:
+        decision = decide(mode=current_mode(), recipient=draft.recipient, approved=False)
+        to_status = (
+            Status.SENDING if decision.action == GateAction.SEND else Status.AWAITING_APPROVAL
+        )
+    with transaction.atomic():
+        result = transition(
+            workflow_id,
+            from_status=Status.RUNNING,
+            to_status=to_status,
+            reason=decision.reason,
+            details={"gate": decision.action.value},
+        )
+        if not result.won:
+            logger.info(
+                "hand_off: workflow %s is %s, not running", workflow_id, result.current_status
+            )
+            return decision
+        _store_gate_decision(draft, decision)
+        if to_status == Status.SENDING:
+            _enqueue_send_after_commit(workflow_id)
+    return decision
+
+
+def _store_gate_decision(draft: EmailDraft, decision: GateDecision) -> None:
+    draft.gate_action = decision.action
+    draft.gate_reason = decision.reason
+    draft.save(update_fields=["gate_action", "gate_reason", "updated_at"])
+    if decision.action == GateAction.BLOCK:
+        audit.record(
+            action="gate.decision",
+            object_type="email_draft",
+            object_id=draft.pk,
+            workflow_id=draft.workflow_id,
+            reason=decision.reason,
+            details={"action": decision.action.value},
+        )
+
+
+def _enqueue_send_after_commit(workflow_id: int) -> None:
+    from outreach import tasks
+
+    # robust: a broker outage must not undo the committed claim; the workflow stays in
+    # `sending` with no attempt made, and the sweeper re-enqueues it.
+    transaction.on_commit(lambda: tasks.send_email.delay(workflow_id), robust=True)
+
+
+def _enqueue_crm_note_after_commit(workflow_id: int) -> None:
+    from outreach import tasks
+
+    transaction.on_commit(lambda: tasks.write_crm_note.delay(workflow_id), robust=True)
+
+
+# --- Human decisions ------------------------------------------------------------------------
+
+
+def _require(user: AbstractBaseUser, permission: str) -> None:
+    if not user.has_perm(permission):
+        raise PermissionDenied(f"{user.get_username()} lacks the permission {permission}.")
+
+
+def draft_edit(*, workflow_id: int, user: AbstractBaseUser, subject: str, body: str) -> EmailDraft:
+    """Replace the draft's subject and body while it awaits approval; the original stays.
+
+    Raises PermissionDenied without ``approve_workflow``, ActionRefused once decided.
+    """
+    _require(user, APPROVE_PERMISSION)
+    with transaction.atomic():
+        draft = EmailDraft.objects.select_for_update().get(workflow_id=workflow_id)
+        status = Workflow.objects.values_list("status", flat=True).get(pk=workflow_id)
+        if status != Status.AWAITING_APPROVAL:
+            raise ActionRefused(_already_message(workflow_id, status))
+        _apply_edit(draft, user=user, subject=subject, body=body)
+    return draft
+
+
+def _apply_edit(draft: EmailDraft, *, user: AbstractBaseUser, subject: str, body: str) -> None:
+    subject = " ".join(subject.split())
+    if not subject or not body.strip():
+        raise ValidationError("An email needs a subject and a body.")
+    if (subject, body) == (draft.subject, draft.body):
+        return
+    summary = _diff_summary(draft.subject, draft.body, subject, body)
+    draft.subject, draft.body = subject, body
+    # The HTML part was rendered from the original text; a human edit supersedes it.
+    draft.body_html = ""
+    draft.edited_by, draft.edited_at = user, timezone.now()
+    draft.save(
+        update_fields=["subject", "body", "body_html", "edited_by", "edited_at", "updated_at"]
+    )
+    audit.record(
+        action="draft.edited",
+        object_type="email_draft",
+        object_id=draft.pk,
+        workflow_id=draft.workflow_id,
+        user=user,
+        details=summary,
+    )
+
+
+def _diff_summary(old_subject: str, old_body: str, subject: str, body: str) -> dict:
+    diff = list(difflib.ndiff(old_body.splitlines(), body.splitlines()))
+    return {
+        "subject_changed": old_subject != subject,
+        "body_lines_added": sum(1 for line in diff if line.startswith("+ ")),
+        "body_lines_removed": sum(1 for line in diff if line.startswith("- ")),
+        "body_chars": [len(old_body), len(body)],
+    }
+
+
+def workflow_approve(
+    *,
+    workflow_id: int,
+    user: AbstractBaseUser,
+    subject: str | None = None,
+    body: str | None = None,
+) -> ActionResult:
+    """Approve a waiting draft (applying an edit first if given), then ask the gate again.
+
+    SEND -> ``sending`` and the send is enqueued after commit; otherwise -> ``completed`` and
+    the final text is written to the HubSpot contact as a note for the rep. A second approval
+    (or one racing a rejection) loses and is told who won. Raises PermissionDenied.
+    """
+    _require(user, APPROVE_PERMISSION)
+    with transaction.atomic():
+        draft = EmailDraft.objects.select_for_update().get(workflow_id=workflow_id)
+        won = transition(
+            workflow_id,
+            from_status=Status.AWAITING_APPROVAL,
+            to_status=Status.APPROVED,
+            user=user,
+            reason="approved",
+        )
+        if not won:
+            return ActionResult(
+                False, _already_message(workflow_id, won.current_status), won.current_status
+            )
+        if subject is not None or body is not None:
+            _apply_edit(
+                draft,
+                user=user,
+                subject=draft.subject if subject is None else subject,
+                body=draft.body if body is None else body,
+            )
+        draft.decision, draft.approver, draft.decided_at = Decision.APPROVED, user, timezone.now()
+        draft.save(update_fields=["decision", "approver", "decided_at", "updated_at"])
+
+        workflow = Workflow.objects.get(pk=workflow_id)
+        if workflow.shadow:
+            gate = GateDecision(GateAction.BLOCK, "shadow replay: drafted only, never sent")
+        else:
+            gate = decide(mode=current_mode(), recipient=draft.recipient, approved=True)
+        _store_gate_decision(draft, gate)
+        if gate.action == GateAction.SEND:
+            transition(
+                workflow_id,
+                from_status=Status.APPROVED,
+                to_status=Status.SENDING,
+                user=user,
+                reason=gate.reason,
+            )
+            _enqueue_send_after_commit(workflow_id)
+            return ActionResult(True, "Approved; sending.", Status.SENDING)
+        transition(
+            workflow_id,
+            from_status=Status.APPROVED,
+            to_status=Status.COMPLETED,
+            user=user,
+            reason=gate.reason,
+        )
+        _enqueue_crm_note_after_commit(workflow_id)
+        return ActionResult(True, f"Approved; not sent: {gate.reason}.", Status.COMPLETED)
+
+
+def workflow_reject(*, workflow_id: int, user: AbstractBaseUser, reason: str) -> ActionResult:
+    """Reject a waiting draft with a reason; nothing is sent. Loses cleanly to a rival decision.
+
+    Raises PermissionDenied without ``reject_workflow`` and ValidationError without a reason.
+    """
+    _require(user, REJECT_PERMISSION)
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": "Say why the draft is rejected."})
+    with transaction.atomic():
+        draft = EmailDraft.objects.select_for_update().get(workflow_id=workflow_id)
+        won = transition(
+            workflow_id,
+            from_status=Status.AWAITING_APPROVAL,
+            to_status=Status.REJECTED,
+            user=user,
+            reason=reason,
+        )
+        if not won:
+            return ActionResult(
+                False, _already_message(workflow_id, won.current_status), won.current_status
+            )
+        draft.decision, draft.decision_reason = Decision.REJECTED, reason
+        draft.approver, draft.decided_at = user, timezone.now()
+        draft.save(
+            update_fields=["decision", "decision_reason", "approver", "decided_at", "updated_at"]
+        )
+    return ActionResult(True, "Rejected.", Status.REJECTED)
+
+
+def _already_message(workflow_id: int, status: str | None) -> str:
+    """'Already approved by olivia at …': the decision that beat the caller."""
+    events = [
+        e
+        for e in (last_transition_to(workflow_id, s) for s in (Status.APPROVED, Status.REJECTED))
+        if e is not None
+    ]
+    event = max(events, key=lambda e: (e.created_at, e.id)) if events else None
+    if event is None and status:
+        event = last_transition_to(workflow_id, status)
+    if event is None:
+        return f"Already {status}."
+    when = timezone.localtime(event.created_at).strftime("%Y-%m-%d %H:%M:%S %Z")
+    return f"Already {event.to_status} by {event.actor} at {when}."
+
+
+def resolve_unknown_send(
+    *, workflow_id: int, user: AbstractBaseUser, sent: bool, note: str
+) -> ActionResult:
+    """An operator settles a ``send_unknown`` workflow after checking the mailbox/ESP.
+
+    ``sent=True`` -> ``sent``; ``sent=False`` -> ``completed`` and the text goes to the rep as
+    a CRM note. Never sends. Raises PermissionDenied and ValidationError (empty note).
+    """
+    _require(user, APPROVE_PERMISSION)
+    note = (note or "").strip()
+    if not note:
+        raise ValidationError({"note": "Say how you established whether the email went out."})
+    to_status = Status.SENT if sent else Status.COMPLETED
+    with transaction.atomic():
+        draft = EmailDraft.objects.select_for_update().get(workflow_id=workflow_id)
+        won = transition(
+            workflow_id,
+            from_status=Status.SEND_UNKNOWN,
+            to_status=to_status,
+            user=user,
+            reason=note,
+            details={"resolved_sent": sent},
+        )
+        if not won:
+            return ActionResult(
+                False, _already_message(workflow_id, won.current_status), won.current_status
+            )
+        if sent and draft.sent_at is None:
+            draft.sent_at = timezone.now()
+            draft.provider_message_id = draft.provider_message_id or message_id_for(draft)
+            draft.save(update_fields=["sent_at", "provider_message_id", "updated_at"])
+        if not sent:
+            _enqueue_crm_note_after_commit(workflow_id)
+    return ActionResult(True, f"Marked {to_status}.", to_status)
+
+
+# --- Sending --------------------------------------------------------------------------------
+
+
+class SendInProgress(Exception):
+    """Another worker claimed this send moments ago; look again once its lease has passed."""
+
+    def __init__(self, retry_in_seconds: float) -> None:
+        super().__init__(f"another worker is sending; look again in {retry_in_seconds:.0f}s")
+        self.retry_in_seconds = retry_in_seconds
+
+
+def message_id_for(draft: EmailDraft) -> str:
+    """The Message-ID header: the same on every attempt, so providers and inboxes can dedupe."""
+    domain = parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or "leadline.invalid"
+    return f"<{draft.idempotency_key}@{domain}>"
+
+
+def _send_lease() -> timedelta:
+    # After the hard task time limit the claiming worker is certainly gone.
+    return timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + settings.EMAIL_TIMEOUT)
+
+
+def email_send(*, workflow_id: int) -> str:
+    """Send a ``sending`` workflow's email at most once; returns what happened.
+
+    MAY SEND. Re-checks the gate first. Claims the attempt in a committed transaction, calls
+    the provider outside any transaction, then records the outcome. A claimed attempt whose
+    outcome is unknown moves the workflow to ``send_unknown`` instead of sending again.
+    Raises SendDeferred (retry later) after a transient refusal, SendInProgress while another
+    worker holds a fresh claim.
+    """
+    workflow = Workflow.objects.get(pk=workflow_id)
+    if workflow.status != Status.SENDING:
+        return f"skipped: workflow is {workflow.status}, not sending"
+    draft = EmailDraft.objects.get(workflow_id=workflow_id)
+    if workflow.shadow:
+        gate = GateDecision(GateAction.BLOCK, "shadow replay: drafted only, never sent")
+    else:
+        approved = draft.decision == Decision.APPROVED
+        gate = decide(mode=current_mode(), recipient=draft.recipient, approved=approved)
+    if gate.action != GateAction.SEND:
+        return _stop_before_send(draft, gate)
+
+    draft, skipped = _claim_send(workflow_id)
+    if skipped:
+        return skipped
+    if connection.in_atomic_block:
+        raise RuntimeError("refusing to send inside an open transaction: it could roll back")
+    message_id = message_id_for(draft)
+    message = EmailMultiAlternatives(
+        subject=draft.subject,
+        body=draft.body,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[draft.recipient.strip()],
+        headers={"Message-ID": message_id},
+    )
+    if draft.body_html:
+        message.attach_alternative(draft.body_html, "text/html")
+    try:
+        message.send(fail_silently=False)
+    except DEFINITE_SEND_FAILURES as exc:
+        return _record_definite_failure(workflow_id, exc)
+    except Exception as exc:
+        # A timeout or disconnect after DATA may still have delivered the message.
+        _record_unknown(workflow_id, exc)
+        return "send_unknown"
+    status = getattr(message, "anymail_status", None)
+    _record_sent(workflow_id, provider_id=getattr(status, "message_id", None) or message_id)
+    return "sent"
+
+
+def _stop_before_send(draft: EmailDraft, gate: GateDecision) -> str:
+    reason = f"gate re-check before sending: {gate.reason}"
+    with transaction.atomic():
+        won = transition(
+            draft.workflow_id, from_status=Status.SENDING, to_status=Status.COMPLETED, reason=reason
+        )
+        if not won:
+            return f"skipped: workflow is {won.current_status}, not sending"
+        _store_gate_decision(draft, GateDecision(GateAction.BLOCK, reason))
+        _enqueue_crm_note_after_commit(draft.workflow_id)
+    return "completed: not sent"
+
+
+def _claim_send(workflow_id: int) -> tuple[EmailDraft, str]:
+    """Lock the draft and commit ``send_attempts += 1``; or say why not to send."""
+    with transaction.atomic():
+        draft = EmailDraft.objects.select_for_update().get(workflow_id=workflow_id)
+        status = Workflow.objects.values_list("status", flat=True).get(pk=workflow_id)
+        if status != Status.SENDING:
+            return draft, f"skipped: workflow is {status}, not sending"
+        if draft.sent_at is not None:
+            return draft, "skipped: already sent"
+        now = timezone.now()
+        if draft.send_attempts > draft.send_failures:
+            claimed = draft.send_claimed_at
+            if claimed is not None and now - claimed < _send_lease():
+                raise SendInProgress((claimed + _send_lease() - now).total_seconds())
+            transition(
+                workflow_id,
+                from_status=Status.SENDING,
+                to_status=Status.SEND_UNKNOWN,
+                reason=f"send attempt {draft.send_attempts} never recorded its outcome (the "
+                "worker stopped mid-send); check the mail provider, then resolve by hand",
+            )
+            return draft, "send_unknown"
+        draft.send_attempts += 1
+        draft.send_claimed_at = now
+        draft.save(update_fields=["send_attempts", "send_claimed_at", "updated_at"])
+    return draft, ""
+
+
+def _is_permanent(exc: BaseException) -> bool:
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        return bool(codes) and all(code >= 500 for code in codes)
+    code = getattr(exc, "smtp_code", None)
+    return isinstance(code, int) and code >= 500
+
+
+def _record_definite_failure(workflow_id: int, exc: BaseException) -> str:
+    error = f"{type(exc).__name__}: {exc}"[:2000]
+    with transaction.atomic():
+        draft = EmailDraft.objects.select_for_update().get(workflow_id=workflow_id)
+        draft.send_failures += 1
+        draft.last_send_error = error
+        draft.save(update_fields=["send_failures", "last_send_error", "updated_at"])
+        permanent = _is_permanent(exc)
+        audit.record(
+            action="email.send_failed",
+            object_type="email_draft",
+            object_id=draft.pk,
+            workflow_id=workflow_id,
+            reason=error,
+            details={"attempt": draft.send_attempts, "permanent": permanent},
+        )
+        if permanent or draft.send_attempts >= MAX_SEND_ATTEMPTS:
+            transition(
+                workflow_id,
+                from_status=Status.SENDING,
+                to_status=Status.FAILED,
+                reason=f"the provider refused the message ({error}); the rep follows up by hand",
+                fields={"last_error": error},
+            )
+            return "failed"
+    raise SendDeferred(error)
+
+
+def _record_unknown(workflow_id: int, exc: BaseException) -> None:
+    error = f"{type(exc).__name__}: {exc}"[:2000]
+    logger.exception("send outcome unknown for workflow %s", workflow_id)
+    with transaction.atomic():
+        EmailDraft.objects.filter(workflow_id=workflow_id).update(
+            last_send_error=error, updated_at=timezone.now()
+        )
+        transition(
+            workflow_id,
+            from_status=Status.SENDING,
+            to_status=Status.SEND_UNKNOWN,
+            reason=f"the message may have been sent ({error}); check the mail provider, "
+            "then resolve by hand. It is never resent automatically.",
+            fields={"last_error": error},
+        )
+
+
+def _record_sent(workflow_id: int, *, provider_id: str) -> None:
+    with transaction.atomic():
+        draft = EmailDraft.objects.select_for_update().get(workflow_id=workflow_id)
+        draft.sent_at = timezone.now()
+        draft.provider_message_id = provider_id[:255]
+        draft.save(update_fields=["sent_at", "provider_message_id", "updated_at"])
+        reason = f"accepted by the provider as {provider_id}"
+        won = transition(
+            workflow_id, from_status=Status.SENDING, to_status=Status.SENT, reason=reason
+        )
+        if not won and won.current_status == Status.SEND_UNKNOWN:
+            # Presumed lost by a worker that found our claim stale; it did go out.
+            transition(
+                workflow_id, from_status=Status.SEND_UNKNOWN, to_status=Status.SENT, reason=reason
+            )
+        audit.record(
+            action="email.sent",
+            object_type="email_draft",
+            object_id=draft.pk,
+            workflow_id=workflow_id,
+            details={
+                "recipient": draft.recipient,
+                "message_id": provider_id,
+                "attempt": draft.send_attempts,
+            },
+        )
+
+
+# --- CRM note for the rep -------------------------------------------------------------------
+
+
+def crm_note_write(*, workflow_id: int) -> str:
+    """Put the final text on the HubSpot contact as a note so the rep can send it by hand.
+
+    Never sends email. Skips (with an audit row saying why) without a CRM client or contact,
+    and when a note was already written for this workflow.
+    """
+    from workflows.hubspot import client_from_settings
+
+    if AuditEvent.objects.filter(workflow_id=workflow_id, action="crm_note.created").exists():
+        return "skipped: note already written"
+    workflow = Workflow.objects.get(pk=workflow_id)
+    draft = EmailDraft.objects.get(workflow_id=workflow_id)
+    client = client_from_settings()
+    if client is None or not workflow.contact_id:
+        why = "no HubSpot client configured" if client is None else "no HubSpot contact id"
+        audit.record(
+            action="crm_note.skipped",
+            object_type="email_draft",
+            object_id=draft.pk,
+            workflow_id=workflow_id,
+            reason=f"{why}: the draft is only visible in Leadline",
+        )
+        return f"skipped: {why}"
+    body = (
+        f"Follow-up email for the rep to send by hand ({draft.gate_reason}).\n\n"
+        f"To: {draft.recipient}\nSubject: {draft.subject}\n\n{draft.body}"
+    )
+    note = client.create_note(contact_id=workflow.contact_id, body=body)
+    audit.record(
+        action="crm_note.created",
+        object_type="email_draft",
+        object_id=draft.pk,
+        workflow_id=workflow_id,
+        details={"note_id": str(note.get("id", ""))},
+    )
+    return "note written"
+
+
+# --- Send mode audit ------------------------------------------------------------------------
+
+
+def record_mode_change_if_needed(mode: SendMode | None = None) -> bool:
+    """Write one ``send_mode.changed`` audit row if ``mode`` differs from the last recorded.
+
+    Idempotent; concurrent callers (web, workers starting together) are serialised by a
+    transaction-scoped advisory lock on PostgreSQL (SQLite serialises writers already).
+    Returns whether a row was written.
+    """
+    snapshot = (mode or current_mode()).as_dict()
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_MODE_LOCK_KEY])
+        last = AuditEvent.objects.filter(action=MODE_CHANGED).order_by("-created_at", "-id").first()
+        previous = last.details.get("mode") if last else None
+        if previous == snapshot:
+            return False
+        audit.record(
+            action=MODE_CHANGED,
+            object_type="send_mode",
+            reason="first recorded send mode" if previous is None else "send mode changed",
+            details={"mode": snapshot, "previous": previous},
+        )
+    return True
