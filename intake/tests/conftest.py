@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import redis
+from kombu import pools as kombu_pools
 
 from config.celery_app import app as celery_app
 from intake.signatures import sign_v1, sign_v2, sign_v3
@@ -90,8 +91,9 @@ def post_webhook(client, webhook_settings) -> Callable[..., Any]:
 def _drop_broker_pools() -> None:
     # The app caches its connection and producer pools; drop them so the next publish
     # connects to whatever the broker URL is now.
-    if celery_app._pool is not None:
-        celery_app._pool.force_close_all()
+    # kombu also keeps process-wide pools keyed by connection: reset those too, or a later
+    # publish picks up a closed one ("Acquire on closed pool").
+    kombu_pools.reset()
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
 

@@ -131,13 +131,13 @@ class GunicornServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_for(self._healthy, timeout=30)
+        wait_for(self._healthy, timeout=60)
         return self
 
     def _healthy(self) -> bool:
         try:
-            return requests.get(f"{self.url}/healthz", timeout=1).status_code == 200
-        except requests.ConnectionError:
+            return requests.get(f"{self.url}/healthz", timeout=3).status_code == 200
+        except requests.RequestException:
             return False
 
     def __exit__(self, *exc_info: object) -> None:
