@@ -1,2 +1,18 @@
+from django.urls import path
+
+from dashboard import views
+
 app_name = "dashboard"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.workflow_list, name="workflow_list"),
+    path("replay-failed/", views.replay_failed, name="replay_failed"),
+    path("replay-selected/", views.replay_selected, name="replay_selected"),
+    path("inbox/", views.inbox, name="inbox"),
+    path("inbox/bulk/", views.inbox_bulk, name="inbox_bulk"),
+    path("workflows/<int:pk>/", views.workflow_detail, name="workflow_detail"),
+    path("workflows/<int:pk>/approve/", views.workflow_approve_view, name="workflow_approve"),
+    path("workflows/<int:pk>/reject/", views.workflow_reject_view, name="workflow_reject"),
+    path("workflows/<int:pk>/replay/", views.workflow_replay_view, name="workflow_replay"),
+    path("workflows/<int:pk>/draft/", views.draft_edit_view, name="draft_edit"),
+    path("workflows/<int:pk>/resolve-send/", views.resolve_send_view, name="resolve_send"),
+]

@@ -1,0 +1,369 @@
+"""Reads for the operator pages. Every function here runs a fixed, small number of queries,
+whatever the size of the tables: lists are keyset-paginated (no OFFSET, no COUNT(*) of the
+whole table) and counts are capped with a LIMITed subquery."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.cache import cache
+from django.db.models import (
+    Count,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+)
+from django.db.models.functions import TruncDay
+from django.utils import timezone
+
+from intake.models import FormSubmission
+from workflows.models import AuditEvent, Status, Trigger, Workflow
+
+PAGE_SIZE = 25
+#: Tab counts stop at this many: "1000+" is all an operator needs, and it keeps each count an
+#: index range scan of at most COUNT_CAP + 1 rows instead of a scan of the whole table.
+COUNT_CAP = 1000
+COUNTS_CACHE_SECONDS = 5
+#: A send claimed this long ago without an outcome is shown as possibly lost.
+SENDING_STALE_AFTER = dt.timedelta(minutes=5)
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class WorkflowFilters:
+    status: str = ""
+    q: str = ""
+    form_id: str = ""
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+
+    def apply(self, qs: QuerySet[Workflow], *, with_status: bool = True) -> QuerySet[Workflow]:
+        if with_status and self.status:
+            qs = qs.filter(status=self.status)
+        if self.q:
+            q = self.q
+            qs = qs.filter(
+                Q(submission__email__icontains=q)
+                | Q(submission__first_name__icontains=q)
+                | Q(submission__last_name__icontains=q)
+                | Q(submission__company__icontains=q)
+            )
+        if self.form_id:
+            qs = qs.filter(submission__form_id=self.form_id)
+        if self.date_from:
+            qs = qs.filter(created_at__gte=_start_of(self.date_from))
+        if self.date_to:
+            qs = qs.filter(created_at__lt=_start_of(self.date_to + dt.timedelta(days=1)))
+        return qs
+
+    def cache_key(self) -> str:
+        return f"{self.q}|{self.form_id}|{self.date_from}|{self.date_to}"
+
+
+def _start_of(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time.min, tzinfo=timezone.get_current_timezone())
+
+
+# --- Keyset cursor: "<microseconds since epoch>_<id>", exact (no float rounding) ----------------
+
+
+def encode_cursor(workflow: Workflow) -> str:
+    micros = (workflow.created_at - _EPOCH) // dt.timedelta(microseconds=1)
+    return f"{micros}_{workflow.pk}"
+
+
+def decode_cursor(token: str) -> tuple[dt.datetime, int] | None:
+    try:
+        micros, pk = (int(part) for part in token.split("_", 1))
+    except ValueError:
+        return None
+    return _EPOCH + dt.timedelta(microseconds=micros), pk
+
+
+@dataclass
+class WorkflowPage:
+    rows: list[Workflow]
+    older: str | None = None
+    newer: str | None = None
+    is_first: bool = True
+
+
+def list_queryset() -> QuerySet[Workflow]:
+    """Rows for tables: lead and draft in the same query; big JSON columns left out."""
+    return Workflow.objects.select_related("submission", "draft").defer(
+        "submission__raw_payload", "step_log", "contact", "last_error"
+    )
+
+
+def workflow_page(
+    filters: WorkflowFilters, *, before: str = "", after: str = "", size: int = PAGE_SIZE
+) -> WorkflowPage:
+    """One page, newest first, keyset-paginated on (created_at, id). One query (LIMIT size+1)."""
+    qs = filters.apply(list_queryset())
+    if after and (cursor := decode_cursor(after)):
+        ts, pk = cursor
+        chunk = list(
+            qs.filter(Q(created_at__gt=ts) | Q(created_at=ts, pk__gt=pk)).order_by(
+                "created_at", "id"
+            )[: size + 1]
+        )
+        has_newer = len(chunk) > size
+        rows = list(reversed(chunk[:size]))
+        page = WorkflowPage(rows=rows, is_first=not has_newer)
+        page.newer = encode_cursor(rows[0]) if has_newer and rows else None
+        page.older = encode_cursor(rows[-1]) if rows else None
+        return page
+    if before and (cursor := decode_cursor(before)):
+        ts, pk = cursor
+        qs = qs.filter(Q(created_at__lt=ts) | Q(created_at=ts, pk__lt=pk))
+    chunk = list(qs.order_by("-created_at", "-id")[: size + 1])
+    rows = chunk[:size]
+    page = WorkflowPage(rows=rows, is_first=not before)
+    page.older = encode_cursor(rows[-1]) if len(chunk) > size else None
+    page.newer = encode_cursor(rows[0]) if before and rows else None
+    return page
+
+
+def status_counts(filters: WorkflowFilters) -> dict[str, int]:
+    """Per-status counts for the tabs, each capped at COUNT_CAP + 1 and cached a few seconds.
+
+    Each count is ``SELECT COUNT(*) FROM (SELECT … WHERE status = %s … LIMIT 1001)``, served by
+    the (status, created_at) index; the cache means a burst of page loads costs one round.
+    """
+    key = f"dashboard:counts:{filters.cache_key()}"
+    counts = cache.get(key)
+    if counts is None:
+        base = filters.apply(Workflow.objects.all(), with_status=False)
+        counts = {s: base.filter(status=s)[: COUNT_CAP + 1].count() for s in Status.values}
+        cache.set(key, counts, COUNTS_CACHE_SECONDS)
+    return counts
+
+
+def form_choices() -> list[str]:
+    """Distinct form ids for the filter, cached for a minute (forms change rarely)."""
+    forms = cache.get("dashboard:forms")
+    if forms is None:
+        forms = list(
+            FormSubmission.objects.exclude(form_id="")
+            .order_by("form_id")
+            .values_list("form_id", flat=True)
+            .distinct()[:100]
+        )
+        cache.set("dashboard:forms", forms, 60)
+    return forms
+
+
+def failed_matching(filters: WorkflowFilters) -> QuerySet[Workflow]:
+    """The failed workflows a "Replay all failed" button acts on (the filter, status forced)."""
+    return filters.apply(Workflow.objects.filter(status=Status.FAILED), with_status=False)
+
+
+# --- Detail -------------------------------------------------------------------------------------
+
+
+def workflow_detail(workflow_id: int) -> Workflow:
+    return Workflow.objects.select_related("submission", "draft__approver").get(pk=workflow_id)
+
+
+@dataclass
+class TimelineEntry:
+    at: dt.datetime
+    kind: str  # "audit", "step" or "error"
+    title: str
+    actor: str = ""
+    text: str = ""
+    traceback: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _parse_time(value: Any) -> dt.datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, dt.UTC)
+
+
+def workflow_timeline(workflow: Workflow) -> list[TimelineEntry]:
+    """Audit events, step timings and errors, merged oldest first. Two queries."""
+    entries: list[TimelineEntry] = []
+    for event in AuditEvent.objects.filter(workflow_id=workflow.pk).order_by("created_at", "id"):
+        title = event.action
+        if event.from_status or event.to_status:
+            title = f"{event.from_status or '∅'} → {event.to_status}"
+        entries.append(
+            TimelineEntry(
+                at=event.created_at,
+                kind="audit",
+                title=title,
+                actor=event.actor,
+                text=event.reason,
+                details=event.details,
+            )
+        )
+    for step, info in (workflow.step_log or {}).items():
+        if not isinstance(info, dict):
+            continue
+        started, finished = (
+            _parse_time(info.get("started_at")),
+            _parse_time(info.get("finished_at")),
+        )
+        if not started and not finished:
+            continue
+        took = f" in {(finished - started).total_seconds():.2f}s" if started and finished else ""
+        state = "finished" if finished else "started"
+        entries.append(
+            TimelineEntry(
+                at=started or finished,  # type: ignore[arg-type]
+                kind="step",
+                title=f"step {step} {state}{took}",
+                text=" · ".join(
+                    p
+                    for p in (
+                        f"attempts: {info['attempts']}" if info.get("attempts") else "",
+                        str(info.get("note") or ""),
+                    )
+                    if p
+                ),
+            )
+        )
+    for error in workflow.errors.all():
+        entries.append(
+            TimelineEntry(
+                at=error.created_at,
+                kind="error",
+                title=f"{error.step} attempt {error.attempt}: {error.exception_type}",
+                text=error.message
+                + ("" if error.retryable else " (permanent)")
+                + (f" · retry in {error.retry_in_seconds:.0f}s" if error.retry_in_seconds else ""),
+                traceback=error.traceback,
+            )
+        )
+    entries.sort(key=lambda e: e.at)
+    return entries
+
+
+def other_runs(workflow: Workflow) -> list[Workflow]:
+    """Earlier and later runs (replays) of the same submission."""
+    return list(
+        Workflow.objects.filter(submission_id=workflow.submission_id)
+        .exclude(pk=workflow.pk)
+        .only("id", "status", "trigger", "shadow", "created_at")
+        .order_by("-created_at")[:20]
+    )
+
+
+def send_outcome_unknown(workflow: Workflow, now: dt.datetime | None = None) -> bool:
+    if workflow.status == Status.SEND_UNKNOWN:
+        return True
+    now = now or timezone.now()
+    return workflow.status == Status.SENDING and workflow.updated_at < now - SENDING_STALE_AFTER
+
+
+# --- Inbox --------------------------------------------------------------------------------------
+
+
+def inbox_queryset() -> QuerySet[Workflow]:
+    """Drafts waiting for a human, oldest first: the longest-waiting lead is at the top."""
+    return list_queryset().filter(status=Status.AWAITING_APPROVAL).order_by("created_at", "id")
+
+
+# --- Chart and medians --------------------------------------------------------------------------
+
+OUTCOMES: list[tuple[str, str, tuple[str, ...]]] = [
+    ("done", "Sent / completed", (Status.SENT, Status.COMPLETED)),
+    ("waiting", "Awaiting approval", (Status.AWAITING_APPROVAL, Status.APPROVED)),
+    (
+        "in_progress",
+        "In progress",
+        (Status.PENDING, Status.RUNNING, Status.SENDING, Status.SEND_UNKNOWN),
+    ),
+    ("rejected", "Rejected", (Status.REJECTED,)),
+    ("failed", "Failed", (Status.FAILED,)),
+]
+_OUTCOME_OF = {status: key for key, _label, statuses in OUTCOMES for status in statuses}
+
+
+def submissions_per_day(days: int = 7, now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """First runs (trigger=webhook, one per submission) per day by outcome: one GROUP BY query."""
+    now = now or timezone.localtime()
+    first_day = (now - dt.timedelta(days=days - 1)).date()
+    rows = (
+        Workflow.objects.filter(trigger=Trigger.WEBHOOK, created_at__gte=_start_of(first_day))
+        .annotate(day=TruncDay("created_at"))
+        .values("day", "status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    by_day = {
+        first_day + dt.timedelta(days=i): {key: 0 for key, _l, _s in OUTCOMES} for i in range(days)
+    }
+    for row in rows:
+        day = timezone.localtime(row["day"]).date() if timezone.is_aware(row["day"]) else row["day"]
+        if isinstance(day, dt.datetime):
+            day = day.date()
+        if day in by_day:
+            by_day[day][_OUTCOME_OF.get(row["status"], "in_progress")] += row["n"]
+    return [{"day": day, "counts": counts} for day, counts in by_day.items()]
+
+
+def _median_duration(qs: QuerySet) -> dt.timedelta | None:
+    """The median of an annotated ``duration``, computed by the database: COUNT, then one
+    ordered LIMIT 2 OFFSET n/2 — no rows pulled into Python beyond the two in the middle."""
+    n = qs.count()
+    if n == 0:
+        return None
+    ordered = qs.order_by("duration").values_list("duration", flat=True)
+    if n % 2:
+        return ordered[n // 2]
+    low, high = list(ordered[n // 2 - 1 : n // 2 + 1])
+    return (low + high) / 2
+
+
+def median_time_to_draft(days: int = 7) -> dt.timedelta | None:
+    """Workflow created → moved to awaiting_approval, over the last ``days``."""
+    since = timezone.now() - dt.timedelta(days=days)
+    qs = AuditEvent.objects.filter(
+        action="workflow.transition",
+        to_status=Status.AWAITING_APPROVAL,
+        created_at__gte=since,
+        workflow__isnull=False,
+    ).annotate(
+        duration=ExpressionWrapper(
+            F("created_at") - F("workflow__created_at"), output_field=DurationField()
+        )
+    )
+    return _median_duration(qs)
+
+
+def median_time_to_approval(days: int = 7) -> dt.timedelta | None:
+    """Draft held for approval → approved by a human, over the last ``days``."""
+    since = timezone.now() - dt.timedelta(days=days)
+    held_at = AuditEvent.objects.filter(
+        workflow_id=OuterRef("workflow_id"),
+        action="workflow.transition",
+        to_status=Status.AWAITING_APPROVAL,
+    ).order_by("created_at")
+    qs = (
+        AuditEvent.objects.filter(
+            action="workflow.transition",
+            from_status=Status.AWAITING_APPROVAL,
+            to_status=Status.APPROVED,
+            created_at__gte=since,
+        )
+        .annotate(held_at=Subquery(held_at.values("created_at")[:1]))
+        .filter(held_at__isnull=False)
+        .annotate(
+            duration=ExpressionWrapper(F("created_at") - F("held_at"), output_field=DurationField())
+        )
+    )
+    return _median_duration(qs)

@@ -1,0 +1,90 @@
+"""The home page chart and the speed medians."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from dashboard import charts, selectors
+from workflows.models import AuditEvent, Status, Workflow
+
+pytestmark = pytest.mark.django_db
+
+
+def _transition(workflow, to_status, at, from_status="running"):
+    event = AuditEvent.objects.create(
+        actor="system",
+        action="workflow.transition",
+        object_type="workflow",
+        object_id=str(workflow.pk),
+        workflow=workflow,
+        from_status=from_status,
+        to_status=to_status,
+    )
+    AuditEvent.objects.filter(pk=event.pk).update(created_at=at)
+
+
+def test_submissions_per_day_groups_by_outcome(workflow_factory, django_assert_num_queries):
+    workflow_factory(status=Status.SENT)
+    workflow_factory(status=Status.FAILED)
+    workflow_factory(status=Status.FAILED, age=dt.timedelta(days=2))
+    workflow_factory(status=Status.COMPLETED, age=dt.timedelta(days=30))  # outside the window
+    with django_assert_num_queries(1):
+        series = selectors.submissions_per_day()
+    assert len(series) == 7
+    today = series[-1]["counts"]
+    assert today["done"] == 1 and today["failed"] == 1
+    assert sum(sum(p["counts"].values()) for p in series) == 3
+
+
+def test_replays_are_not_counted_twice(workflow_factory):
+    workflow = workflow_factory(status=Status.FAILED)
+    Workflow.objects.create(submission=workflow.submission, trigger="replay", status="pending")
+    assert sum(sum(p["counts"].values()) for p in selectors.submissions_per_day()) == 1
+
+
+def test_chart_geometry_stacks_segments(workflow_factory):
+    chart = charts.stacked_bars(
+        [
+            {"day": dt.date(2026, 1, 1), "counts": {"done": 3, "failed": 1}},
+            {"day": dt.date(2026, 1, 2), "counts": {}},
+        ],
+        selectors.OUTCOMES,
+    )
+    first = chart["bars"][0]
+    assert first["total"] == 4 and [s["key"] for s in first["segments"]] == ["done", "failed"]
+    done, failed = first["segments"]
+    assert failed["y"] + failed["h"] == pytest.approx(done["y"])
+    assert chart["bars"][1]["segments"] == []
+
+
+def test_medians_of_time_to_draft_and_to_approval(workflow_factory):
+    now = timezone.now()
+    for minutes_to_draft, minutes_to_approve in [(1, 10), (2, 20), (9, 30)]:
+        w = workflow_factory(age=dt.timedelta(hours=1))
+        drafted = w.created_at + dt.timedelta(minutes=minutes_to_draft)
+        _transition(w, "awaiting_approval", drafted)
+        _transition(
+            w,
+            "approved",
+            drafted + dt.timedelta(minutes=minutes_to_approve),
+            from_status="awaiting_approval",
+        )
+    assert selectors.median_time_to_draft() == dt.timedelta(minutes=2)
+    assert selectors.median_time_to_approval() == dt.timedelta(minutes=20)
+    assert now  # window is the last 7 days
+
+
+def test_medians_are_empty_without_data(db):
+    assert selectors.median_time_to_draft() is None
+    assert selectors.median_time_to_approval() is None
+
+
+def test_home_page_renders_the_svg_chart(operator_client, workflow_factory):
+    workflow_factory(status=Status.SENT)
+    html = operator_client.get("/dashboard/").content.decode()
+    assert "<svg" in html and 'class="o-done"' in html
+    assert "median time to draft" in html
+    assert '<script src="http' not in html  # no CDN

@@ -1,0 +1,105 @@
+"""The approval inbox: oldest first, the speed-to-lead clock, bulk decisions."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.urls import reverse
+
+from workflows.models import Status
+
+pytestmark = pytest.mark.django_db
+
+INBOX = "/dashboard/inbox/"
+BULK = "/dashboard/inbox/bulk/"
+
+
+def test_inbox_lists_waiting_drafts_oldest_first(operator_client, workflow_factory):
+    newer = workflow_factory(age=dt.timedelta(minutes=2))
+    older = workflow_factory(age=dt.timedelta(minutes=40))
+    workflow_factory(status=Status.FAILED)
+    rows = operator_client.get(INBOX).context["rows"]
+    assert [w.pk for w in rows] == [older.pk, newer.pk]
+
+
+def test_leads_past_the_speed_to_lead_target_are_highlighted(
+    operator_client, workflow_factory, settings
+):
+    settings.SPEED_TO_LEAD_TARGET_MINUTES = 15
+    workflow_factory(age=dt.timedelta(minutes=40))
+    workflow_factory(age=dt.timedelta(minutes=2))
+    html = operator_client.get(INBOX).content.decode()
+    assert html.count('class="clock overdue"') == 1
+    assert html.count('class="clock"') == 1
+
+
+def test_inbox_runs_a_bounded_number_of_queries(
+    operator_client, workflow_factory, django_assert_max_num_queries
+):
+    for _ in range(15):
+        workflow_factory()
+    with django_assert_max_num_queries(6):
+        operator_client.get(INBOX)
+
+
+def test_inbox_poll_returns_the_table_fragment(operator_client, workflow_factory):
+    workflow_factory()
+    html = operator_client.get(INBOX, HTTP_HX_REQUEST="true").content.decode()
+    assert html.lstrip().startswith('<div id="inbox-table"') and "<html" not in html
+
+
+def test_bulk_approve_reports_each_outcome_including_lost_races(operator_client, workflow_factory):
+    a, b = workflow_factory(), workflow_factory()
+    gone = workflow_factory(status=Status.REJECTED)
+    response = operator_client.post(
+        BULK,
+        {"ids": [a.pk, b.pk, gone.pk], "action": "approve", "confirm": "on"},
+        HTTP_HX_REQUEST="true",
+    )
+    outcomes = {o["id"]: o for o in response.context["outcomes"]}
+    assert outcomes[a.pk]["ok"] and outcomes[b.pk]["ok"]
+    assert not outcomes[gone.pk]["ok"] and "Already rejected" in outcomes[gone.pk]["message"]
+    a.refresh_from_db()
+    assert a.status == Status.COMPLETED
+    assert b'id="outcomes"' in response.content
+
+
+def test_bulk_actions_need_the_confirmation(operator_client, workflow_factory):
+    workflow = workflow_factory()
+    response = operator_client.post(BULK, {"ids": [workflow.pk], "action": "approve"})
+    assert response.status_code == 400
+    assert b"confirmation" in response.content
+    workflow.refresh_from_db()
+    assert workflow.status == Status.AWAITING_APPROVAL
+
+
+def test_bulk_reject_needs_a_reason(operator_client, workflow_factory):
+    workflow = workflow_factory()
+    response = operator_client.post(
+        BULK, {"ids": [workflow.pk], "action": "reject", "confirm": "on"}
+    )
+    assert response.status_code == 400
+    workflow.refresh_from_db()
+    assert workflow.status == Status.AWAITING_APPROVAL
+
+
+def test_bulk_reject_with_a_reason(operator_client, workflow_factory):
+    a, b = workflow_factory(), workflow_factory()
+    response = operator_client.post(
+        BULK, {"ids": [a.pk, b.pk], "action": "reject", "reason": "test leads", "confirm": "on"}
+    )
+    assert response.status_code == 200
+    a.refresh_from_db()
+    b.refresh_from_db()
+    assert a.status == b.status == Status.REJECTED
+
+
+def test_bulk_without_selection_is_refused(operator_client):
+    response = operator_client.post(BULK, {"action": "approve", "confirm": "on"})
+    assert response.status_code == 400
+    assert b"Select at least one" in response.content
+
+
+def test_inbox_link_in_navigation(operator_client):
+    assert reverse("dashboard:inbox").encode() in operator_client.get("/dashboard/").content

@@ -1,0 +1,212 @@
+"""The workflow list: filters, search, keyset pages, tab counts, htmx fragments."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from dashboard import selectors
+from dashboard.tests.conftest import make_many
+from workflows.models import Status
+
+pytestmark = pytest.mark.django_db
+
+LIST = "/dashboard/"
+
+
+@pytest.fixture
+def sixty(db):
+    statuses = [Status.AWAITING_APPROVAL, Status.FAILED, Status.COMPLETED, Status.RUNNING]
+    return make_many(
+        [
+            {
+                "status": statuses[i % 4],
+                "first_name": f"Lead{i:02d}",
+                "company": "Globex" if i % 5 == 0 else "Initech",
+                "form_id": "form-demo" if i % 2 else "form-contact",
+                "age": dt.timedelta(minutes=i),
+            }
+            for i in range(60)
+        ]
+    )
+
+
+def _ids(response) -> list[int]:
+    return [w.pk for w in response.context["page"].rows]
+
+
+def test_full_page_runs_a_bounded_number_of_queries(
+    operator_client, sixty, django_assert_max_num_queries
+):
+    # session + user + groups/perms, 10 capped tab counts, the page, forms, chart, 2 medians x2
+    with django_assert_max_num_queries(22):
+        response = operator_client.get(LIST)
+    assert response.status_code == 200
+    assert len(_ids(response)) == selectors.PAGE_SIZE
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["status=failed", "q=globex", "q=Lead1", "form=form-demo", "status=awaiting_approval&q=init"],
+)
+def test_filtered_fragments_run_a_bounded_number_of_queries(
+    operator_client, sixty, django_assert_max_num_queries, query
+):
+    # session, user, 2 permission lookups, 10 capped tab counts, the page: 15 for any table size
+    with django_assert_max_num_queries(15):
+        response = operator_client.get(f"{LIST}?{query}", HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+
+
+def test_a_poll_refreshes_only_the_table_in_a_few_queries(
+    operator_client, sixty, django_assert_max_num_queries
+):
+    with django_assert_max_num_queries(3):  # session, user, one page query
+        response = operator_client.get(
+            LIST, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="workflow-table"
+        )
+    html = response.content.decode()
+    assert html.lstrip().startswith('<div id="workflow-table"')
+    assert "every 5s [pollingAllowed()]" in html
+    assert 'class="tabs"' not in html
+
+
+def test_plain_requests_get_the_full_page_and_htmx_requests_a_fragment(operator_client, sixty):
+    page = operator_client.get(LIST).content.decode()
+    fragment = operator_client.get(LIST, HTTP_HX_REQUEST="true").content.decode()
+    assert "<html" in page and 'id="results"' in page and "<svg" in page
+    assert "<html" not in fragment and 'id="results"' in fragment and "<svg" not in fragment
+    assert 'hx-swap-oob="true"' in fragment  # keeps the filter form's status in step
+
+
+def test_responses_vary_on_the_htmx_header(operator_client):
+    assert "HX-Request" in operator_client.get(LIST)["Vary"]
+
+
+def test_the_status_filter_shows_only_that_status(operator_client, sixty):
+    response = operator_client.get(f"{LIST}?status=failed")
+    rows = response.context["page"].rows
+    assert rows and {w.status for w in rows} == {Status.FAILED}
+
+
+def test_search_matches_email_name_or_company(operator_client, workflow_factory):
+    grace = workflow_factory(first_name="Grace", last_name="Hopper", company="Navy")
+    alan = workflow_factory(first_name="Alan", email="alan@bletchley.example", company="GCHQ")
+    assert _ids(operator_client.get(f"{LIST}?q=hopper")) == [grace.pk]
+    assert _ids(operator_client.get(f"{LIST}?q=BLETCHLEY")) == [alan.pk]
+    assert _ids(operator_client.get(f"{LIST}?q=navy")) == [grace.pk]
+
+
+def test_form_and_date_filters(operator_client, workflow_factory):
+    old = workflow_factory(form_id="form-old", age=dt.timedelta(days=3))
+    new = workflow_factory(form_id="form-new")
+    today = timezone.localdate()
+    assert _ids(operator_client.get(f"{LIST}?form=form-old")) == [old.pk]
+    assert _ids(operator_client.get(f"{LIST}?date_from={today}")) == [new.pk]
+    until = today - dt.timedelta(days=2)
+    assert _ids(operator_client.get(f"{LIST}?date_to={until}")) == [old.pk]
+
+
+def test_pages_go_older_and_newer_newest_first_without_gaps(operator_client, sixty):
+    first = operator_client.get(LIST)
+    page = first.context["page"]
+    assert page.newer is None and page.older
+    second = operator_client.get(f"{LIST}?before={page.older}")
+    third = operator_client.get(f"{LIST}?before={second.context['page'].older}")
+    assert third.context["page"].older is None
+    seen = _ids(first) + _ids(second) + _ids(third)
+    expected = [w.pk for w in sorted(sixty, key=lambda w: (w.created_at, w.pk), reverse=True)]
+    assert seen == expected
+    back = operator_client.get(f"{LIST}?after={third.context['page'].newer}")
+    assert _ids(back) == _ids(second)
+    top = operator_client.get(f"{LIST}?after={back.context['page'].newer}")
+    assert _ids(top) == _ids(first) and top.context["page"].is_first
+
+
+def test_pagination_never_counts_the_table(
+    operator_client, sixty, django_assert_max_num_queries, django_capture_on_commit_callbacks
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as ctx:
+        operator_client.get(f"{LIST}?before=9999999999999999_1", HTTP_HX_REQUEST="true")
+    counts = [q["sql"] for q in ctx.captured_queries if "COUNT(" in q["sql"].upper()]
+    assert counts and all("LIMIT 1001" in sql for sql in counts)
+
+
+def test_tab_counts_are_capped(operator_client, sixty, monkeypatch):
+    monkeypatch.setattr(selectors, "COUNT_CAP", 10)
+    tabs = {t["status"]: t["count"] for t in operator_client.get(LIST).context["tabs"]}
+    assert tabs["failed"] == "10+" and tabs[""] == "10+"
+    assert tabs["rejected"] == "0"
+
+
+def test_tab_counts_are_cached_for_a_few_seconds(
+    operator_client, workflow_factory, django_assert_max_num_queries
+):
+    workflow_factory()
+    operator_client.get(LIST, HTTP_HX_REQUEST="true")
+    workflow_factory()
+    response = operator_client.get(LIST, HTTP_HX_REQUEST="true")
+    tabs = {t["status"]: t["count"] for t in response.context["tabs"]}
+    assert tabs[Status.AWAITING_APPROVAL] == "1"  # the cached count, not yet 2
+
+
+def test_rows_show_lead_form_status_age_and_owner(operator_client, workflow_factory):
+    workflow_factory(
+        first_name="Grace", company="Navy", form_id="form-x", owner_id="owner-7", status="failed"
+    )
+    html = operator_client.get(LIST).content.decode()
+    for text in ("Grace Lovelace", "Navy", "form-x", "owner-7", "badge s-failed", "3m"):
+        assert text in html
+
+
+def test_replay_all_failed_matching_the_filter(operator_client, workflow_factory):
+    from workflows.models import Trigger, Workflow
+
+    globex = workflow_factory(status=Status.FAILED, company="Globex")
+    workflow_factory(status=Status.FAILED, company="Initech")
+    workflow_factory(status=Status.AWAITING_APPROVAL, company="Globex")
+    response = operator_client.post(
+        reverse("dashboard:replay_failed"), {"q": "globex", "confirm": "on"}, HTTP_HX_REQUEST="true"
+    )
+    assert response.status_code == 200
+    assert b"Replaying 1 failed" in response.content
+    replays = Workflow.objects.filter(trigger=Trigger.REPLAY)
+    assert [w.replay_of_id for w in replays] == [globex.pk]
+
+
+def test_replay_all_failed_needs_confirmation(operator_client, workflow_factory):
+    from workflows.models import Workflow
+
+    workflow_factory(status=Status.FAILED)
+    response = operator_client.post(reverse("dashboard:replay_failed"), {})
+    assert response.status_code == 400
+    assert Workflow.objects.count() == 1
+
+
+def test_replay_all_failed_needs_the_replay_permission(viewer_client, workflow_factory):
+    from workflows.models import Workflow
+
+    workflow_factory(status=Status.FAILED)
+    response = viewer_client.post(reverse("dashboard:replay_failed"), {"confirm": "on"})
+    assert response.status_code == 403
+    assert Workflow.objects.count() == 1
+
+
+def test_replay_selected_rows(operator_client, workflow_factory):
+    from workflows.models import Workflow
+
+    a, b = workflow_factory(status=Status.FAILED), workflow_factory(status=Status.COMPLETED)
+    response = operator_client.post(reverse("dashboard:replay_selected"), {"ids": [a.pk, b.pk]})
+    assert response.status_code == 302
+    assert set(
+        Workflow.objects.filter(replay_of__isnull=False).values_list("replay_of", flat=True)
+    ) == {
+        a.pk,
+        b.pk,
+    }

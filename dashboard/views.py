@@ -1,0 +1,460 @@
+"""Operator pages. Views are thin: parse a form, call one selector or service, render.
+
+Every view is wrapped in ``staff_required`` (login, then is_staff), so anonymous visitors are
+sent to the login page and non-staff accounts get 403; the approve/reject/replay permissions
+are enforced by the services themselves, and their PermissionDenied becomes a readable 403.
+htmx requests get the page's partial; errors in htmx requests are retargeted to ``#flash``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import reswap, retarget
+
+from dashboard import charts, selectors
+from dashboard.forms import (
+    BulkDecisionForm,
+    DraftForm,
+    FilterForm,
+    RejectForm,
+    ReplayFailedForm,
+    ReplayForm,
+    ResolveSendForm,
+)
+from outreach.models import EmailDraft
+from outreach.services import (
+    ActionResult,
+    draft_edit,
+    message_id_for,
+    resolve_unknown_send,
+    workflow_approve,
+    workflow_reject,
+)
+from workflows.models import Status, Workflow
+from workflows.services import workflows_replay
+
+#: "Replay all failed matching this filter" acts on at most this many rows per click.
+REPLAY_FAILED_MAX = 5000
+INBOX_LIMIT = 100
+
+
+# --- Access and responses -----------------------------------------------------------------------
+
+
+def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Login required (302 to the login page), then staff required (403)."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_staff:
+            return message_response(
+                request, "The dashboard is for staff accounts only.", status=403
+            )
+        return view(request, *args, **kwargs)
+
+    return login_required(wrapper)
+
+
+def message_response(request: HttpRequest, message: str, *, status: int) -> HttpResponse:
+    """A small message fragment (htmx: swapped into #flash) or a minimal page."""
+    level = "error" if status >= 400 else "success"
+    context = {"notice": {"level": level, "text": message}}
+    if request.htmx:
+        response = render(request, "dashboard/_notice.html", context, status=status)
+        if status >= 400:
+            response = reswap(retarget(response, "#flash"), "innerHTML")
+        return response
+    return render(request, "dashboard/message.html", context, status=status)
+
+
+def _run(request: HttpRequest, action: Callable[[], Any]) -> tuple[Any, HttpResponse | None]:
+    """Call a service, turning its refusals into readable 4xx responses."""
+    try:
+        return action(), None
+    except PermissionDenied as exc:
+        text = str(exc) or "You do not have permission to do that."
+        return None, message_response(request, f"Not allowed: {text}", status=403)
+    except ValidationError as exc:
+        return None, message_response(request, " ".join(exc.messages), status=400)
+    except (EmailDraft.DoesNotExist, Workflow.DoesNotExist):
+        return None, message_response(request, "This workflow has no draft.", status=404)
+    except ValueError as exc:  # outreach.services.ActionRefused: wrong state for the action
+        return None, message_response(request, str(exc), status=409)
+
+
+def _form_errors(form) -> str:
+    return " ".join(str(e) for errors in form.errors.values() for e in errors)
+
+
+# --- List ---------------------------------------------------------------------------------------
+
+
+@staff_required
+@require_GET
+@vary_on_headers("HX-Request", "HX-Target")
+def workflow_list(request: HttpRequest) -> HttpResponse:
+    form = FilterForm(request.GET)
+    filters = form.filters()
+    page = selectors.workflow_page(
+        filters, before=request.GET.get("before", ""), after=request.GET.get("after", "")
+    )
+    context: dict[str, Any] = {
+        "filter_form": form,
+        "filters": filters,
+        "page": page,
+        "filter_query": _filter_query(filters),
+        "poll_url": request.get_full_path(),
+        "nav": "list",
+    }
+    # A poll refreshes only the table: no tab counts, no chart.
+    if request.htmx and request.htmx.target == "workflow-table":
+        return render(request, "dashboard/_workflow_table.html", context)
+    context["tabs"] = _tabs(filters, selectors.status_counts(filters))
+    if request.htmx:
+        context["oob_status"] = True
+        return render(request, "dashboard/_workflow_results.html", context)
+    context.update(
+        forms=selectors.form_choices(),
+        chart=charts.stacked_bars(selectors.submissions_per_day(), selectors.OUTCOMES),
+        median_to_draft=selectors.median_time_to_draft(),
+        median_to_approval=selectors.median_time_to_approval(),
+    )
+    return render(request, "dashboard/workflow_list.html", context)
+
+
+def _filter_query(filters: selectors.WorkflowFilters, **overrides: str) -> str:
+    params = {
+        "status": filters.status,
+        "q": filters.q,
+        "form": filters.form_id,
+        "date_from": filters.date_from.isoformat() if filters.date_from else "",
+        "date_to": filters.date_to.isoformat() if filters.date_to else "",
+        **overrides,
+    }
+    return urlencode({k: v for k, v in params.items() if v})
+
+
+def _tabs(filters: selectors.WorkflowFilters, counts: dict[str, int]) -> list[dict[str, Any]]:
+    def shown(n: int) -> str:
+        return f"{selectors.COUNT_CAP}+" if n > selectors.COUNT_CAP else str(n)
+
+    total = sum(counts.values())
+    tabs = [
+        {
+            "status": "",
+            "label": "All",
+            "count": shown(total),
+            "query": _filter_query(filters, status=""),
+        }
+    ]
+    tabs += [
+        {
+            "status": value,
+            "label": label,
+            "count": shown(counts.get(value, 0)),
+            "query": _filter_query(filters, status=value),
+        }
+        for value, label in Status.choices
+    ]
+    return tabs
+
+
+@staff_required
+@require_POST
+def replay_failed(request: HttpRequest) -> HttpResponse:
+    """Replay every failed workflow matching the list's filter (one service call)."""
+    filters = FilterForm(request.POST).filters()
+    confirm = ReplayFailedForm(request.POST)
+    if not confirm.is_valid():
+        return message_response(request, _form_errors(confirm), status=400)
+    ids = list(
+        selectors.failed_matching(filters)
+        .order_by("created_at")
+        .values_list("id", flat=True)[: REPLAY_FAILED_MAX + 1]
+    )
+    if not ids:
+        return message_response(request, "No failed workflows match this filter.", status=200)
+    capped = len(ids) > REPLAY_FAILED_MAX
+    ids = ids[:REPLAY_FAILED_MAX]
+    result, error = _run(
+        request,
+        lambda: workflows_replay(
+            workflow_ids=ids, user=request.user, reason="dashboard: replay all failed"
+        ),
+    )
+    if error:
+        return error
+    text = f"Replaying {len(result.created)} failed workflow(s)"
+    if result.shadow:
+        text += f" ({len(result.shadow)} in shadow mode: an email may already have gone out)"
+    text += "; press again for the rest." if capped else "."
+    if request.htmx:
+        return message_response(request, text, status=200)
+    messages.success(request, text)
+    return redirect(f"{reverse('dashboard:workflow_list')}?{_filter_query(filters)}")
+
+
+@staff_required
+@require_POST
+def replay_selected(request: HttpRequest) -> HttpResponse:
+    """Replay the rows ticked in the list (one service call)."""
+    ids = [int(v) for v in request.POST.getlist("ids") if v.isdigit()]
+    if not ids:
+        return message_response(request, "Select at least one workflow to replay.", status=400)
+    result, error = _run(
+        request,
+        lambda: workflows_replay(
+            workflow_ids=ids, user=request.user, reason="dashboard: replay selected"
+        ),
+    )
+    if error:
+        return error
+    text = f"Replaying {len(result.created)} workflow(s)"
+    text += f", {len(result.shadow)} in shadow mode." if result.shadow else "."
+    if request.htmx:
+        return message_response(request, text, status=200)
+    messages.success(request, text)
+    return redirect("dashboard:workflow_list")
+
+
+# --- Detail -------------------------------------------------------------------------------------
+
+
+def _detail_context(request: HttpRequest, pk: int) -> dict[str, Any]:
+    try:
+        workflow = selectors.workflow_detail(pk)
+    except Workflow.DoesNotExist:
+        raise Http404("No such workflow.") from None
+    draft = getattr(workflow, "draft", None)
+    submission = workflow.submission
+    return {
+        "workflow": workflow,
+        "submission": submission,
+        "draft": draft,
+        "message_id": message_id_for(draft) if draft else "",
+        "timeline": selectors.workflow_timeline(workflow),
+        "other_runs": selectors.other_runs(workflow),
+        "hubspot": _hubspot_links(submission.portal_id, workflow),
+        "diff": _draft_diff(draft),
+        "send_unknown": selectors.send_outcome_unknown(workflow),
+        "draft_form": DraftForm(initial={"subject": draft.subject, "body": draft.body})
+        if draft
+        else None,
+        "reject_form": RejectForm(),
+        "resolve_form": ResolveSendForm(),
+        "replay_form": ReplayForm(),
+        "awaiting": workflow.status == Status.AWAITING_APPROVAL,
+    }
+
+
+def _hubspot_links(portal_id: int | None, workflow: Workflow) -> dict[str, str]:
+    if not portal_id:
+        return {}
+    links = {"tasks": f"https://app.hubspot.com/tasks/{portal_id}/view/all"}
+    if workflow.contact_id:
+        links["contact"] = (
+            f"https://app.hubspot.com/contacts/{portal_id}/record/0-1/{workflow.contact_id}"
+        )
+    return links
+
+
+def _draft_diff(draft: EmailDraft | None) -> list[tuple[str, str]]:
+    """Drafted → current (approved) text as (css class, line); rendered escaped."""
+    if draft is None or not draft.was_edited:
+        return []
+    before = [f"Subject: {draft.original_subject}", "", *draft.original_body.splitlines()]
+    after = [f"Subject: {draft.subject}", "", *draft.body.splitlines()]
+    lines = []
+    for line in difflib.unified_diff(before, after, "drafted", "current", lineterm="", n=2):
+        if line.startswith(("---", "+++")):
+            continue
+        kind = {"+": "add", "-": "del", "@": "hunk"}.get(line[:1], "ctx")
+        lines.append((kind, line))
+    return lines
+
+
+@staff_required
+@require_GET
+@vary_on_headers("HX-Request")
+def workflow_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    context = _detail_context(request, pk)
+    template = "dashboard/_detail_body.html" if request.htmx else "dashboard/workflow_detail.html"
+    return render(request, template, context)
+
+
+def _after_action(request: HttpRequest, pk: int, level: str, text: str) -> HttpResponse:
+    """htmx: the refreshed detail body with the outcome on top; otherwise redirect (PRG)."""
+    if request.htmx:
+        context = _detail_context(request, pk)
+        context["notice"] = {"level": level, "text": text}
+        return render(request, "dashboard/_detail_body.html", context)
+    getattr(messages, level)(request, text)
+    return redirect("dashboard:workflow_detail", pk=pk)
+
+
+def _after_result(request: HttpRequest, pk: int, result: ActionResult) -> HttpResponse:
+    # ok=False is a lost race (someone decided first): not an error, but worth a warning.
+    return _after_action(request, pk, "success" if result.ok else "warning", result.message)
+
+
+@staff_required
+@require_POST
+def workflow_approve_view(request: HttpRequest, pk: int) -> HttpResponse:
+    subject, body = request.POST.get("subject"), request.POST.get("body")
+    result, error = _run(
+        request,
+        lambda: workflow_approve(workflow_id=pk, user=request.user, subject=subject, body=body),
+    )
+    return error or _after_result(request, pk, result)
+
+
+@staff_required
+@require_POST
+def workflow_reject_view(request: HttpRequest, pk: int) -> HttpResponse:
+    form = RejectForm(request.POST)
+    if not form.is_valid():
+        return message_response(request, "Say why the draft is rejected.", status=400)
+    result, error = _run(
+        request,
+        lambda: workflow_reject(
+            workflow_id=pk, user=request.user, reason=form.cleaned_data["reason"]
+        ),
+    )
+    return error or _after_result(request, pk, result)
+
+
+@staff_required
+@require_POST
+def draft_edit_view(request: HttpRequest, pk: int) -> HttpResponse:
+    form = DraftForm(request.POST)
+    if not form.is_valid():
+        return message_response(request, "An email needs a subject and a body.", status=400)
+    _draft, error = _run(
+        request,
+        lambda: draft_edit(
+            workflow_id=pk,
+            user=request.user,
+            subject=form.cleaned_data["subject"],
+            body=form.cleaned_data["body"],
+        ),
+    )
+    return error or _after_action(request, pk, "success", "Draft saved.")
+
+
+@staff_required
+@require_POST
+def workflow_replay_view(request: HttpRequest, pk: int) -> HttpResponse:
+    form = ReplayForm(request.POST)
+    form.is_valid()
+    data = form.cleaned_data
+    result, error = _run(
+        request,
+        lambda: workflows_replay(
+            workflow_ids=[pk],
+            user=request.user,
+            shadow=bool(data.get("shadow")),
+            reason=data.get("reason") or "dashboard: replay",
+        ),
+    )
+    if error:
+        return error
+    if not result.created:
+        raise Http404("No such workflow.")
+    new_id = result.created[0]
+    text = f"Replay started as workflow #{new_id}"
+    text += " (shadow: draft only, never sent)." if result.shadow else "."
+    return _after_action(request, pk, "success", text)
+
+
+@staff_required
+@require_POST
+def resolve_send_view(request: HttpRequest, pk: int) -> HttpResponse:
+    form = ResolveSendForm(request.POST)
+    if not form.is_valid():
+        return message_response(
+            request, "Choose sent or not sent, and note how you checked.", status=400
+        )
+    result, error = _run(
+        request,
+        lambda: resolve_unknown_send(
+            workflow_id=pk,
+            user=request.user,
+            sent=form.cleaned_data["sent"],
+            note=form.cleaned_data["note"],
+        ),
+    )
+    return error or _after_result(request, pk, result)
+
+
+# --- Inbox --------------------------------------------------------------------------------------
+
+
+def _inbox_context() -> dict[str, Any]:
+    rows = list(selectors.inbox_queryset()[: INBOX_LIMIT + 1])
+    target = settings.SPEED_TO_LEAD_TARGET_MINUTES
+    now = timezone.now()
+    for w in rows:
+        since = w.submission.submitted_at or w.submission.received_at
+        w.lead_age = now - since
+        w.overdue = w.lead_age.total_seconds() > target * 60
+    return {
+        "rows": rows[:INBOX_LIMIT],
+        "more": len(rows) > INBOX_LIMIT,
+        "target": target,
+        "nav": "inbox",
+    }
+
+
+@staff_required
+@require_GET
+@vary_on_headers("HX-Request")
+def inbox(request: HttpRequest) -> HttpResponse:
+    context = _inbox_context()
+    if request.htmx:
+        return render(request, "dashboard/_inbox_table.html", context)
+    return render(request, "dashboard/inbox.html", context)
+
+
+@staff_required
+@require_POST
+def inbox_bulk(request: HttpRequest) -> HttpResponse:
+    """Approve or reject the selected drafts, one service call per id, reporting each outcome."""
+    form = BulkDecisionForm(request.POST)
+    if not form.is_valid():
+        return message_response(request, _form_errors(form), status=400)
+    action, reason = form.cleaned_data["action"], form.cleaned_data["reason"]
+    outcomes = []
+    for workflow_id in dict.fromkeys(form.cleaned_data["ids"]):
+        if action == "approve":
+            call = lambda wid=workflow_id: workflow_approve(workflow_id=wid, user=request.user)  # noqa: E731
+        else:
+            call = lambda wid=workflow_id: workflow_reject(  # noqa: E731
+                workflow_id=wid, user=request.user, reason=reason
+            )
+        try:
+            result = call()
+        except PermissionDenied as exc:
+            # The same user lacks the permission for every row: stop at the first.
+            return message_response(request, f"Not allowed: {exc}", status=403)
+        except (ValidationError, ValueError, EmailDraft.DoesNotExist) as exc:
+            msgs = exc.messages if isinstance(exc, ValidationError) else [str(exc) or "no draft"]
+            result = ActionResult(False, " ".join(msgs))
+        outcomes.append({"id": workflow_id, "ok": result.ok, "message": result.message})
+    context = {**_inbox_context(), "outcomes": outcomes, "action": action}
+    template = "dashboard/_inbox_body.html" if request.htmx else "dashboard/inbox.html"
+    return render(request, template, context)
