@@ -1,0 +1,31 @@
+"""/api/: the REST API, its OpenAPI schema and Swagger UI (the webhook lives in intake.urls)."""
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import SimpleRouter
+
+from workflows import api
+
+router = SimpleRouter()
+router.register("workflows", api.WorkflowViewSet, basename="workflow")
+router.register("submissions", api.SubmissionViewSet, basename="submission")
+
+# The webhook is a plain Django view that drf-spectacular cannot see: a hook adds it.
+_SCHEMA_SETTINGS = {
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "intake.schema.add_webhook",
+    ],
+    "ENUM_NAME_OVERRIDES": {"StepEnum": "workflows.models.Step"},
+}
+
+urlpatterns = [
+    *router.urls,
+    path("stats/", api.StatsView.as_view(), name="api-stats"),
+    path(
+        "schema/",
+        SpectacularAPIView.as_view(custom_settings=_SCHEMA_SETTINGS),
+        name="api-schema",
+    ),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]

@@ -1,0 +1,25 @@
+"""Fault-injection tests reuse the end-to-end harness: a real Celery worker subprocess on the
+pytest database, gunicorn subprocesses, the HubSpot sandbox over HTTP and the cuttable proxy.
+
+LEADLINE_RELIABILITY_FULL=1 (set by ``make reliability``) runs the full sizes; ``make test``
+runs the same tests scaled down.
+"""
+
+from __future__ import annotations
+
+import os
+
+from tests.e2e.conftest import (  # noqa: F401 - fixtures
+    GunicornServer,
+    celery_worker,
+    e2e,
+    e2e_sandbox,
+    wait_for,
+    worker_env,
+)
+
+FULL = os.environ.get("LEADLINE_RELIABILITY_FULL") == "1"
+
+
+def size(full: int, smoke: int) -> int:
+    return full if FULL else smoke

@@ -1,0 +1,226 @@
+"""Replay workflows from the command line: select, show, confirm, then one service call per batch.
+
+    manage.py replay --status failed --since 2026-11-01 --dry-run
+    manage.py replay --workflow 812 813 --shadow --yes
+    manage.py replay --show-diff 9051        # a finished shadow replay's draft vs the original's
+
+Every replay goes through ``workflows.services.workflows_replay`` (a new run per workflow,
+trigger=replay; the service forces shadow mode when an earlier run of the submission sent).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import getpass
+import sys
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.urls import reverse
+
+from dashboard.selectors import WorkflowFilters
+from outreach.models import EmailDraft
+from workflows.models import Status, Workflow
+from workflows.services import workflows_replay
+
+LISTED_AT_MOST = 20
+
+
+def _iso_date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise CommandError(f"{value!r} is not an ISO date (YYYY-MM-DD).") from None
+
+
+class Command(BaseCommand):
+    help = "Replay workflows (each becomes a new run of its submission). Asks before acting."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        pick = parser.add_argument_group("selection (combined with AND)")
+        pick.add_argument("--workflow", nargs="+", type=int, default=[], metavar="ID")
+        pick.add_argument(
+            "--submission",
+            nargs="+",
+            type=int,
+            default=[],
+            metavar="ID",
+            help="Replay the latest run of each of these submissions.",
+        )
+        pick.add_argument(
+            "--status", action="append", choices=Status.values, default=[], help="Repeatable."
+        )
+        pick.add_argument("--since", type=_iso_date, help="Created on or after (YYYY-MM-DD).")
+        pick.add_argument("--until", type=_iso_date, help="Created on or before (YYYY-MM-DD).")
+        pick.add_argument("--form-id", default="")
+        pick.add_argument("--email", default="")
+        pick.add_argument("--limit", type=int, help="Replay at most this many (oldest first).")
+        parser.add_argument("--dry-run", action="store_true", help="List them; change nothing.")
+        parser.add_argument(
+            "--shadow", action="store_true", help="Look up and draft only; no CRM task, no send."
+        )
+        parser.add_argument("--yes", action="store_true", help="Do not ask for confirmation.")
+        parser.add_argument("--reason", default="", help="Recorded on each audit row.")
+        parser.add_argument("--batch-size", type=int, default=1000)
+        parser.add_argument(
+            "--show-diff",
+            type=int,
+            metavar="WORKFLOW_ID",
+            help="Print a finished replay's draft as a diff against its original's; no replay.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["show_diff"] is not None:
+            self._show_diff(options["show_diff"])
+            return
+        if options["batch_size"] < 1 or (options["limit"] is not None and options["limit"] < 1):
+            raise CommandError("--batch-size and --limit must be at least 1.")
+        selection = self._select(options)
+        if options["dry_run"]:
+            self._list(selection)
+            return
+        ids = list(selection.values_list("id", flat=True))
+        if not ids:
+            self.stdout.write("No workflows match; nothing replayed.")
+            return
+        if not options["yes"] and not self._confirmed(len(ids)):
+            self.stdout.write("Nothing replayed.")
+            return
+        self._replay(ids, options)
+
+    # --- selection ---------------------------------------------------------------------------
+
+    def _select(self, options: dict[str, Any]) -> QuerySet[Workflow]:
+        keys = ("workflow", "submission", "status", "since", "until", "form_id", "email")
+        if not any(options[key] for key in keys):
+            raise CommandError(
+                "Say what to replay: --workflow, --submission, --status, --since/--until, "
+                "--form-id or --email (see --help)."
+            )
+        qs = WorkflowFilters(
+            form_id=options["form_id"], date_from=options["since"], date_to=options["until"]
+        ).apply(Workflow.objects.all())
+        if options["workflow"]:
+            qs = qs.filter(pk__in=options["workflow"])
+        if options["submission"]:
+            latest = Workflow.objects.filter(submission_id=OuterRef("submission_id")).order_by(
+                "-created_at", "-id"
+            )
+            qs = qs.filter(submission_id__in=options["submission"]).filter(
+                pk=Subquery(latest.values("id")[:1])
+            )
+        if options["status"]:
+            qs = qs.filter(status__in=options["status"])
+        if options["email"]:
+            qs = qs.filter(submission__email=options["email"].strip().lower())
+        qs = qs.order_by("created_at", "id")
+        return qs[: options["limit"]] if options["limit"] else qs
+
+    def _list(self, selection: QuerySet[Workflow]) -> None:
+        rows = selection.values_list("id", "submission__email", "status", "created_at")
+        count = 0
+        for pk, email, status, created in rows.iterator():
+            count += 1
+            self.stdout.write(
+                f"{pk:>8}  {email or '(no email)':<40} {status:<18} {created:%Y-%m-%d %H:%M}"
+            )
+        self.stdout.write(f"{count} workflow(s) would be replayed (dry run: nothing changed).")
+
+    def _confirmed(self, count: int) -> bool:
+        if not sys.stdin.isatty():
+            raise CommandError(
+                f"Refusing to replay {count} workflow(s) without confirmation: stdin is not a "
+                "terminal. Pass --yes (after checking the selection with --dry-run)."
+            )
+        answer = input(f"Replay {count} workflows? [y/N] ")
+        return answer.strip().lower() in ("y", "yes")
+
+    # --- acting -----------------------------------------------------------------------------
+
+    def _replay(self, ids: list[int], options: dict[str, Any]) -> None:
+        size, total = options["batch_size"], len(ids)
+        actor = f"manage.py replay ({getpass.getuser()})"
+        created: list[int] = []
+        shadow: list[int] = []
+        for start in range(0, total, size):
+            result = workflows_replay(
+                workflow_ids=ids[start : start + size],
+                actor=actor,
+                shadow=options["shadow"],
+                reason=options["reason"] or "manage.py replay",
+                batch_size=size,
+            )
+            created += result.created
+            shadow += result.shadow
+            if total > size:
+                self.stdout.write(f"queued {min(start + size, total)}/{total}")
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Replayed {len(created)} workflow(s): {len(shadow)} in shadow mode."
+            )
+        )
+        self._report_shadow(shadow, forced=not options["shadow"])
+
+    def _report_shadow(self, shadow: list[int], *, forced: bool) -> None:
+        if not shadow:
+            return
+        if forced:
+            self.stdout.write(
+                "Shadow mode was forced where an earlier run of the submission sent (or may "
+                "have sent) an email: those replays draft only and never send."
+            )
+        pairs = Workflow.objects.filter(pk__in=shadow[:LISTED_AT_MOST]).values_list(
+            "id", "replay_of_id"
+        )
+        for new_id, old_id in sorted(pairs):
+            self.stdout.write(f"  shadow #{new_id} (replay of #{old_id})")
+        if len(shadow) > LISTED_AT_MOST:
+            self.stdout.write(f"  … and {len(shadow) - LISTED_AT_MOST} more")
+        example = shadow[0]
+        detail = settings.DASHBOARD_BASE_URL + reverse(
+            "dashboard:workflow_detail", kwargs={"pk": example}
+        )
+        self.stdout.write(
+            "Once a shadow replay has drafted, compare its draft with the original's: "
+            f"manage.py replay --show-diff {example}  (or open {detail})."
+        )
+
+    # --- diff ----------------------------------------------------------------------------------
+
+    def _show_diff(self, workflow_id: int) -> None:
+        workflow = Workflow.objects.filter(pk=workflow_id).first()
+        if workflow is None:
+            raise CommandError(f"No workflow #{workflow_id}.")
+        if workflow.replay_of_id is None:
+            raise CommandError(f"Workflow #{workflow_id} is not a replay: nothing to compare.")
+        drafts = {
+            d.workflow_id: d
+            for d in EmailDraft.objects.filter(workflow_id__in=[workflow.pk, workflow.replay_of_id])
+        }
+        new, old = drafts.get(workflow.pk), drafts.get(workflow.replay_of_id)
+        if new is None:
+            raise CommandError(
+                f"Workflow #{workflow_id} has not drafted yet (it is {workflow.status}); "
+                "try again once it has."
+            )
+        if old is None:
+            self.stdout.write(f"Workflow #{workflow.replay_of_id} never drafted; the new draft:")
+        diff = list(
+            difflib.unified_diff(
+                _draft_lines(old),
+                _draft_lines(new),
+                f"#{workflow.replay_of_id}",
+                f"#{workflow.pk}",
+                lineterm="",
+            )
+        )
+        self.stdout.write("\n".join(diff) if diff else "No differences: the drafts are identical.")
+
+
+def _draft_lines(draft: EmailDraft | None) -> list[str]:
+    if draft is None:
+        return []
+    return [f"To: {draft.recipient}", f"Subject: {draft.subject}", "", *draft.body.splitlines()]

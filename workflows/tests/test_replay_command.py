@@ -1,0 +1,210 @@
+"""`manage.py replay`: select, show, confirm, replay through workflows_replay, report."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import uuid
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from intake.models import FormSubmission
+from outreach.models import EmailDraft
+from workflows.models import AuditEvent, Status, Trigger, Workflow
+
+pytestmark = pytest.mark.django_db
+
+
+def make_runs(n: int, *, status: str = Status.FAILED, form_id: str = "form-contact", age_days=0):
+    """n submissions with one workflow each, in three bulk queries."""
+    created = timezone.now() - dt.timedelta(days=age_days)
+    subs = FormSubmission.objects.bulk_create(
+        FormSubmission(
+            dedupe_key=f"test-{uuid.uuid4().hex}",
+            shape="forms",
+            signature_version="v3",
+            raw_payload={},
+            email=f"lead-{uuid.uuid4().hex[:8]}@example.com",
+            form_id=form_id,
+            received_at=created,
+        )
+        for _ in range(n)
+    )
+    runs = Workflow.objects.bulk_create(Workflow(submission=s, status=status) for s in subs)
+    Workflow.objects.filter(pk__in=[w.pk for w in runs]).update(created_at=created)
+    return runs
+
+
+def replay(*args: str) -> str:
+    out = io.StringIO()
+    call_command("replay", *args, stdout=out)
+    return out.getvalue()
+
+
+def replays() -> list[Workflow]:
+    return list(Workflow.objects.filter(trigger=Trigger.REPLAY).order_by("id"))
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_dry_run_lists_the_selection_and_creates_nothing():
+    (run,) = make_runs(1)
+    output = replay("--status", "failed", "--dry-run")
+    assert str(run.pk) in output
+    assert run.submission.email in output
+    assert "1 workflow(s) would be replayed" in output
+    assert replays() == []
+
+
+def test_yes_replays_each_as_a_new_linked_run_with_an_audit_row():
+    runs = make_runs(2)
+    output = replay("--status", "failed", "--yes")
+    new = replays()
+    assert sorted(w.replay_of_id for w in new) == sorted(w.pk for w in runs)
+    assert all(w.status == Status.PENDING and not w.shadow for w in new)
+    assert AuditEvent.objects.filter(action="workflow.replayed", workflow__in=new).count() == 2
+    assert "Replayed 2 workflow(s): 0 in shadow mode." in output
+    assert set(
+        Workflow.objects.filter(pk__in=[w.pk for w in runs]).values_list("status", flat=True)
+    ) == {Status.FAILED}
+
+
+def test_selects_by_workflow_id():
+    first, _second = make_runs(2)
+    replay("--workflow", str(first.pk), "--yes")
+    assert [w.replay_of_id for w in replays()] == [first.pk]
+
+
+def test_selects_the_latest_run_of_a_submission():
+    (old,) = make_runs(1)
+    latest = Workflow.objects.create(submission=old.submission, status=Status.REJECTED)
+    make_runs(1)
+    replay("--submission", str(old.submission_id), "--yes")
+    assert [w.replay_of_id for w in replays()] == [latest.pk]
+
+
+def test_selects_by_several_statuses():
+    (failed,) = make_runs(1, status=Status.FAILED)
+    (rejected,) = make_runs(1, status=Status.REJECTED)
+    make_runs(1, status=Status.COMPLETED)
+    replay("--status", "failed", "--status", "rejected", "--yes")
+    assert sorted(w.replay_of_id for w in replays()) == sorted([failed.pk, rejected.pk])
+
+
+def test_selects_by_dates_form_email_and_limit():
+    (old,) = make_runs(1, age_days=10)
+    recent = make_runs(3, form_id="demo")
+    make_runs(1, form_id="other")
+    week_ago = (timezone.now() - dt.timedelta(days=7)).date().isoformat()
+    assert f"{old.pk:>8}" in replay("--until", week_ago, "--dry-run")
+    assert f"{old.pk:>8}" not in replay("--since", week_ago, "--dry-run")
+    assert "3 workflow(s)" in replay("--form-id", "demo", "--dry-run")
+    assert "2 workflow(s)" in replay("--form-id", "demo", "--limit", "2", "--dry-run")
+    email = recent[0].submission.email.upper()
+    assert "1 workflow(s)" in replay("--email", email, "--dry-run")
+
+
+def test_refuses_without_a_selection():
+    make_runs(1)
+    with pytest.raises(CommandError, match="Say what to replay"):
+        replay("--yes")
+
+
+def test_refuses_without_yes_when_stdin_is_not_a_terminal(monkeypatch):
+    make_runs(1)
+    monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))
+    with pytest.raises(CommandError, match="not a terminal"):
+        replay("--status", "failed")
+    assert replays() == []
+
+
+def test_answering_no_at_the_prompt_replays_nothing(monkeypatch, capsys):
+    make_runs(3)
+    monkeypatch.setattr("sys.stdin", FakeTerminal("n\n"))
+    output = replay("--status", "failed")
+    assert "Replay 3 workflows? [y/N]" in capsys.readouterr().out
+    assert "Nothing replayed." in output
+    assert replays() == []
+
+
+def test_answering_yes_at_the_prompt_replays(monkeypatch):
+    make_runs(1)
+    monkeypatch.setattr("sys.stdin", FakeTerminal("y\n"))
+    replay("--status", "failed")
+    assert len(replays()) == 1
+
+
+def test_shadow_is_forced_when_an_earlier_run_sent():
+    (failed,) = make_runs(1)
+    Workflow.objects.create(submission=failed.submission, status=Status.SENT)
+    (other,) = make_runs(1)
+    output = replay("--workflow", str(failed.pk), str(other.pk), "--yes")
+    by_original = {w.replay_of_id: w for w in replays()}
+    assert by_original[failed.pk].shadow is True
+    assert by_original[other.pk].shadow is False
+    assert "1 in shadow mode" in output
+    assert "Shadow mode was forced" in output
+    assert f"shadow #{by_original[failed.pk].pk} (replay of #{failed.pk})" in output
+    assert f"--show-diff {by_original[failed.pk].pk}" in output
+
+
+def test_shadow_flag_makes_every_replay_shadow():
+    make_runs(2)
+    output = replay("--status", "failed", "--shadow", "--yes")
+    assert all(w.shadow for w in replays())
+    assert "Shadow mode was forced" not in output
+
+
+def test_large_selection_reports_progress_per_batch():
+    make_runs(2500)
+    output = replay("--status", "failed", "--yes", "--batch-size", "1000")
+    assert [line for line in output.splitlines() if line.startswith("queued")] == [
+        "queued 1000/2500",
+        "queued 2000/2500",
+        "queued 2500/2500",
+    ]
+    assert len(replays()) == 2500
+    assert AuditEvent.objects.filter(action="workflow.replayed").count() == 2500
+
+
+def _draft(workflow: Workflow, body: str) -> None:
+    EmailDraft.objects.create(
+        workflow=workflow,
+        recipient=workflow.submission.email,
+        subject="Hello",
+        body=body,
+        original_subject="Hello",
+        original_body=body,
+        template="default",
+        idempotency_key=uuid.uuid4().hex,
+    )
+
+
+def test_show_diff_compares_a_replays_draft_with_the_originals():
+    (original,) = make_runs(1, status=Status.SENT)
+    _draft(original, "Hi,\nSee you Monday.")
+    new = Workflow.objects.create(
+        submission=original.submission,
+        status=Status.COMPLETED,
+        trigger=Trigger.REPLAY,
+        replay_of=original,
+        shadow=True,
+    )
+    _draft(new, "Hi,\nSee you Tuesday.")
+    output = replay("--show-diff", str(new.pk))
+    assert "-See you Monday." in output
+    assert "+See you Tuesday." in output
+
+
+def test_show_diff_says_when_the_replay_has_not_drafted_yet():
+    (original,) = make_runs(1, status=Status.SENT)
+    new = Workflow.objects.create(
+        submission=original.submission, trigger=Trigger.REPLAY, replay_of=original
+    )
+    with pytest.raises(CommandError, match="has not drafted yet"):
+        replay("--show-diff", str(new.pk))
