@@ -37,5 +37,15 @@ screenshots: venv services
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) \
 	  LEADLINE_SCREENSHOTS=docs/screenshots $(PY) -m pytest -m browser -q dashboard/tests
 
+bench: venv services
+	$(PY) bench/ingest.py
+	$(PY) bench/replay.py
+	$(PY) bench/pipeline.py
+	$(PY) bench/dashboard.py
+
+reliability: venv services
+	DATABASE_URL=postgres://postgres@127.0.0.1:5432/leadline_rel CELERY_BROKER_URL=redis://127.0.0.1:6379/7 \
+	  LEADLINE_RELIABILITY_FULL=1 $(PY) -m pytest -q -s tests/reliability
+
 clean:
 	rm -rf var/ logs/ .pytest_cache .coverage htmlcov staticfiles
