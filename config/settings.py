@@ -7,11 +7,14 @@ See .env.example for every variable, its default and its meaning.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from config.logging import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -117,6 +120,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.logging.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -277,6 +281,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BEAT_SCHEDULE = {
     "sweep-stuck-workflows": {"task": "workflows.sweep_workflows", "schedule": 60.0},
+    "send-alerts": {"task": "workflows.send_alerts", "schedule": 60.0},
 }
 # Enqueue must not hang a webhook request when the broker is down: publishing fails fast
 # (workflows_enqueue connects once, without retries) and the sweeper re-enqueues the pending
@@ -300,16 +305,32 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "HubSpot form submissions → reviewed follow-ups. See docs/api.md.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # `manage.py check` builds the schema with these settings too: one name for Step's choices.
+    "ENUM_NAME_OVERRIDES": {"StepEnum": "workflows.models.Step"},
 }
 
 # --- Logging ---------------------------------------------------------------------------------
 LOG_LEVEL = env_choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper()
+# JSON lines to stdout and, when set, to LOG_FILE (relative to the checkout): the Procfile and
+# compose set logs/app.log for web and logs/celery.log for worker and beat. See config/logging.py.
 LOG_FILE = env.str("LOG_FILE", default="")
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+LOGGING = logging_config(LOG_LEVEL, (BASE_DIR / LOG_FILE) if LOG_FILE else None)
+
+# --- Metrics and alerts (docs/operations.md) --------------------------------------------------
+# /metrics answers loopback callers; anyone else needs `Authorization: Bearer $METRICS_TOKEN`.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Multiprocess mode (prometheus_client): each process writes samples under this directory;
+# /metrics merges them with those of METRICS_EXTRA_DIRS (other containers' directories).
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+if PROMETHEUS_MULTIPROC_DIR:
+    Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+else:
+    # prometheus_client switches to multiprocess mode when the variable merely exists, and
+    # would then write its files into the working directory.
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+METRICS_EXTRA_DIRS = [d for d in env.list("METRICS_EXTRA_DIRS", default=[]) if d]
+# Operators told when a workflow fails or an approval waits past SPEED_TO_LEAD_TARGET_MINUTES.
+ALERT_EMAILS = env_json_list("ALERT_EMAILS")
+# A Slack-compatible incoming webhook; receives {"text": "..."}. Empty: no HTTP alerts.
+ALERT_WEBHOOK_URL = env.str("ALERT_WEBHOOK_URL", default="").strip()
+ALERT_LOOKBACK_HOURS = env_int("ALERT_LOOKBACK_HOURS", 24, minimum=1)

@@ -212,7 +212,6 @@ def _build(
         for attribute, names in FIELD_NAMES.items()
     }
     email, email_error = _normalise_email(mapped.pop("email"))
-    prefix = "workflow:" if shape == "workflow" else "forms:"
     return NormalisedItem(
         shape=shape,
         email=email,
@@ -220,7 +219,7 @@ def _build(
         portal_id=portal_id,
         form_id=form_id,
         raw=body,
-        dedupe_key=prefix + _sha256([body, portal_id, form_id]),
+        dedupe_key=f"{shape}:" + _sha256([body, portal_id, form_id]),
         **mapped,
         **rest,
     )

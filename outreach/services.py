@@ -27,6 +27,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from outreach import metrics
 from outreach.drafting import DraftContext, Drafter, get_drafter
 from outreach.gate import GateDecision, SendMode, current_mode, decide
 from outreach.models import Decision, EmailDraft, GateAction
@@ -175,6 +176,7 @@ def hand_off(*, workflow_id: int) -> GateDecision:
 
 
 def _store_gate_decision(draft: EmailDraft, decision: GateDecision) -> None:
+    metrics.record_gate_decision(decision.action.value, decision.reason)
     draft.gate_action = decision.action
     draft.gate_reason = decision.reason
     draft.save(update_fields=["gate_action", "gate_reason", "updated_at"])
@@ -467,11 +469,14 @@ def email_send(*, workflow_id: int) -> str:
     try:
         message.send(fail_silently=False)
     except DEFINITE_SEND_FAILURES as exc:
+        metrics.SENDS.labels("refused").inc()
         return _record_definite_failure(workflow_id, exc)
     except Exception as exc:
         # A timeout or disconnect after DATA may still have delivered the message.
+        metrics.SENDS.labels("unknown").inc()
         _record_unknown(workflow_id, exc)
         return "send_unknown"
+    metrics.SENDS.labels("sent").inc()
     status = getattr(message, "anymail_status", None)
     _record_sent(workflow_id, provider_id=getattr(status, "message_id", None) or message_id)
     return "sent"

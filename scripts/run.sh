@@ -6,12 +6,16 @@ cd "$(dirname "$0")/.."
 export PORT="${PORT:-8000}" LEADLINE_PORT="${PORT:-8000}"
 export SANDBOX_PORT="${SANDBOX_PORT:-$((PORT + 1))}"
 mkdir -p var logs
+# prometheus_client multiprocess mode: every process writes its samples here and /metrics
+# merges them. Wiped at start: files of processes from an earlier run must not be summed.
+export PROMETHEUS_MULTIPROC_DIR="$PWD/var/prometheus"
+rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 
-procs="web,worker,beat"
+procs="web worker beat"
 if [ -z "${HUBSPOT_ACCESS_TOKEN:-}" ]; then
   export HUBSPOT_ACCESS_TOKEN="sandbox-token"
   export HUBSPOT_API_BASE_URL="http://127.0.0.1:${SANDBOX_PORT}"
-  procs="$procs,sandbox"
+  procs="$procs sandbox"
   echo "No HUBSPOT_ACCESS_TOKEN: using the local HubSpot sandbox at $HUBSPOT_API_BASE_URL"
 fi
 if [ -z "${HUBSPOT_CLIENT_SECRET:-}" ]; then
@@ -30,5 +34,7 @@ echo "Leadline on http://127.0.0.1:${PORT}"
 echo "  dashboard: http://127.0.0.1:${PORT}/dashboard/"
 echo "  admin:     http://127.0.0.1:${PORT}/admin/"
 echo "  API docs:  http://127.0.0.1:${PORT}/api/docs/"
+echo "  metrics:   http://127.0.0.1:${PORT}/metrics    logs: logs/app.log, logs/celery.log"
 echo
-exec .venv/bin/honcho -f Procfile start "$procs"
+# shellcheck disable=SC2086 # honcho takes the process names as separate arguments
+exec .venv/bin/honcho -f Procfile start $procs

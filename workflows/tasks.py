@@ -6,7 +6,7 @@ from __future__ import annotations
 from celery import shared_task
 from celery.app.task import Task
 
-from workflows import pipeline, sweeper
+from workflows import alerts, pipeline, sweeper
 
 
 @shared_task(
@@ -33,3 +33,10 @@ def process_workflow(self: Task, workflow_id: int) -> str:
 def sweep_workflows() -> dict[str, int]:
     """Re-enqueue lost work (run by beat every minute). Safe to run in several places at once."""
     return sweeper.sweep().as_dict()
+
+
+@shared_task(name="workflows.send_alerts", ignore_result=True)
+def send_alerts() -> dict[str, int]:
+    """Alert operators about failures and overdue approvals (beat, every minute).
+    At most one alert per workflow and condition, however often or concurrently it runs."""
+    return alerts.send_alerts()

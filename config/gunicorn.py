@@ -1,0 +1,23 @@
+"""gunicorn settings shared by the Procfile and docker-compose (`gunicorn -c config/gunicorn.py`).
+
+Command-line flags (bind, workers) still win over these.
+"""
+
+import os
+
+from prometheus_client import multiprocess
+
+from config.logging import logging_config
+
+timeout = 30
+# Access lines go through the JSON formatter too; the request id ties them to app lines.
+accesslog = None
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms request_id=%({x-request-id}o)s'
+_log_file = os.environ.get("LOG_FILE") or None
+logconfig_dict = logging_config(os.environ.get("LOG_LEVEL", "info").upper(), _log_file)
+
+
+def child_exit(server, worker) -> None:
+    # A dead worker's live gauges must not linger in the merged /metrics output.
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(worker.pid)

@@ -1,0 +1,158 @@
+"""Operator alerts: a workflow failed, or a lead waits for approval past the speed-to-lead target.
+
+Run every minute by beat (``workflows.send_alerts``). Each (workflow, condition) is alerted at
+most once: an ``alert.sent`` audit row is written and committed under a row lock on the
+workflow *before* anything is sent, so two concurrent runs cannot both send, and a run that
+dies mid-send never repeats it. Alerts carry the workflow id, status, reason and a dashboard
+link, never the lead's email text. They go to ALERT_EMAILS and/or ALERT_WEBHOOK_URL, and
+nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import requests
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+
+from workflows import audit
+from workflows.models import AuditEvent, Status, Workflow
+
+log = logging.getLogger("leadline.alerts")
+
+ALERT_SENT = "alert.sent"
+FAILED = "failed"
+APPROVAL_OVERDUE = "approval_overdue"
+BATCH = 100
+WEBHOOK_TIMEOUT_SECONDS = 5
+
+
+@dataclass(frozen=True)
+class Alert:
+    workflow_id: int
+    condition: str
+    status: str
+    reason: str
+
+    @property
+    def link(self) -> str:
+        return f"{settings.DASHBOARD_BASE_URL}/dashboard/workflows/{self.workflow_id}/"
+
+    @property
+    def text(self) -> str:
+        title = "failed" if self.condition == FAILED else "is waiting for approval"
+        return (
+            f"Leadline: workflow #{self.workflow_id} {title}\n"
+            f"Status: {self.status}\nReason: {self.reason}\n{self.link}"
+        )
+
+
+def alerting_configured() -> bool:
+    return bool(settings.ALERT_EMAILS or settings.ALERT_WEBHOOK_URL)
+
+
+def send_alerts(*, now: datetime | None = None) -> dict[str, int]:
+    """Alert on recent failures and overdue approvals not alerted before; returns counts.
+
+    MAY send email and POST to the configured webhook; at most once per workflow and condition.
+    """
+    if not alerting_configured():
+        return {FAILED: 0, APPROVAL_OVERDUE: 0}
+    now = now or timezone.now()
+    sent = {FAILED: 0, APPROVAL_OVERDUE: 0}
+    for alert in _candidates(now):
+        if _claim(alert):
+            _deliver(alert)
+            sent[alert.condition] += 1
+    return sent
+
+
+def _candidates(now: datetime) -> list[Alert]:
+    target = settings.SPEED_TO_LEAD_TARGET_MINUTES
+    failed = (
+        Workflow.objects.filter(
+            status=Status.FAILED,
+            created_at__gte=now - timedelta(hours=settings.ALERT_LOOKBACK_HOURS),
+        )
+        .order_by("-created_at")
+        .values_list("pk", "status", "last_error")[:BATCH]
+    )
+    overdue = (
+        Workflow.objects.filter(
+            status=Status.AWAITING_APPROVAL,
+            submission__received_at__lt=now - timedelta(minutes=target),
+        )
+        .order_by("created_at")
+        .values_list("pk", "status", "submission__received_at")[:BATCH]
+    )
+    alerts = [Alert(pk, FAILED, status, error or "failed") for pk, status, error in failed]
+    for pk, status, received_at in overdue:
+        minutes = int((now - received_at).total_seconds() // 60)
+        reason = f"lead waiting {minutes} min for approval (target {target} min)"
+        alerts.append(Alert(pk, APPROVAL_OVERDUE, status, reason))
+    done = set(
+        AuditEvent.objects.filter(
+            action=ALERT_SENT, workflow_id__in=[a.workflow_id for a in alerts]
+        ).values_list("workflow_id", "details__condition")
+    )
+    return [a for a in alerts if (a.workflow_id, a.condition) not in done]
+
+
+def _claim(alert: Alert) -> bool:
+    """Commit the ``alert.sent`` row unless another run already did; True if ours."""
+    with transaction.atomic():
+        # The row lock serialises concurrent alert runs for this workflow on PostgreSQL
+        # (SQLite's IMMEDIATE transactions serialise all writers already).
+        locked = Workflow.objects.select_for_update().filter(pk=alert.workflow_id).exists()
+        already = AuditEvent.objects.filter(
+            action=ALERT_SENT, workflow_id=alert.workflow_id, details__condition=alert.condition
+        ).exists()
+        if not locked or already:
+            return False
+        audit.record(
+            action=ALERT_SENT,
+            object_type="workflow",
+            object_id=alert.workflow_id,
+            workflow_id=alert.workflow_id,
+            reason=alert.reason[:500],
+            details={"condition": alert.condition, "status": alert.status},
+        )
+    return True
+
+
+def _deliver(alert: Alert) -> None:
+    """Send the claimed alert; a delivery failure is logged, never retried (at most once)."""
+    subject = alert.text.splitlines()[0]
+    if settings.ALERT_EMAILS:
+        try:
+            send_mail(subject, alert.text, settings.DEFAULT_FROM_EMAIL, settings.ALERT_EMAILS)
+        except Exception as exc:
+            log.error("Alert email failed", extra=_fields(alert, exc))
+    if settings.ALERT_WEBHOOK_URL:
+        try:
+            response = requests.post(
+                settings.ALERT_WEBHOOK_URL,
+                json={"text": alert.text},
+                timeout=WEBHOOK_TIMEOUT_SECONDS,
+                allow_redirects=False,
+            )
+            response.raise_for_status()
+        except requests.RequestException as exc:
+            log.error("Alert webhook failed", extra=_fields(alert, exc))
+    log.warning(
+        "Alert sent",
+        extra={"workflow_id": alert.workflow_id, "condition": alert.condition},
+    )
+
+
+def _fields(alert: Alert, exc: BaseException) -> dict[str, object]:
+    return {
+        "workflow_id": alert.workflow_id,
+        "condition": alert.condition,
+        "error": type(exc).__name__,
+    }

@@ -1,0 +1,104 @@
+"""Retention: delete submissions older than a cutoff, with their workflows, errors and drafts.
+
+    python manage.py purge --older-than 90d [--dry-run] [--purge-audit] [--batch-size 500]
+
+Deletes in primary-key batches, each in its own transaction, so a large purge never holds
+long locks. Audit rows are kept by default: they are detached from the workflow (its id stays
+in ``object_id``) before the workflow goes; ``--purge-audit`` deletes them with it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+from django.utils import timezone
+
+from intake.models import FormSubmission
+from outreach.models import EmailDraft
+from workflows.models import AuditEvent, Workflow, WorkflowError
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([dhm])\s*$")
+_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """'90d', '12h', '30m' → timedelta; anything else is an error naming the format."""
+    match = _DURATION.match(text or "")
+    if not match or int(match.group(1)) == 0:
+        raise CommandError(f"--older-than {text!r}: use a positive number with d, h or m (90d).")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+class Command(BaseCommand):
+    help = "Delete submissions (and their workflows, errors, drafts) older than a cutoff."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--older-than", required=True, help="Age cutoff: 90d, 12h or 30m.")
+        parser.add_argument("--dry-run", action="store_true", help="Count only; delete nothing.")
+        audit = parser.add_mutually_exclusive_group()
+        audit.add_argument(
+            "--keep-audit",
+            dest="keep_audit",
+            action="store_true",
+            default=True,
+            help="Keep the purged workflows' audit rows, detached (default).",
+        )
+        audit.add_argument(
+            "--purge-audit",
+            dest="keep_audit",
+            action="store_false",
+            help="Delete the purged workflows' audit rows too.",
+        )
+        parser.add_argument("--batch-size", type=int, default=500)
+
+    def handle(self, *args, **options) -> None:
+        if options["batch_size"] < 1:
+            raise CommandError("--batch-size must be at least 1.")
+        cutoff = timezone.now() - parse_duration(options["older_than"])
+        old = FormSubmission.objects.filter(received_at__lt=cutoff)
+        if options["dry_run"]:
+            counts = _counts(old.values("pk"))
+            self.stdout.write(f"Dry run: would purge, received before {cutoff:%Y-%m-%d %H:%M}Z:")
+            self._report(counts, options["keep_audit"])
+            return
+        totals = dict.fromkeys(_counts(FormSubmission.objects.none()), 0)
+        while True:
+            batch = list(old.order_by("pk").values_list("pk", flat=True)[: options["batch_size"]])
+            if not batch:
+                break
+            for key, value in _purge_batch(batch, keep_audit=options["keep_audit"]).items():
+                totals[key] += value
+        self.stdout.write(f"Purged, received before {cutoff:%Y-%m-%d %H:%M}Z:")
+        self._report(totals, options["keep_audit"])
+
+    def _report(self, counts: dict[str, int], keep_audit: bool) -> None:
+        for key, value in counts.items():
+            if key == "audit_events":
+                key += " (kept, detached)" if keep_audit else " (deleted)"
+            self.stdout.write(f"  {key}: {value}")
+
+
+def _counts(submissions) -> dict[str, int]:
+    workflows = Workflow.objects.filter(submission__in=submissions)
+    return {
+        "submissions": FormSubmission.objects.filter(pk__in=submissions).count(),
+        "workflows": workflows.count(),
+        "workflow_errors": WorkflowError.objects.filter(workflow__in=workflows).count(),
+        "email_drafts": EmailDraft.objects.filter(workflow__in=workflows).count(),
+        "audit_events": AuditEvent.objects.filter(workflow__in=workflows).count(),
+    }
+
+
+def _purge_batch(submission_ids: list[int], *, keep_audit: bool) -> dict[str, int]:
+    with transaction.atomic():
+        counts = _counts(submission_ids)
+        if keep_audit:
+            # The FK cascades; detaching first keeps the history (object_id keeps the id).
+            AuditEvent.objects.filter(workflow__submission_id__in=submission_ids).update(
+                workflow=None
+            )
+        FormSubmission.objects.filter(pk__in=submission_ids).delete()
+    return counts
