@@ -12,10 +12,10 @@ import requests
 from django.conf import settings
 
 from intake.signatures import sign_v3
+from tests.harness import GunicornServer, wait_for
 from workflows.models import Status, Workflow, WorkflowError
 from workflows.sweeper import sweep
 
-from .conftest import GunicornServer, wait_for
 from .proxy import CuttableProxy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

@@ -9,15 +9,6 @@ from __future__ import annotations
 
 import os
 
-from tests.e2e.conftest import (  # noqa: F401 - fixtures
-    GunicornServer,
-    celery_worker,
-    e2e,
-    e2e_sandbox,
-    wait_for,
-    worker_env,
-)
-
 FULL = os.environ.get("LEADLINE_RELIABILITY_FULL") == "1"
 
 

@@ -11,8 +11,9 @@ import requests
 
 from intake.models import FormSubmission
 from intake.signatures import sign_v1, sign_v3
+from tests.harness import GunicornServer
 
-from .conftest import GunicornServer, size
+from .conftest import size
 
 pytestmark = [pytest.mark.e2e, pytest.mark.reliability, pytest.mark.django_db(transaction=True)]
 

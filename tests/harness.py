@@ -19,8 +19,7 @@ from django.db import connection
 
 from workflows.sandbox import SandboxServer
 
-REPO = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.e2e
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _broker_url() -> str:
@@ -131,7 +130,11 @@ class GunicornServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_for(self._healthy, timeout=60)
+        try:
+            wait_for(self._healthy, timeout=60)
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def _healthy(self) -> bool:
