@@ -78,19 +78,21 @@ class ActionRefused(ValueError):
 def draft_create(*, workflow_id: int, drafter: Drafter | None = None) -> EmailDraft:
     """Draft the workflow's email once; idempotent (returns the existing draft if any).
 
-    Never sends. The recipient is the submission's email, unvalidated: the gate judges it.
+    Never sends. The recipient is the lead's email (the submission's, else the CRM contact's
+    for event deliveries, which carry none), unvalidated: the gate judges it.
     """
     existing = EmailDraft.objects.filter(workflow_id=workflow_id).first()
     if existing:
         return existing
     workflow = Workflow.objects.select_related("submission").get(pk=workflow_id)
     drafter = drafter or get_drafter()
-    content = drafter.draft(_draft_context(workflow))
+    context = _draft_context(workflow)
+    content = drafter.draft(context)
     try:
         with transaction.atomic():
             draft = EmailDraft.objects.create(
                 workflow=workflow,
-                recipient=workflow.submission.email.strip(),
+                recipient=context.email,
                 subject=content.subject,
                 body=content.body,
                 body_html=content.body_html,
@@ -118,7 +120,7 @@ def _draft_context(workflow: Workflow) -> DraftContext:
     contact = workflow.contact or {}
     owner = contact.get("owner") or {}
     return DraftContext(
-        email=sub.email.strip(),
+        email=(sub.email or contact.get("email") or "").strip(),
         first_name=(contact.get("firstname") or sub.first_name or "").strip(),
         last_name=(contact.get("lastname") or sub.last_name or "").strip(),
         company=(contact.get("company") or sub.company or "").strip(),

@@ -24,7 +24,15 @@ from workflows.throttle import ThrottleTimeout, ThrottleUnavailable, TokenBucket
 logger = logging.getLogger("leadline.hubspot")
 
 DEFAULT_BASE_URL = "https://api.hubapi.com"
-CONTACT_PROPERTIES = ("email", "firstname", "lastname", "phone", "company", "hubspot_owner_id")
+CONTACT_PROPERTIES = (
+    "email",
+    "firstname",
+    "lastname",
+    "phone",
+    "company",
+    "lifecyclestage",
+    "hubspot_owner_id",
+)
 TASK_PROPERTIES = (
     "hs_task_subject",
     "hs_task_body",

@@ -24,26 +24,17 @@ from django.utils import timezone
 
 from workflows import metrics
 from workflows.hubspot import (
+    CONTACT_PROPERTIES,
     HubSpotClient,
     HubSpotError,
     TransientHubSpotError,
     client_from_settings,
 )
 from workflows.models import Status, Step, Workflow, WorkflowError
-from workflows.throttle import ThrottleTimeout
 from workflows.transitions import transition
 
 log = logging.getLogger("leadline.workflows")
 
-CONTACT_PROPERTIES = (
-    "email",
-    "firstname",
-    "lastname",
-    "company",
-    "lifecyclestage",
-    "hubspot_owner_id",
-    "phone",
-)
 NO_CRM = "HUBSPOT_ACCESS_TOKEN is not set: CRM step skipped"
 
 
@@ -59,7 +50,8 @@ class RetryLater(Exception):
         self.attempt = attempt
 
 
-TRANSIENT = (TransientHubSpotError, ThrottleTimeout, OperationalError, InterfaceError)
+# The client already turns timeouts, 429s, 5xx and throttle waits into TransientHubSpotError.
+TRANSIENT = (TransientHubSpotError, OperationalError, InterfaceError)
 
 
 @dataclass
@@ -129,7 +121,7 @@ def resolve_contact(workflow: Workflow, client: HubSpotClient | None) -> str:
         return NO_CRM
     contact: dict[str, Any] | None
     if submission.object_id and submission.shape in ("event", "workflow"):
-        contact = client.get_contact(submission.object_id, properties=CONTACT_PROPERTIES)
+        contact = client.get_contact(submission.object_id)
     elif submission.email_error or not submission.email:
         raise PermanentStepError(f"cannot look the lead up: {submission.email_error or 'no email'}")
     else:
@@ -158,7 +150,7 @@ def _search_with_index_lag(client: HubSpotClient, email: str) -> dict[str, Any] 
         for i in range(settings.CONTACT_SEARCH_LAG_RETRIES)
     ]
     for delay in [*delays, None]:
-        found = client.search_contact_by_email(email, properties=CONTACT_PROPERTIES)
+        found = client.search_contact_by_email(email)
         if found is not None or delay is None:
             return found
         time.sleep(delay)
@@ -279,7 +271,7 @@ def run_workflow(workflow_id: int, *, task_id: str) -> Outcome:
 def _run_step(workflow: Workflow, step: str, func, client) -> None:
     entry = dict(workflow.step_log.get(step, {}))
     attempt = entry.get("attempts", 0) + 1
-    entry.update(attempts=attempt, started_at=entry.get("started_at") or _iso(timezone.now()))
+    entry.update(attempts=attempt, started_at=entry.get("started_at") or timezone.now().isoformat())
     workflow.step_log[step] = entry
     workflow.current_step = step
     workflow.attempts = attempt
@@ -300,7 +292,9 @@ def _run_step(workflow: Workflow, step: str, func, client) -> None:
         raise StepFailed(str(exc)) from exc
     duration = time.monotonic() - started
     metrics.STEP_SECONDS.labels(step, "ok").observe(duration)
-    entry.update(finished_at=_iso(timezone.now()), duration_ms=round(duration * 1000), note=note)
+    entry.update(
+        finished_at=timezone.now().isoformat(), duration_ms=round(duration * 1000), note=note
+    )
     workflow.step_log[step] = entry
     Workflow.objects.filter(pk=workflow.pk).update(
         step_log=workflow.step_log, updated_at=timezone.now()
@@ -401,7 +395,3 @@ def _fail(
             "error": type(exc).__name__,
         },
     )
-
-
-def _iso(moment) -> str:
-    return moment.isoformat()

@@ -245,3 +245,17 @@ def test_sweeper_requeues_lost_enqueues_and_expired_leases(settings):
     assert sweep().as_dict()["pending"] == 0  # stamped: the next sweep leaves them alone
     fresh.refresh_from_db()
     assert fresh.enqueued_at is None
+
+
+@pytest.mark.django_db
+def test_an_event_delivery_is_drafted_to_the_crm_contacts_email(crm):
+    crm.seed_contact(email="evented@acme.test", firstname="Eve", id="5101")
+    workflow = new_workflow(email="", shape="event", object_id="5101")
+    run_until_done(workflow.pk)
+    workflow.refresh_from_db()
+    assert workflow.status == Status.AWAITING_APPROVAL
+    assert workflow.contact["lifecyclestage"] == "" and workflow.contact["firstname"] == "Eve"
+    assert workflow.draft.recipient == "evented@acme.test"
+    assert workflow.draft.gate_reason and "no valid recipient" not in workflow.draft.gate_reason
+    [get] = crm.requests("contacts.get")
+    assert "lifecyclestage" in get.query["properties"]
