@@ -19,9 +19,11 @@ class EmailDraftAdmin(admin.ModelAdmin):
     search_fields = ("recipient", "subject", "=workflow__id")
     date_hierarchy = "created_at"
     raw_id_fields = ("workflow",)
-    readonly_fields = [
-        f.name for f in EmailDraft._meta.fields if f.name not in ("subject", "body", "body_html")
-    ]
 
     def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # Edits go through outreach.services.draft_edit (the dashboard): only while awaiting
+        # approval, with the original kept and an audit row. A plain admin form would bypass all.
         return False

@@ -15,7 +15,7 @@ _REASON_KINDS = (
     ("no valid recipient", "invalid_recipient"),
     ("draft-only", "draft_only"),
     ("api_env=", "not_production"),
-    ("allowlist", "not_allowlisted"),
+    ("not on send_email_allowlist", "not_allowlisted"),
     ("gate re-check", "recheck"),
     ("auto-send", "auto_send"),
     ("approved", "approved"),

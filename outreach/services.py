@@ -33,6 +33,7 @@ from outreach.gate import GateDecision, SendMode, current_mode, decide
 from outreach.models import Decision, EmailDraft, GateAction
 from workflows import audit
 from workflows.models import AuditEvent, Status, Workflow
+from workflows.services import CRM_NOTE_TASK, SEND_TASK, enqueue_on_commit
 from workflows.transitions import last_transition_to, transition
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,10 @@ DEFINITE_SEND_FAILURES: tuple[type[BaseException], ...] = (
     smtplib.SMTPNotSupportedError,
     ConnectionRefusedError,
 )
+
+
+#: Shadow replays look up and draft only: every gate question about them gets this answer.
+SHADOW_BLOCK = GateDecision(GateAction.BLOCK, "shadow replay: drafted only, never sent")
 
 
 @dataclass(frozen=True)
@@ -151,7 +156,7 @@ def hand_off(*, workflow_id: int) -> GateDecision:
     workflow = Workflow.objects.get(pk=workflow_id)
     draft = EmailDraft.objects.get(workflow_id=workflow_id)
     if workflow.shadow:
-        decision = GateDecision(GateAction.BLOCK, "shadow replay: drafted only, never sent")
+        decision = SHADOW_BLOCK
         to_status = Status.COMPLETED
     else:
         decision = decide(mode=current_mode(), recipient=draft.recipient, approved=False)
@@ -173,7 +178,7 @@ def hand_off(*, workflow_id: int) -> GateDecision:
             return decision
         _store_gate_decision(draft, decision)
         if to_status == Status.SENDING:
-            _enqueue_send_after_commit(workflow_id)
+            enqueue_on_commit([workflow_id], task=SEND_TASK)
     return decision
 
 
@@ -191,20 +196,6 @@ def _store_gate_decision(draft: EmailDraft, decision: GateDecision) -> None:
             reason=decision.reason,
             details={"action": decision.action.value},
         )
-
-
-def _enqueue_send_after_commit(workflow_id: int) -> None:
-    from outreach import tasks
-
-    # robust: a broker outage must not undo the committed claim; the workflow stays in
-    # `sending` with no attempt made, and the sweeper re-enqueues it.
-    transaction.on_commit(lambda: tasks.send_email.delay(workflow_id), robust=True)
-
-
-def _enqueue_crm_note_after_commit(workflow_id: int) -> None:
-    from outreach import tasks
-
-    transaction.on_commit(lambda: tasks.write_crm_note.delay(workflow_id), robust=True)
 
 
 # --- Human decisions ------------------------------------------------------------------------
@@ -303,7 +294,7 @@ def workflow_approve(
 
         workflow = Workflow.objects.get(pk=workflow_id)
         if workflow.shadow:
-            gate = GateDecision(GateAction.BLOCK, "shadow replay: drafted only, never sent")
+            gate = SHADOW_BLOCK
         else:
             gate = decide(mode=current_mode(), recipient=draft.recipient, approved=True)
         _store_gate_decision(draft, gate)
@@ -315,7 +306,7 @@ def workflow_approve(
                 user=user,
                 reason=gate.reason,
             )
-            _enqueue_send_after_commit(workflow_id)
+            enqueue_on_commit([workflow_id], task=SEND_TASK)
             return ActionResult(True, "Approved; sending.", Status.SENDING)
         transition(
             workflow_id,
@@ -324,7 +315,7 @@ def workflow_approve(
             user=user,
             reason=gate.reason,
         )
-        _enqueue_crm_note_after_commit(workflow_id)
+        enqueue_on_commit([workflow_id], task=CRM_NOTE_TASK)
         return ActionResult(True, f"Approved; not sent: {gate.reason}.", Status.COMPLETED)
 
 
@@ -406,7 +397,7 @@ def resolve_unknown_send(
             draft.provider_message_id = draft.provider_message_id or message_id_for(draft)
             draft.save(update_fields=["sent_at", "provider_message_id", "updated_at"])
         if not sent:
-            _enqueue_crm_note_after_commit(workflow_id)
+            enqueue_on_commit([workflow_id], task=CRM_NOTE_TASK)
     return ActionResult(True, f"Marked {to_status}.", to_status)
 
 
@@ -441,12 +432,14 @@ def email_send(*, workflow_id: int) -> str:
     Raises SendDeferred (retry later) after a transient refusal, SendInProgress while another
     worker holds a fresh claim.
     """
+    if connection.in_atomic_block:  # before the claim: a rolled-back claim must not count
+        raise RuntimeError("refusing to send inside an open transaction: it could roll back")
     workflow = Workflow.objects.get(pk=workflow_id)
     if workflow.status != Status.SENDING:
         return f"skipped: workflow is {workflow.status}, not sending"
     draft = EmailDraft.objects.get(workflow_id=workflow_id)
     if workflow.shadow:
-        gate = GateDecision(GateAction.BLOCK, "shadow replay: drafted only, never sent")
+        gate = SHADOW_BLOCK
     else:
         approved = draft.decision == Decision.APPROVED
         gate = decide(mode=current_mode(), recipient=draft.recipient, approved=approved)
@@ -456,8 +449,6 @@ def email_send(*, workflow_id: int) -> str:
     draft, skipped = _claim_send(workflow_id)
     if skipped:
         return skipped
-    if connection.in_atomic_block:
-        raise RuntimeError("refusing to send inside an open transaction: it could roll back")
     message_id = message_id_for(draft)
     message = EmailMultiAlternatives(
         subject=draft.subject,
@@ -493,7 +484,7 @@ def _stop_before_send(draft: EmailDraft, gate: GateDecision) -> str:
         if not won:
             return f"skipped: workflow is {won.current_status}, not sending"
         _store_gate_decision(draft, GateDecision(GateAction.BLOCK, reason))
-        _enqueue_crm_note_after_commit(draft.workflow_id)
+        enqueue_on_commit([draft.workflow_id], task=CRM_NOTE_TASK)
     return "completed: not sent"
 
 

@@ -18,6 +18,7 @@ log = logging.getLogger("leadline.workflows")
 
 PROCESS_TASK = "workflows.process_workflow"
 SEND_TASK = "outreach.send_email"
+CRM_NOTE_TASK = "outreach.write_crm_note"
 
 
 def workflows_enqueue(workflow_ids: Sequence[int], *, task: str = PROCESS_TASK) -> int:
@@ -29,12 +30,18 @@ def workflows_enqueue(workflow_ids: Sequence[int], *, task: str = PROCESS_TASK) 
     """
     from config.celery_app import app
 
+    if app.conf.task_always_eager:  # unit tests only: run in-process, as apply_async would
+        app.loader.import_default_modules()  # register the tasks modules, as a worker does
+        for workflow_id in workflow_ids:
+            app.tasks[task].apply(args=[workflow_id], throw=app.conf.task_eager_propagates)
+        return len(workflow_ids)
     published: list[int] = []
     try:
         with app.producer_or_acquire() as producer:
             producer.connection.ensure_connection(max_retries=0, timeout=2)
             for workflow_id in workflow_ids:
-                app.send_task(task, args=[workflow_id], producer=producer)
+                # retry=False: an outage fails this publish at once; the sweeper retries later.
+                app.send_task(task, args=[workflow_id], producer=producer, retry=False)
                 published.append(workflow_id)
     except Exception as exc:  # any broker failure: the pending rows are the outbox
         log.warning(
@@ -60,10 +67,11 @@ def _stamp_enqueued(workflow_ids: list[int]) -> None:
         Workflow.objects.filter(pk__in=workflow_ids).update(enqueued_at=timezone.now())
 
 
-def enqueue_on_commit(workflow_ids: Sequence[int]) -> None:
+def enqueue_on_commit(workflow_ids: Sequence[int], *, task: str = PROCESS_TASK) -> None:
+    """Publish ``task`` for these workflows once the current transaction commits."""
     ids = list(workflow_ids)
     if ids:
-        transaction.on_commit(lambda: workflows_enqueue(ids))
+        transaction.on_commit(lambda: workflows_enqueue(ids, task=task))
 
 
 @dataclass(frozen=True)

@@ -138,3 +138,14 @@ def test_approval_in_draft_only_hands_the_text_to_the_rep_via_crm(
 
     skipped = AuditEvent.objects.get(workflow=waiting_workflow, action="crm_note.skipped")
     assert "no HubSpot client configured" in skipped.reason
+
+
+def test_the_admin_cannot_rewrite_a_draft_behind_the_services_back(admin_client):
+    workflow = make_workflow(Status.APPROVED)
+    draft = draft_create(workflow_id=workflow.pk)
+    url = f"/admin/outreach/emaildraft/{draft.pk}/change/"
+    assert admin_client.get(url).status_code == 200  # still viewable
+    response = admin_client.post(url, {"subject": "changed", "body": "changed"})
+    assert response.status_code == 403
+    draft.refresh_from_db()
+    assert draft.subject == draft.original_subject

@@ -108,3 +108,24 @@ def test_blocked_reasons_name_the_gate():
     assert reason(env="staging") == "API_ENV=staging: sending only happens in production"
     assert reason(recipient="x@other.com") == "recipient x@other.com is not on SEND_EMAIL_ALLOWLIST"
     assert reason(recipient="nope").startswith("no valid recipient email")
+
+
+def test_gate_metric_labels_name_the_gate_that_decided():
+    from outreach.gate import SendMode, decide
+    from outreach.metrics import gate_reason_label
+
+    mode = SendMode("production", False, True, ("sales@company.com",))
+    labels = {
+        "auto_send": decide(mode=mode, recipient="sales@company.com", approved=False),
+        "approved": decide(mode=mode, recipient="sales@company.com", approved=True),
+        "not_allowlisted": decide(mode=mode, recipient="x@evil.com", approved=True),
+        "draft_only": decide(
+            mode=SendMode("production", True, False, ()), recipient="a@b.co", approved=True
+        ),
+        "not_production": decide(
+            mode=SendMode("staging", False, False, ("a@b.co",)), recipient="a@b.co", approved=True
+        ),
+    }
+    assert {gate_reason_label(d.reason): label for label, d in labels.items()} == {
+        label: label for label in labels
+    }
