@@ -22,9 +22,8 @@ def _check_database() -> str | None:
         connection = connections[DEFAULT_DB_ALIAS]
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-        if MigrationExecutor(connection).migration_plan(
-            MigrationExecutor(connection).loader.graph.leaf_nodes()
-        ):
+        executor = MigrationExecutor(connection)
+        if executor.migration_plan(executor.loader.graph.leaf_nodes()):
             return "unapplied migrations: run `python manage.py migrate`"
     except Exception as exc:  # any failure means "not ready"; the reason is reported
         return f"database unavailable: {type(exc).__name__}"

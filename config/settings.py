@@ -54,6 +54,19 @@ def env_int(name: str, default: int, *, minimum: int = 0) -> int:
     return value
 
 
+def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
+    raw = env.str(name, default="").strip()
+    if raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number.") from None
+    if not value >= minimum:  # also refuses nan
+        raise ImproperlyConfigured(f"{name}={value} must be at least {minimum}.")
+    return value
+
+
 def env_json_list(name: str) -> list[str]:
     """A JSON list of strings, e.g. SEND_EMAIL_ALLOWLIST='["sales@company.com", "@company.com"]'."""
     raw = env.str(name, default="").strip()
@@ -153,7 +166,7 @@ TEMPLATES = [
 
 # --- Database ------------------------------------------------------------------------------
 # Default: SQLite under var/ so `make run` needs no server. WAL + busy timeout let the web,
-# worker and beat processes write concurrently (config/apps.py turns WAL on per connection).
+# worker and beat processes write concurrently (`init_command` turns WAL on per connection).
 VAR_DIR.mkdir(exist_ok=True)
 DATABASE_URL = env.str("DATABASE_URL", default="") or f"sqlite:///{VAR_DIR / 'leadline.sqlite3'}"
 DATABASES = {"default": environ.Env.db_url_config(DATABASE_URL)}
@@ -240,7 +253,7 @@ WORKFLOW_LEASE_SECONDS = env_int("WORKFLOW_LEASE_SECONDS", 300, minimum=5)
 SWEEPER_PENDING_AFTER_SECONDS = env_int("SWEEPER_PENDING_AFTER_SECONDS", 60, minimum=1)
 SWEEPER_BATCH_SIZE = env_int("SWEEPER_BATCH_SIZE", 500, minimum=1)
 CONTACT_SEARCH_LAG_RETRIES = env_int("CONTACT_SEARCH_LAG_RETRIES", 3)
-CONTACT_SEARCH_LAG_BASE_SECONDS = env.float("CONTACT_SEARCH_LAG_BASE_SECONDS", default=0.5)
+CONTACT_SEARCH_LAG_BASE_SECONDS = env_float("CONTACT_SEARCH_LAG_BASE_SECONDS", 0.5)
 FOLLOW_UP_TARGET_MINUTES = env_int("FOLLOW_UP_TARGET_MINUTES", 15, minimum=1)
 SPEED_TO_LEAD_TARGET_MINUTES = env_int("SPEED_TO_LEAD_TARGET_MINUTES", 15, minimum=1)
 
@@ -284,11 +297,11 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-stuck-workflows": {"task": "workflows.sweep_workflows", "schedule": 60.0},
     "send-alerts": {"task": "workflows.send_alerts", "schedule": 60.0},
 }
-# Enqueue must not hang a webhook request when the broker is down: publishing fails fast
-# (workflows_enqueue connects once, without retries) and the sweeper re-enqueues the pending
-# rows later. The worker keeps Celery's default reconnect behaviour.
+# A broker that does not answer must not hold anything for long. The webhook's enqueue also
+# connects once and publishes without retries (workflows.services.workflows_enqueue), so a
+# Redis outage costs a request < 1 s and the sweeper re-enqueues the pending rows later;
+# other publishes (task retries, beat) keep Celery's default retry policy.
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
-CELERY_TASK_PUBLISH_RETRY = False
 
 # --- REST framework --------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -9,6 +9,7 @@ message and category.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -23,7 +24,6 @@ from workflows.throttle import ThrottleTimeout, ThrottleUnavailable, TokenBucket
 
 logger = logging.getLogger("leadline.hubspot")
 
-DEFAULT_BASE_URL = "https://api.hubapi.com"
 CONTACT_PROPERTIES = (
     "email",
     "firstname",
@@ -384,18 +384,25 @@ def _retry_after(header: str | None) -> float:
 
 
 def client_from_settings() -> HubSpotClient | None:
-    """A client configured from Django settings, or None when no access token is set."""
+    """A client configured from Django settings, or None when no access token is set.
+
+    The throttle is one per process (see process_throttle): every client in a worker shares
+    its budget, across threads and, with a Redis broker, across processes.
+    """
     from django.conf import settings
 
-    token = getattr(settings, "HUBSPOT_ACCESS_TOKEN", None)
-    if not token:
+    if not settings.HUBSPOT_ACCESS_TOKEN:
         return None
-    broker_url = getattr(settings, "CELERY_BROKER_URL", None) or ""
-    redis_url = broker_url if broker_url.startswith(("redis://", "rediss://")) else None
     return HubSpotClient(
-        base_url=getattr(settings, "HUBSPOT_API_BASE_URL", None) or DEFAULT_BASE_URL,
-        token=token,
-        throttle=TokenBucket(redis_url),
-        general_rate=getattr(settings, "HUBSPOT_RATE_LIMIT_PER_10S", 100) / 10,
-        search_rate=float(getattr(settings, "HUBSPOT_SEARCH_RATE_PER_S", 4)),
+        base_url=settings.HUBSPOT_API_BASE_URL,
+        token=settings.HUBSPOT_ACCESS_TOKEN,
+        throttle=process_throttle(settings.CELERY_BROKER_URL),
+        general_rate=settings.HUBSPOT_RATE_LIMIT_PER_10S / 10,
+        search_rate=float(settings.HUBSPOT_SEARCH_RATE_PER_S),
     )
+
+
+@functools.cache
+def process_throttle(broker_url: str) -> TokenBucket:
+    """The process's token buckets: Redis-backed for a redis:// broker, in-process otherwise."""
+    return TokenBucket(broker_url)

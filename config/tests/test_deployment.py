@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -67,6 +68,19 @@ def test_env_example_documents_every_setting_of_the_design():
         "PORT",
     }
     assert required <= documented
+
+
+def test_env_example_documents_every_variable_the_settings_read():
+    read = set(
+        re.findall(
+            r'(?:env_bool|env_int|env_float|env_json_list|env_choice|env\.str|env\.list)\("([A-Z_]+)"',
+            (REPO / "config" / "settings.py").read_text(),
+        )
+    )
+    documented = set(
+        re.findall(r"^#? ?([A-Z][A-Z0-9_]+)[=:]", (REPO / ".env.example").read_text(), re.M)
+    )
+    assert read and read - documented == set()
 
 
 def test_env_example_copied_to_dotenv_boots():

@@ -28,7 +28,8 @@ def boot(**env: str) -> subprocess.CompletedProcess:
 
 
 def test_defaults_boot():
-    assert boot().stdout.strip() == "booted"
+    # empty means unset: the embedded defaults (SQLite under var/, filesystem broker)
+    assert boot(DATABASE_URL="", CELERY_BROKER_URL="").stdout.strip() == "booted"
 
 
 @pytest.mark.parametrize("name", ["MODE_DRAFT_ONLY", "ALLOW_AUTO_SEND", "DEBUG"])

@@ -333,11 +333,8 @@ def test_log_lines_never_carry_the_token_or_bodies(sandbox, client, caplog):
 
 
 def test_client_from_settings_needs_a_token(redis_url):
-    from django.conf import settings
     from django.test import override_settings
 
-    if not settings.configured:
-        settings.configure()
     with override_settings(HUBSPOT_ACCESS_TOKEN=""):
         assert client_from_settings() is None
     with override_settings(
@@ -352,6 +349,9 @@ def test_client_from_settings_needs_a_token(redis_url):
     assert client.throttle.shared
     with override_settings(HUBSPOT_ACCESS_TOKEN="pat-1", CELERY_BROKER_URL="filesystem://"):
         assert not client_from_settings().throttle.shared
+    with override_settings(HUBSPOT_ACCESS_TOKEN="pat-1", CELERY_BROKER_URL="filesystem://"):
+        # every run of a worker gets a client; they must all draw on the process's one budget
+        assert client_from_settings().throttle is client_from_settings().throttle
 
 
 # --- throttle ------------------------------------------------------------------------------
