@@ -235,7 +235,7 @@ def replay_selected(request: HttpRequest) -> HttpResponse:
 # --- Detail -------------------------------------------------------------------------------------
 
 
-def _detail_context(request: HttpRequest, pk: int) -> dict[str, Any]:
+def _detail_context(pk: int) -> dict[str, Any]:
     try:
         workflow = selectors.workflow_detail(pk)
     except Workflow.DoesNotExist:
@@ -292,7 +292,7 @@ def _draft_diff(draft: EmailDraft | None) -> list[tuple[str, str]]:
 @require_GET
 @vary_on_headers("HX-Request")
 def workflow_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    context = _detail_context(request, pk)
+    context = _detail_context(pk)
     template = "dashboard/_detail_body.html" if request.htmx else "dashboard/workflow_detail.html"
     return render(request, template, context)
 
@@ -300,7 +300,7 @@ def workflow_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def _after_action(request: HttpRequest, pk: int, level: str, text: str) -> HttpResponse:
     """htmx: the refreshed detail body with the outcome on top; otherwise redirect (PRG)."""
     if request.htmx:
-        context = _detail_context(request, pk)
+        context = _detail_context(pk)
         context["notice"] = {"level": level, "text": text}
         return render(request, "dashboard/_detail_body.html", context)
     getattr(messages, level)(request, text)

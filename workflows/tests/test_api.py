@@ -11,6 +11,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -339,6 +340,7 @@ def test_schema_is_valid_openapi_3_and_documents_the_webhook(api):
     schema = response.json()
     validate_schema(schema)
     assert schema["openapi"].startswith("3.")
+    assert reverse("intake:hubspot-forms") == WEBHOOK_PATH  # the documented path is served
     webhook = schema["paths"][WEBHOOK_PATH]["post"]
     headers = {p["name"] for p in webhook["parameters"]}
     assert headers == {
