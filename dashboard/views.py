@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
+from dataclasses import asdict
 from functools import wraps
 from typing import Any
 from urllib.parse import urlencode
@@ -44,6 +45,7 @@ from outreach.services import (
     resolve_unknown_send,
     workflow_approve,
     workflow_reject,
+    workflows_decide,
 )
 from workflows.models import Status, Workflow
 from workflows.services import workflows_replay
@@ -438,23 +440,16 @@ def inbox_bulk(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return message_response(request, _form_errors(form), status=400)
     action, reason = form.cleaned_data["action"], form.cleaned_data["reason"]
-    outcomes = []
-    for workflow_id in dict.fromkeys(form.cleaned_data["ids"]):
-        if action == "approve":
-            call = lambda wid=workflow_id: workflow_approve(workflow_id=wid, user=request.user)  # noqa: E731
-        else:
-            call = lambda wid=workflow_id: workflow_reject(  # noqa: E731
-                workflow_id=wid, user=request.user, reason=reason
-            )
-        try:
-            result = call()
-        except PermissionDenied as exc:
-            # The same user lacks the permission for every row: stop at the first.
-            return message_response(request, f"Not allowed: {exc}", status=403)
-        except (ValidationError, ValueError, EmailDraft.DoesNotExist) as exc:
-            msgs = exc.messages if isinstance(exc, ValidationError) else [str(exc) or "no draft"]
-            result = ActionResult(False, " ".join(msgs))
-        outcomes.append({"id": workflow_id, "ok": result.ok, "message": result.message})
-    context = {**_inbox_context(), "outcomes": outcomes, "action": action}
+    try:
+        outcomes = workflows_decide(
+            workflow_ids=form.cleaned_data["ids"],
+            user=request.user,
+            approve=action == "approve",
+            reason=reason,
+        )
+    except PermissionDenied as exc:
+        return message_response(request, f"Not allowed: {exc}", status=403)
+    rows = [asdict(outcome) for outcome in outcomes]
+    context = {**_inbox_context(), "outcomes": rows, "action": action}
     template = "dashboard/_inbox_body.html" if request.htmx else "dashboard/inbox.html"
     return render(request, template, context)

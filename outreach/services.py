@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import logging
 import smtplib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from email.utils import parseaddr
@@ -347,6 +348,33 @@ def workflow_reject(*, workflow_id: int, user: AbstractBaseUser, reason: str) ->
             update_fields=["decision", "decision_reason", "approver", "decided_at", "updated_at"]
         )
     return ActionResult(True, "Rejected.", Status.REJECTED)
+
+
+@dataclass(frozen=True)
+class RowOutcome:
+    id: int
+    ok: bool
+    message: str
+
+
+def workflows_decide(
+    *, workflow_ids: Iterable[int], user: AbstractBaseUser, approve: bool, reason: str = ""
+) -> list[RowOutcome]:
+    """Approve (as drafted) or reject each workflow, one service call per id, and say how
+    each went. The bulk paths (inbox, admin) use this. Raises PermissionDenied at the first
+    refusal: it applies to every row. A row that lost a race or had no draft is reported."""
+    outcomes = []
+    for workflow_id in dict.fromkeys(workflow_ids):
+        try:
+            if approve:
+                result = workflow_approve(workflow_id=workflow_id, user=user)
+            else:
+                result = workflow_reject(workflow_id=workflow_id, user=user, reason=reason)
+        except (ValidationError, ValueError, EmailDraft.DoesNotExist) as exc:
+            msgs = exc.messages if isinstance(exc, ValidationError) else [str(exc) or "no draft"]
+            result = ActionResult(False, " ".join(msgs))
+        outcomes.append(RowOutcome(workflow_id, result.ok, result.message))
+    return outcomes
 
 
 def _already_message(workflow_id: int, status: str | None) -> str:

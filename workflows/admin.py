@@ -1,12 +1,11 @@
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 
 from config.admin_display import pretty_json
-from outreach.models import EmailDraft
-from outreach.services import workflow_approve, workflow_reject
+from outreach.services import workflows_decide
 from workflows.models import AuditEvent, Workflow, WorkflowError
 from workflows.services import workflows_replay
 
@@ -65,25 +64,22 @@ class WorkflowAdmin(admin.ModelAdmin):
     def has_replay_permission(self, request) -> bool:
         return request.user.has_perm("workflows.replay_workflow")
 
-    def _decide_each(self, request, queryset, decide) -> None:
-        for workflow_id in queryset.order_by("created_at").values_list("pk", flat=True):
-            try:
-                result = decide(workflow_id)
-            except PermissionDenied as exc:
-                self.message_user(request, f"Not allowed: {exc}", messages.ERROR)
-                return
-            except (ValidationError, ValueError, EmailDraft.DoesNotExist) as exc:
-                text = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
-                self.message_user(request, f"#{workflow_id}: {text or 'no draft'}", messages.ERROR)
-                continue
-            level = messages.SUCCESS if result.ok else messages.WARNING
-            self.message_user(request, f"#{workflow_id}: {result.message}", level)
+    def _decide_each(self, request, queryset, *, approve: bool, reason: str = "") -> None:
+        ids = queryset.order_by("created_at").values_list("pk", flat=True)
+        try:
+            outcomes = workflows_decide(
+                workflow_ids=ids, user=request.user, approve=approve, reason=reason
+            )
+        except PermissionDenied as exc:
+            self.message_user(request, f"Not allowed: {exc}", messages.ERROR)
+            return
+        for outcome in outcomes:
+            level = messages.SUCCESS if outcome.ok else messages.WARNING
+            self.message_user(request, f"#{outcome.id}: {outcome.message}", level)
 
     @admin.action(description="Approve selected drafts as drafted", permissions=["approve"])
     def approve_selected(self, request, queryset) -> None:
-        self._decide_each(
-            request, queryset, lambda pk: workflow_approve(workflow_id=pk, user=request.user)
-        )
+        self._decide_each(request, queryset, approve=True)
 
     @admin.action(description="Reject selected drafts…", permissions=["reject"])
     def reject_selected(self, request, queryset) -> TemplateResponse | None:
@@ -91,11 +87,7 @@ class WorkflowAdmin(admin.ModelAdmin):
         form = RejectForm(request.POST if "apply" in request.POST else None)
         if form.is_valid():
             reason = form.cleaned_data["reason"]
-            self._decide_each(
-                request,
-                queryset,
-                lambda pk: workflow_reject(workflow_id=pk, user=request.user, reason=reason),
-            )
+            self._decide_each(request, queryset, approve=False, reason=reason)
             return None
         context = {
             **self.admin_site.each_context(request),
