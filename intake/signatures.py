@@ -123,3 +123,29 @@ def _header(headers: Mapping[str, str], name: str) -> str:
         if key.lower() == wanted:
             return str(value).strip()
     return ""
+
+
+def signed_headers(
+    *,
+    secret: str,
+    version: str,
+    method: str,
+    uri: str,
+    body: bytes,
+    timestamp_ms: int | None = None,
+) -> dict[str, str]:
+    """The signature headers HubSpot would send with this request (``send_test_webhook`` and
+    the tests sign with it). v3 is stamped now unless ``timestamp_ms`` is given."""
+    if version == "v3":
+        timestamp = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
+        signature = sign_v3(
+            secret=secret, method=method, uri=uri, body=body, timestamp_ms=timestamp
+        )
+        return {SIGNATURE_V3: signature, TIMESTAMP: str(timestamp)}
+    if version == "v2":
+        signature = sign_v2(secret=secret, method=method, uri=uri, body=body)
+    elif version == "v1":
+        signature = sign_v1(secret=secret, body=body)
+    else:
+        raise ValueError(f"unknown signature version {version!r}; use v1, v2 or v3")
+    return {SIGNATURE: signature, VERSION: version}

@@ -190,14 +190,19 @@ def test_new_workflows_appear_through_auto_refresh(page, live_server, settings):
 
 def _post_signed_webhook(base_url: str, email: str) -> requests.Response:
     """A real signed Forms-style delivery through the intake webhook."""
-    from intake.management.commands.send_test_webhook import build_payload, signature_headers
+    from intake.management.commands.send_test_webhook import build_payload
+    from intake.signatures import signed_headers
 
     url = f"{base_url}/api/webhooks/hubspot/forms"
     body = json.dumps(
         build_payload(shape="forms", email=email, form_id="form-webhook", portal_id=62515)
     ).encode()
     headers = {"Content-Type": "application/json"}
-    headers.update(signature_headers("browser-test-secret", "v3", url, body))
+    headers.update(
+        signed_headers(
+            secret="browser-test-secret", version="v3", method="POST", uri=url, body=body
+        )
+    )
     return requests.post(url, data=body, headers=headers, timeout=10)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ import redis
 from kombu import pools as kombu_pools
 
 from config.celery_app import app as celery_app
-from intake.signatures import sign_v1, sign_v2, sign_v3
+from intake.signatures import signed_headers
 
 HUBSPOT_SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "hubspot"
 SECRET = "intake-test-client-secret"
@@ -34,17 +33,9 @@ def signature_headers(
     method: str = "POST",
     timestamp_ms: int | None = None,
 ) -> dict[str, str]:
-    if version == "v3":
-        timestamp = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
-        signature = sign_v3(
-            secret=secret, method=method, uri=uri, body=body, timestamp_ms=timestamp
-        )
-        return {"X-HubSpot-Signature-v3": signature, "X-HubSpot-Request-Timestamp": str(timestamp)}
-    if version == "v2":
-        signature = sign_v2(secret=secret, method=method, uri=uri, body=body)
-    else:
-        signature = sign_v1(secret=secret, body=body)
-    return {"X-HubSpot-Signature": signature, "X-HubSpot-Signature-Version": version}
+    return signed_headers(
+        secret=secret, version=version, method=method, uri=uri, body=body, timestamp_ms=timestamp_ms
+    )
 
 
 @pytest.fixture

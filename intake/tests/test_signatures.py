@@ -259,3 +259,27 @@ def test_verify_request_only_returns_a_version_or_raises_signature_error(
         assert error.reason
     else:
         assert version in {"v1", "v2", "v3"}
+
+
+def test_signed_headers_verify_for_every_version_and_refuse_an_unknown_one() -> None:
+    from intake.signatures import signed_headers
+
+    uri, body = (
+        "https://leadline.example.com/api/webhooks/hubspot/forms?a=%3A",
+        b'{"x": "\xc3\xa9"}',
+    )
+    for version in ("v1", "v2", "v3"):
+        headers = signed_headers(secret=SECRET, version=version, method="POST", uri=uri, body=body)
+        assert (
+            verify_request(
+                method="POST",
+                uri=uri,
+                body=body,
+                headers=headers,
+                secret=SECRET,
+                max_age_seconds=300,
+            )
+            == version
+        )
+    with pytest.raises(ValueError, match="unknown signature version"):
+        signed_headers(secret=SECRET, version="v4", method="POST", uri=uri, body=body)

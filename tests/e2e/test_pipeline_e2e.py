@@ -11,7 +11,7 @@ import pytest
 import requests
 from django.conf import settings
 
-from intake.signatures import sign_v3
+from intake.signatures import signed_headers
 from tests.harness import GunicornServer, wait_for
 from workflows.models import Status, Workflow, WorkflowError
 from workflows.sweeper import sweep
@@ -37,23 +37,11 @@ def post_form(live_server, email: str) -> requests.Response:
         }
     ).encode()
     url = f"{live_server.url}/api/webhooks/hubspot/forms"
-    timestamp = str(int(time.time() * 1000))
-    signature = sign_v3(
-        secret=settings.HUBSPOT_CLIENT_SECRET,
-        method="POST",
-        uri=url,
-        body=body,
-        timestamp_ms=timestamp,
+    headers = signed_headers(
+        secret=settings.HUBSPOT_CLIENT_SECRET, version="v3", method="POST", uri=url, body=body
     )
     return requests.post(
-        url,
-        data=body,
-        timeout=10,
-        headers={
-            "Content-Type": "application/json",
-            "X-HubSpot-Signature-v3": signature,
-            "X-HubSpot-Request-Timestamp": timestamp,
-        },
+        url, data=body, timeout=10, headers={"Content-Type": "application/json", **headers}
     )
 
 

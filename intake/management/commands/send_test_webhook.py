@@ -20,7 +20,7 @@ import requests
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from intake.signatures import sign_v1, sign_v2, sign_v3
+from intake.signatures import signed_headers
 
 DEFAULT_PORTAL_ID = 62515
 DEFAULT_FORM_ID = "4f2b7c1e-9a3d-4b8e-8f6a-2c1d0e9b7a55"
@@ -62,26 +62,16 @@ class Command(BaseCommand):
             "POST", url, data=body, headers={"Content-Type": "application/json"}
         ).prepare()
         # Sign the URL exactly as requests will send it (it may re-quote what was typed).
-        request.headers.update(signature_headers(secret, version, request.url, body))
+        request.headers.update(
+            signed_headers(
+                secret=secret, version=version, method="POST", uri=request.url, body=body
+            )
+        )
         try:
             with requests.Session() as session:
                 return session.send(request, timeout=10)
         except requests.RequestException as exc:
             raise CommandError(f"could not POST to {url}: {exc}. Is Leadline running?") from exc
-
-
-def signature_headers(secret: str, version: str, uri: str, body: bytes) -> dict[str, str]:
-    if version == "v3":
-        timestamp = int(time.time() * 1000)
-        signature = sign_v3(
-            secret=secret, method="POST", uri=uri, body=body, timestamp_ms=timestamp
-        )
-        return {"X-HubSpot-Signature-v3": signature, "X-HubSpot-Request-Timestamp": str(timestamp)}
-    if version == "v2":
-        signature = sign_v2(secret=secret, method="POST", uri=uri, body=body)
-    else:
-        signature = sign_v1(secret=secret, body=body)
-    return {"X-HubSpot-Signature": signature, "X-HubSpot-Signature-Version": version}
 
 
 def build_payload(
