@@ -43,10 +43,17 @@ class WorkflowFilters:
     form_id: str = ""
     date_from: dt.date | None = None
     date_to: dt.date | None = None
+    #: Exact lead email (the API and the replay command filter on it; intake lowercases it).
+    email: str = ""
+    trigger: str = ""
 
     def apply(self, qs: QuerySet[Workflow], *, with_status: bool = True) -> QuerySet[Workflow]:
         if with_status and self.status:
             qs = qs.filter(status=self.status)
+        if self.email:
+            qs = qs.filter(submission__email=self.email.strip().lower())
+        if self.trigger:
+            qs = qs.filter(trigger=self.trigger)
         if self.q:
             q = self.q
             qs = qs.filter(
@@ -64,7 +71,9 @@ class WorkflowFilters:
         return qs
 
     def cache_key(self) -> str:
-        return f"{self.q}|{self.form_id}|{self.date_from}|{self.date_to}"
+        return (
+            f"{self.q}|{self.form_id}|{self.date_from}|{self.date_to}|{self.email}|{self.trigger}"
+        )
 
 
 def _start_of(day: dt.date) -> dt.datetime:
@@ -163,6 +172,17 @@ def form_choices() -> list[str]:
 def failed_matching(filters: WorkflowFilters) -> QuerySet[Workflow]:
     """The failed workflows a "Replay all failed" button acts on (the filter, status forced)."""
     return filters.apply(Workflow.objects.filter(status=Status.FAILED), with_status=False)
+
+
+def replay_candidates(filters: WorkflowFilters, *, limit: int) -> tuple[list[int], bool]:
+    """Ids of the failed workflows matching ``filters``, oldest first, at most ``limit``; and
+    whether more match. The dashboard's and the API's "replay all failed" both use this."""
+    ids = list(
+        failed_matching(filters)
+        .order_by("created_at", "id")
+        .values_list("id", flat=True)[: limit + 1]
+    )
+    return ids[:limit], len(ids) > limit
 
 
 # --- Detail -------------------------------------------------------------------------------------

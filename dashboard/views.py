@@ -184,15 +184,9 @@ def replay_failed(request: HttpRequest) -> HttpResponse:
     confirm = ReplayFailedForm(request.POST)
     if not confirm.is_valid():
         return message_response(request, _form_errors(confirm), status=400)
-    ids = list(
-        selectors.failed_matching(filters)
-        .order_by("created_at")
-        .values_list("id", flat=True)[: REPLAY_FAILED_MAX + 1]
-    )
+    ids, capped = selectors.replay_candidates(filters, limit=REPLAY_FAILED_MAX)
     if not ids:
         return message_response(request, "No failed workflows match this filter.", status=200)
-    capped = len(ids) > REPLAY_FAILED_MAX
-    ids = ids[:REPLAY_FAILED_MAX]
     result, error = _run(
         request,
         lambda: workflows_replay(

@@ -55,13 +55,8 @@ _CONFLICT = {
 
 
 def filtered_workflows(params: s.WorkflowFilterSerializer, qs: QuerySet[Workflow]) -> QuerySet:
-    """The dashboard's filters plus the API's extra two (exact email, trigger)."""
-    qs = params.to_filters().apply(qs)
-    if email := params.validated_data.get("email"):
-        qs = qs.filter(submission__email=email.strip().lower())  # intake stores it lowercased
-    if trigger := params.validated_data.get("trigger"):
-        qs = qs.filter(trigger=trigger)
-    return qs
+    """The dashboard's filters, as the API's query parameters spell them."""
+    return params.to_filters().apply(qs)
 
 
 def _filter_params(serializer_class: type[s.WorkflowFilterSerializer], data: Any) -> Any:
@@ -180,14 +175,9 @@ class WorkflowViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=False, methods=["post"], url_path="replay")
     def replay_failed(self, request: Request) -> Response:
         params = _filter_params(s.BulkReplayRequestSerializer, request.data)
-        limit = params.validated_data["limit"]
-        failed = Workflow.objects.filter(status=Status.FAILED)
-        ids = list(
-            filtered_workflows(params, failed)
-            .order_by("created_at", "id")
-            .values_list("id", flat=True)[: limit + 1]
+        ids, more = selectors.replay_candidates(
+            params.to_filters(), limit=params.validated_data["limit"]
         )
-        more, ids = len(ids) > limit, ids[:limit]
         result = workflows_replay(
             workflow_ids=ids,
             user=request.user,

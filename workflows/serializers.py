@@ -48,6 +48,8 @@ class WorkflowFilterSerializer(serializers.Serializer):
             form_id=data.get("form_id", ""),
             date_from=data.get("since"),
             date_to=data.get("until"),
+            email=data.get("email", ""),
+            trigger=data.get("trigger", ""),
         )
 
 

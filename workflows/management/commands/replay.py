@@ -101,7 +101,10 @@ class Command(BaseCommand):
                 "--form-id or --email (see --help)."
             )
         qs = WorkflowFilters(
-            form_id=options["form_id"], date_from=options["since"], date_to=options["until"]
+            form_id=options["form_id"],
+            date_from=options["since"],
+            date_to=options["until"],
+            email=options["email"],
         ).apply(Workflow.objects.all())
         if options["workflow"]:
             qs = qs.filter(pk__in=options["workflow"])
@@ -114,8 +117,6 @@ class Command(BaseCommand):
             )
         if options["status"]:
             qs = qs.filter(status__in=options["status"])
-        if options["email"]:
-            qs = qs.filter(submission__email=options["email"].strip().lower())
         qs = qs.order_by("created_at", "id")
         return qs[: options["limit"]] if options["limit"] else qs
 
