@@ -237,6 +237,8 @@ HUBSPOT_API_BASE_URL = (
 ).rstrip("/")
 HUBSPOT_RATE_LIMIT_PER_10S = env_int("HUBSPOT_RATE_LIMIT_PER_10S", 100, minimum=1)
 HUBSPOT_SEARCH_RATE_PER_S = env_int("HUBSPOT_SEARCH_RATE_PER_S", 4, minimum=1)
+# Seconds to wait for HubSpot's answer; a timeout is retried as a transient error. Default 10.
+HUBSPOT_TIMEOUT_SECONDS = env_float("HUBSPOT_TIMEOUT_SECONDS", 10.0, minimum=0.1)
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="").rstrip("/")
 PORT = env_int("PORT", 8000, minimum=1)
 # Where links in CRM tasks and alerts point: the public URL, else the local `make run` address.

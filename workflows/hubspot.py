@@ -396,6 +396,7 @@ def client_from_settings() -> HubSpotClient | None:
     return HubSpotClient(
         base_url=settings.HUBSPOT_API_BASE_URL,
         token=settings.HUBSPOT_ACCESS_TOKEN,
+        timeout=(3.05, settings.HUBSPOT_TIMEOUT_SECONDS),
         throttle=process_throttle(settings.CELERY_BROKER_URL),
         general_rate=settings.HUBSPOT_RATE_LIMIT_PER_10S / 10,
         search_rate=float(settings.HUBSPOT_SEARCH_RATE_PER_S),

@@ -102,6 +102,8 @@ class RecordedRequest:
     time: float
     endpoint: str
     status: int | None = None
+    #: The injected fault that decided this call ("timeout", "malformed", "status 500" …).
+    fault: str = ""
 
 
 @dataclass
@@ -627,6 +629,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             entry.endpoint, params = _route(self.command, path)
             latency, fault = sandbox.take_faults(entry.endpoint)
+            if fault is not None:
+                entry.fault = fault["kind"] + (f" {fault['status']}" if "status" in fault else "")
             if latency:
                 time.sleep(latency)
             sandbox.authenticate(self.headers.get("Authorization"))
