@@ -174,6 +174,7 @@ def worker_env(django_db_setup, e2e_sandbox) -> dict[str, str]:
         "WORKFLOW_RETRY_BASE_SECONDS": "1",
         "WORKFLOW_LEASE_SECONDS": "6",
         "CONTACT_SEARCH_LAG_BASE_SECONDS": "0.3",
+        "HUBSPOT_TIMEOUT_SECONDS": "1",
         "EMAIL_URL": "memorymail://",
         "LOG_FILE": "",
     }

@@ -26,7 +26,9 @@ class CuttableProxy:
         """Refuse new connections and drop the open ones, as a dead Redis would."""
         with self._lock:
             if self._listener is not None:
-                self._listener.close()
+                # shutdown() wakes the thread blocked in accept(); close() alone would not,
+                # and the kernel would go on accepting connections.
+                _close(self._listener)
                 self._listener = None
             for conn in self._conns:
                 _close(conn)
