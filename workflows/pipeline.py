@@ -43,11 +43,26 @@ class PermanentStepError(Exception):
 
 
 class RetryLater(Exception):
-    def __init__(self, countdown: float, step: str, attempt: int) -> None:
-        super().__init__(f"retry {step} attempt {attempt + 1} in {countdown:.1f}s")
+    """Run the workflow again after ``countdown`` seconds (the task schedules it).
+
+    ``kind`` is "error" after a transient failure (recorded, counts as an attempt) or
+    "index_lag" when a search missed a lead HubSpot may not have indexed yet (neither).
+    """
+
+    def __init__(self, countdown: float, step: str, attempt: int, kind: str = "error") -> None:
+        super().__init__(f"retry {step} attempt {attempt + 1} in {countdown:.1f}s ({kind})")
         self.countdown = countdown
         self.step = step
         self.attempt = attempt
+        self.kind = kind
+
+
+class NotIndexedYet(Exception):
+    """The contact search missed; HubSpot's index may lag a new record. Ask again later."""
+
+    def __init__(self, countdown: float) -> None:
+        super().__init__(f"contact not found yet; searching again in {countdown:.1f}s")
+        self.countdown = countdown
 
 
 # The client already turns timeouts, 429s, 5xx and throttle waits into TransientHubSpotError.
@@ -125,8 +140,12 @@ def resolve_contact(workflow: Workflow, client: HubSpotClient | None) -> str:
     elif submission.email_error or not submission.email:
         raise PermanentStepError(f"cannot look the lead up: {submission.email_error or 'no email'}")
     else:
-        contact = _search_with_index_lag(client, submission.email)
+        contact = client.search_contact_by_email(submission.email)
         if contact is None:
+            misses = workflow.step_log.get(Step.RESOLVE_CONTACT, {}).get("search_misses", 0)
+            if misses < settings.CONTACT_SEARCH_LAG_RETRIES:
+                # Searched again from a Celery countdown, not a sleep: no worker slot is held.
+                raise NotIndexedYet(settings.CONTACT_SEARCH_LAG_BASE_SECONDS * 2**misses)
             contact = client.create_contact(_new_contact_properties(submission))
     props = contact.get("properties") or {}
     owner_id = str(props.get("hubspot_owner_id") or "")
@@ -140,21 +159,6 @@ def resolve_contact(workflow: Workflow, client: HubSpotClient | None) -> str:
     workflow.contact = facts
     workflow.save(update_fields=["contact_id", "owner_id", "contact", "updated_at"])
     return f"contact {workflow.contact_id}, owner {owner_id or 'none'}"
-
-
-def _search_with_index_lag(client: HubSpotClient, email: str) -> dict[str, Any] | None:
-    """HubSpot's search index trails new records by seconds: a miss is asked again, with
-    backoff, before we conclude the contact does not exist."""
-    delays = [
-        settings.CONTACT_SEARCH_LAG_BASE_SECONDS * 2**i
-        for i in range(settings.CONTACT_SEARCH_LAG_RETRIES)
-    ]
-    for delay in [*delays, None]:
-        found = client.search_contact_by_email(email)
-        if found is not None or delay is None:
-            return found
-        time.sleep(delay)
-    return None
 
 
 def _new_contact_properties(submission) -> dict[str, str]:
@@ -280,6 +284,9 @@ def _run_step(workflow: Workflow, step: str, func, client) -> None:
     started = time.monotonic()
     try:
         note = func(workflow, client)
+    except NotIndexedYet as lag:
+        _on_search_lag(workflow, step, entry, attempt, lag)
+        return  # _on_search_lag always raises
     except TRANSIENT as exc:
         duration = time.monotonic() - started
         metrics.STEP_SECONDS.labels(step, "retry").observe(duration)
@@ -300,6 +307,28 @@ def _run_step(workflow: Workflow, step: str, func, client) -> None:
         step_log=workflow.step_log, updated_at=timezone.now()
     )
     log.info("Step finished", extra={**extra, "duration_ms": round(duration * 1000), "note": note})
+
+
+def _on_search_lag(
+    workflow: Workflow, step: str, entry: dict[str, Any], attempt: int, lag: NotIndexedYet
+) -> None:
+    """Not an error and not an attempt: note the miss, keep the lease, ask again later."""
+    entry.update(attempts=attempt - 1, search_misses=entry.get("search_misses", 0) + 1)
+    workflow.step_log[step] = entry
+    lease = timezone.now() + timedelta(seconds=lag.countdown + settings.WORKFLOW_LEASE_SECONDS)
+    Workflow.objects.filter(pk=workflow.pk).update(
+        step_log=workflow.step_log, attempts=attempt - 1, lease_expires_at=lease
+    )
+    log.info(
+        "Contact not in HubSpot's search yet; searching again",
+        extra={
+            "workflow_id": workflow.pk,
+            "step": step,
+            "delay_s": lag.countdown,
+            "search_misses": entry["search_misses"],
+        },
+    )
+    raise RetryLater(lag.countdown, step, attempt - 1, kind="index_lag")
 
 
 class StepFailed(Exception):

@@ -44,7 +44,7 @@ def new_workflow(email: str = "lead@acme.test", key: str = "1", **fields) -> Wor
     return Workflow.objects.create(submission=submission)
 
 
-def run_until_done(workflow_id: int, max_runs: int = 6, wait: bool = False) -> list[float]:
+def run_until_done(workflow_id: int, max_runs: int = 12, wait: bool = False) -> list[float]:
     """Call the pipeline as Celery would on each retry; return the scheduled countdowns."""
     countdowns = []
     for _ in range(max_runs):
@@ -52,7 +52,8 @@ def run_until_done(workflow_id: int, max_runs: int = 6, wait: bool = False) -> l
             pipeline.run_workflow(workflow_id, task_id="task-1")
             return countdowns
         except pipeline.RetryLater as retry:
-            countdowns.append(retry.countdown)
+            if retry.kind == "error":
+                countdowns.append(retry.countdown)
             if wait:
                 time.sleep(retry.countdown)
         except pipeline.StepFailed:
@@ -143,7 +144,7 @@ def test_index_lag_finds_the_contact_on_a_later_search_and_creates_none(crm):
 
     HubSpotClient(base_url=crm.url, token=crm.token).create_contact({"email": "lag@acme.test"})
     workflow = new_workflow(email="lag@acme.test")
-    run_until_done(workflow.pk)
+    run_until_done(workflow.pk, wait=True)  # the countdowns give the index time, as Celery would
     workflow.refresh_from_db()
     assert workflow.status == Status.AWAITING_APPROVAL
     assert len(crm.requests("contacts.create")) == 1  # only the one made above
@@ -238,3 +239,19 @@ def test_an_event_delivery_is_drafted_to_the_crm_contacts_email(crm):
     assert workflow.draft.gate_reason and "no valid recipient" not in workflow.draft.gate_reason
     [get] = crm.requests("contacts.get")
     assert "lifecyclestage" in get.query["properties"]
+
+
+@pytest.mark.django_db
+def test_a_search_miss_is_asked_again_by_countdown_not_counted_as_an_error(crm):
+    workflow = new_workflow(email="new@acme.test")
+    with pytest.raises(pipeline.RetryLater) as first:
+        pipeline.run_workflow(workflow.pk, task_id="task-1")
+    assert (first.value.kind, first.value.countdown) == ("index_lag", 0.3)
+    with pytest.raises(pipeline.RetryLater) as second:
+        pipeline.run_workflow(workflow.pk, task_id="task-1")
+    assert second.value.countdown == 0.6  # backoff
+    workflow.refresh_from_db()
+    entry = workflow.step_log[Step.RESOLVE_CONTACT]
+    assert (entry["search_misses"], entry["attempts"], workflow.attempts) == (2, 0, 0)
+    assert not WorkflowError.objects.filter(workflow=workflow).exists()
+    assert workflow.status == Status.RUNNING and crm.requests("contacts.create") == []
