@@ -57,9 +57,9 @@ class Worker:
                 "config",
                 "worker",
                 "--pool",
-                "threads",
+                "prefork",
                 "--concurrency",
-                "8",
+                "4",
                 "--without-gossip",
                 "--without-mingle",
                 "--without-heartbeat",
@@ -72,6 +72,7 @@ class Worker:
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: kill() takes the children too
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -87,7 +88,7 @@ class Worker:
     def kill(self) -> None:
         """SIGKILL: no warm shutdown, no acks, exactly like an OOM kill."""
         assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
+        os.killpg(self.proc.pid, signal.SIGKILL)  # the main process and its pool children
         self.proc.wait(timeout=10)
 
     def stop(self) -> None:
@@ -96,7 +97,8 @@ class Worker:
             try:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
 
     def tail(self) -> str:
         return self.log_path.read_text(errors="replace")[-3000:]
