@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/pipeline.py [--count 300] [--latency-ms 50]
 
-For each worker configuration (threads 8, threads 16, prefork 2): a fresh worker subprocess
+For each worker configuration (threads 8, prefork 2, 4 and 8): a fresh worker subprocess
 on real Redis (db 8) and a fresh database ``leadline_bench_pipeline``; ``count`` form
 submissions are ingested in one burst through ``submissions_ingest`` (the webhook's service);
 the bench waits until every workflow is awaiting approval. Rate limits are raised so that only
