@@ -128,9 +128,11 @@ def _claim(alert: Alert) -> bool:
 def _deliver(alert: Alert) -> None:
     """Send the claimed alert; a delivery failure is logged, never retried (at most once)."""
     subject = alert.text.splitlines()[0]
+    delivered = []
     if settings.ALERT_EMAILS:
         try:
             send_mail(subject, alert.text, settings.DEFAULT_FROM_EMAIL, settings.ALERT_EMAILS)
+            delivered.append("email")
         except Exception as exc:
             log.error("Alert email failed", extra=_fields(alert, exc))
     if settings.ALERT_WEBHOOK_URL:
@@ -142,12 +144,18 @@ def _deliver(alert: Alert) -> None:
                 allow_redirects=False,
             )
             response.raise_for_status()
+            delivered.append("webhook")
         except requests.RequestException as exc:
             log.error("Alert webhook failed", extra=_fields(alert, exc))
-    log.warning(
-        "Alert sent",
-        extra={"workflow_id": alert.workflow_id, "condition": alert.condition},
-    )
+    if delivered:
+        log.warning(
+            "Alert sent",
+            extra={
+                "workflow_id": alert.workflow_id,
+                "condition": alert.condition,
+                "via": delivered,
+            },
+        )
 
 
 def _fields(alert: Alert, exc: BaseException) -> dict[str, object]:

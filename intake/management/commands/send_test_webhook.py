@@ -10,7 +10,6 @@ Every run builds new ids and timestamps, so each delivery is a new submission:
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 import uuid
@@ -30,7 +29,7 @@ class Command(BaseCommand):
     help = "POST a signed test webhook (forms, workflow or events shape) and print the answer."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        port = os.environ.get("PORT", "8000")
+        port = settings.PORT
         parser.add_argument("--url", default=f"http://127.0.0.1:{port}/api/webhooks/hubspot/forms")
         parser.add_argument("--shape", choices=("forms", "workflow", "events"), default="forms")
         parser.add_argument("--email", help="lead email (default: a new test address per run)")
