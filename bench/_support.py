@@ -188,3 +188,51 @@ def seed_workflows(conn: psycopg.Connection, count: int, *, status: str | None =
         """,  # noqa: S608 - status_sql is built from constants above
         params,
     )
+
+
+#: Statuses whose workflows got as far as a draft held for approval, and those a human approved.
+_DRAFTED = ("awaiting_approval", "approved", "sending", "send_unknown", "sent", "completed",
+            "rejected")  # fmt: skip
+_APPROVED = ("approved", "sending", "send_unknown", "sent")
+
+
+def seed_history(conn: psycopg.Connection) -> None:
+    """What the pipeline leaves beside each seeded workflow, so the pages join and aggregate
+    over realistic tables: an email draft for every workflow that reached a draft, and the
+    audit trail (pending → running, running → awaiting_approval 20 to 140 s later, and
+    awaiting_approval → approved 7 to 67 min after that for the approved ones)."""
+    drafted = "ARRAY[" + ", ".join(f"'{s}'" for s in _DRAFTED) + "]"
+    approved = "ARRAY[" + ", ".join(f"'{s}'" for s in _APPROVED) + "]"
+    conn.execute(
+        f"""
+        INSERT INTO email_drafts (workflow_id, recipient, subject, body, body_html, template,
+            drafter, original_subject, original_body, decision, decision_reason, decided_at,
+            gate_action, gate_reason, idempotency_key, send_attempts, send_failures,
+            provider_message_id, last_send_error, created_at, updated_at)
+        SELECT w.id, 'lead' || w.id || '@example.com', 'Following up on your request',
+            repeat('Thanks for reaching out about pricing. ', 12), '', 'outreach/follow_up',
+            'template', 'Following up on your request',
+            repeat('Thanks for reaching out about pricing. ', 12),
+            CASE WHEN w.status = ANY({approved}) THEN 'approved'
+                 WHEN w.status = 'rejected' THEN 'rejected' ELSE 'pending' END,
+            '', NULL, 'hold', '', 'seed:' || w.id, 0, 0, '', '', w.created_at, w.created_at
+        FROM workflows w WHERE w.status = ANY({drafted})
+        """  # noqa: S608 - built from constants above
+    )
+    conn.execute(
+        f"""
+        INSERT INTO audit_events (actor, action, object_type, object_id, workflow_id,
+            from_status, to_status, reason, details, created_at)
+        SELECT 'system', 'workflow.transition', 'workflow', w.id::text, w.id, t.from_status,
+            t.to_status, '', '{{}}'::jsonb, w.created_at + t.after
+        FROM workflows w
+        CROSS JOIN LATERAL (VALUES
+            ('pending', 'running', interval '1 second', true),
+            ('running', 'awaiting_approval',
+             make_interval(secs => 20 + mod(w.id, 120)), w.status = ANY({drafted})),
+            ('awaiting_approval', 'approved',
+             make_interval(secs => 140 + 300 + mod(w.id * 7, 3600)), w.status = ANY({approved}))
+        ) AS t(from_status, to_status, after, happened)
+        WHERE t.happened
+        """  # noqa: S608 - built from constants above
+    )

@@ -5,6 +5,7 @@ from dashboard import views
 app_name = "dashboard"
 urlpatterns = [
     path("", views.workflow_list, name="workflow_list"),
+    path("overview/", views.overview_fragment, name="overview"),
     path("replay-failed/", views.replay_failed, name="replay_failed"),
     path("replay-selected/", views.replay_selected, name="replay_selected"),
     path("inbox/", views.inbox, name="inbox"),

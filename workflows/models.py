@@ -152,7 +152,15 @@ class AuditEvent(models.Model):
     class Meta:
         db_table = "audit_events"
         ordering = ["created_at", "id"]
-        indexes = [models.Index(fields=["action", "-created_at"], name="audit_action_idx")]
+        indexes = [
+            models.Index(fields=["action", "-created_at"], name="audit_action_idx"),
+            # The dashboard's medians: the newest transitions into a status.
+            models.Index(
+                fields=["to_status", "-created_at"],
+                name="audit_transition_idx",
+                condition=models.Q(action="workflow.transition"),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.actor} {self.action} {self.object_type}#{self.object_id}"

@@ -120,6 +120,9 @@ def test_operator_filters_searches_opens_edits_and_approves(page, live_server):
     make_workflow(first_name="Alan", last_name="Turing", company="Bletchley")
     cache.clear()  # the tab counts of the first load (before seeding) are cached for seconds
     page.reload()
+    # The overview arrives after the list, over htmx: the chart and the medians.
+    expect(page.locator("#overview svg rect.o-done").first).to_be_visible()
+    expect(page.locator("#overview .kpi-label").first).to_contain_text("median time to draft")
     screenshot(page, "list")
     mark_page(page)  # tabs, search and filters swap the table in place
 

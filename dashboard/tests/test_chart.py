@@ -92,9 +92,38 @@ def test_medians_are_empty_without_data(db):
     assert selectors.median_time_to_approval() is None
 
 
-def test_home_page_renders_the_svg_chart(operator_client, workflow_factory):
+def test_medians_read_only_the_newest_events_of_the_window(workflow_factory, monkeypatch):
+    monkeypatch.setattr(selectors, "MEDIAN_SAMPLE", 2)
+    now = timezone.now()
+    # Oldest first: the two newest moves took 4 and 6 minutes; the oldest one 60.
+    for hours_ago, minutes_to_draft in [(5, 60), (3, 4), (2, 6)]:
+        w = workflow_factory(age=dt.timedelta(hours=hours_ago))
+        drafted = w.created_at + dt.timedelta(minutes=minutes_to_draft)
+        _transition(w, "awaiting_approval", drafted)
+        _transition(w, "approved", drafted + dt.timedelta(minutes=minutes_to_draft),
+                    from_status="awaiting_approval")  # fmt: skip
+    assert drafted < now
+    assert selectors.median_time_to_draft() == dt.timedelta(minutes=5)
+    assert selectors.median_time_to_approval() == dt.timedelta(minutes=5)
+
+
+def test_home_page_loads_the_overview_after_the_list(operator_client, workflow_factory):
     workflow_factory(status=Status.SENT)
     html = operator_client.get("/dashboard/").content.decode()
-    assert "<svg" in html and 'class="o-done"' in html
-    assert "median time to draft" in html
+    assert 'hx-get="/dashboard/overview/"' in html and 'hx-trigger="load"' in html
+    assert "<svg" not in html  # the list does not wait for a week of history
     assert '<script src="http' not in html  # no CDN
+    overview = operator_client.get("/dashboard/overview/").content.decode()
+    assert "<svg" in overview and 'class="o-done"' in overview
+    assert "median time to draft" in overview
+
+
+def test_the_overview_is_cached_for_a_minute(
+    operator_client, workflow_factory, django_assert_max_num_queries
+):
+    workflow_factory(status=Status.SENT)
+    operator_client.get("/dashboard/overview/")
+    workflow_factory(status=Status.FAILED)
+    with django_assert_max_num_queries(4):  # session, user, perms: no chart or median query
+        html = operator_client.get("/dashboard/overview/").content.decode()
+    assert 'class="o-failed"' not in html  # the cached week, without the new run
