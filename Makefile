@@ -38,6 +38,8 @@ screenshots: venv services
 	  LEADLINE_SCREENSHOTS=docs/screenshots $(PY) -m pytest -m browser -q dashboard/tests
 
 bench: venv services
+	@command -v wrk >/dev/null || { echo "Installing Debian's wrk (the load generator)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	$(PY) bench/ingest.py
 	$(PY) bench/replay.py
 	$(PY) bench/pipeline.py

@@ -3,13 +3,18 @@
     .venv/bin/python bench/replay.py [--count 10000]
 
 Seeds a fresh database ``leadline_bench_replay`` (INSERT … SELECT), then calls the service
-the dashboard, admin, API and ``manage.py replay`` share, publishing every message to real
-Redis (db 8, flushed afterwards). Nothing consumes the messages.
+the dashboard, admin, API and ``manage.py replay`` share, publishing to real Redis (db 8,
+flushed afterwards). The service publishes fan-out messages (``workflows.enqueue_workflows``,
+500 ids each); the bench then takes each from Redis and runs that task's function as a worker
+would, so the figure includes every ``process_workflow`` publish. Nothing else consumes the
+queue; at the end it must hold exactly one ``process_workflow`` message per replay.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import json
 import os
 import sys
 import time
@@ -30,6 +35,32 @@ from bench._support import (
 )
 
 DB = "leadline_bench_replay"
+
+
+def expand_fanouts(broker) -> int:
+    """Pop each fan-out message and run its task function, as a worker would. Returns how many."""
+    from workflows.services import FANOUT_TASK
+    from workflows.tasks import enqueue_workflows
+
+    fanouts = []
+    for raw in broker.lrange("celery", 0, -1):
+        message = json.loads(raw)
+        if message["headers"]["task"] == FANOUT_TASK:
+            fanouts.append((raw, json.loads(base64.b64decode(message["body"]))[0][0]))
+    for raw, ids in fanouts:
+        broker.lrem("celery", 1, raw)
+        enqueue_workflows(ids)
+    return len(fanouts)
+
+
+def queued_ids(broker) -> list[int]:
+    """The workflow id of every process_workflow message waiting in the queue."""
+    ids = []
+    for raw in broker.lrange("celery", 0, -1):
+        message = json.loads(raw)
+        assert message["headers"]["task"] == "workflows.process_workflow", message["headers"]
+        ids.append(json.loads(base64.b64decode(message["body"]))[0][0])
+    return ids
 
 
 def main() -> int:
@@ -68,24 +99,28 @@ def main() -> int:
         )
         started = time.perf_counter()
         result = workflows_replay(workflow_ids=ids, actor="bench", reason="bench")
+        replayed = time.perf_counter() - started
+        fanouts = expand_fanouts(broker)
         elapsed = time.perf_counter() - started
-        queued = broker.llen("celery")
-        stamped = Workflow.objects.filter(pk__in=result.created, enqueued_at__isnull=False).count()
+        published = queued_ids(broker)
+        once = sorted(published) == sorted(result.created)
         timings.append(elapsed)
-        rows.append([run, len(ids), len(result.created), queued, stamped, f"{elapsed:.2f}",
-                     f"{len(ids) / elapsed:.0f}"])  # fmt: skip
+        rows.append([run, len(ids), len(result.created), fanouts, len(published), verdict(once),
+                     f"{replayed:.2f}", f"{elapsed:.2f}", f"{len(ids) / elapsed:.0f}"])  # fmt: skip
         Workflow.objects.filter(trigger=Trigger.REPLAY).delete()
     connection.close()
     flush_broker()
     print_table(
-        ["run", "failed", "replays created", "messages in Redis", "enqueued_at set", "seconds",
-         "workflows/s"],
+        ["run", "failed", "replays created", "fan-out msgs", "process msgs", "each once",
+         "service s", "total s", "workflows/s"],
         rows,
     )  # fmt: skip
     median = sorted(timings)[len(timings) // 2]
-    ok = median <= 10 and all(r[2] == r[3] == r[4] == args.count for r in rows)
-    print(f"\n{verdict(ok)}  replay of {args.count} failed workflows: median {median:.2f} s "
-          f"(target ≤ 10 s), every replay published once")  # fmt: skip
+    ok = median <= 10 and all(r[2] == r[4] == args.count and r[5] == "PASS" for r in rows)
+    print(
+        f"\n{verdict(ok)}  replay of {args.count} failed workflows, every process_workflow "
+        f"message published: median {median:.2f} s (target ≤ 10 s), each replay once"
+    )
     return 0 if ok else 1
 
 

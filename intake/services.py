@@ -1,7 +1,7 @@
 """Store verified webhook items: submissions, their first workflows and audit rows, atomically.
 
 The pending workflow rows double as the outbox: they are enqueued after commit, and whatever
-the broker did not take (an outage) stays pending, with ``enqueued_at`` NULL, for the sweeper.
+the broker did not take (an outage) stays pending for the sweeper.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from __future__ import annotations
 from celery import shared_task
 from celery.app.task import Task
 
-from workflows import alerts, pipeline, sweeper
+from workflows import alerts, pipeline, services, sweeper
 
 
 @shared_task(
@@ -27,6 +27,13 @@ def process_workflow(self: Task, workflow_id: int) -> str:
     except pipeline.StepFailed as failed:
         return f"failed: {failed}"
     return f"{outcome.status} {outcome.detail}".strip()
+
+
+@shared_task(name="workflows.enqueue_workflows", acks_late=True, ignore_result=True)
+def enqueue_workflows(workflow_ids: list[int]) -> int:
+    """Fan-out: publish ``process_workflow`` for each id (see services.FANOUT_TASK). A lost or
+    repeated fan-out is harmless: the sweeper finds pending rows, and claims are idempotent."""
+    return services.workflows_enqueue(workflow_ids)
 
 
 @shared_task(name="workflows.sweep_workflows", ignore_result=True)

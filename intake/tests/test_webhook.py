@@ -416,7 +416,26 @@ def test_new_workflows_are_published_after_commit(
     assert queued_tasks(broker_queue) == [
         ("workflows.process_workflow", f"[{pk}]") for pk in workflow_ids
     ]
-    assert not Workflow.objects.filter(enqueued_at__isnull=True).exists()
+
+
+def test_a_big_batch_publishes_one_fan_out_message_that_a_worker_expands(
+    post_webhook, broker_queue, django_capture_on_commit_callbacks
+):
+    from workflows import tasks
+    from workflows.services import FANOUT_ABOVE
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post_webhook(event_batch(FANOUT_ABOVE + 2))
+    assert response.status_code == 202
+    workflow_ids = sorted(Workflow.objects.values_list("pk", flat=True))
+    assert len(workflow_ids) == FANOUT_ABOVE + 2
+    assert queued_tasks(broker_queue) == [("workflows.enqueue_workflows", f"[{workflow_ids}]")]
+    broker_queue.delete("celery")
+
+    assert tasks.enqueue_workflows(workflow_ids) == len(workflow_ids)  # what the worker runs
+    assert queued_tasks(broker_queue) == [
+        ("workflows.process_workflow", f"[{pk}]") for pk in workflow_ids
+    ]
 
 
 def test_duplicates_publish_nothing(post_webhook, broker_queue, django_capture_on_commit_callbacks):
@@ -439,7 +458,7 @@ def test_with_the_broker_down_it_still_answers_202_quickly_and_leaves_work_pendi
 
     assert response.status_code == 202
     assert elapsed < 2.5
-    assert Workflow.objects.filter(status="pending", enqueued_at__isnull=True).count() == 3
+    assert Workflow.objects.filter(status="pending").count() == 3
     assert "workflows left pending for the sweeper" in caplog.text
 
 
