@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from intake import services
 from intake.models import FormSubmission
 from intake.tests.conftest import (
     SECRET,
@@ -361,20 +362,26 @@ def test_without_a_secret_it_answers_503(post_webhook, settings):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_losing_the_database_mid_ingest_is_a_503_and_keeps_nothing(post_webhook):
+@pytest.mark.parametrize("path", ["one statement", "three statements"])
+def test_losing_the_database_mid_ingest_is_a_503_and_keeps_nothing(post_webhook, monkeypatch, path):
     if connection.vendor != "postgresql":
         pytest.skip("terminates a PostgreSQL backend")
+    if path == "three statements":  # the portable path, run here on PostgreSQL
+        monkeypatch.setattr(services, "_store_in_one_statement", services._store_with_the_orm)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         (backend_pid,) = cursor.fetchone()
 
-    def terminate_after_submission_insert(execute, sql, params, many, context):
+    def terminate_around_the_submission_insert(execute, sql, params, many, context):
+        stores = "form_submissions" in sql and "INSERT" in sql
+        if stores and path == "one statement":  # one statement: no moment inside it
+            _terminate_backend(backend_pid)
         result = execute(sql, params, many, context)
-        if sql.startswith('INSERT INTO "form_submissions"'):
+        if stores:  # three statements: the submission rows are in, the rest is not
             _terminate_backend(backend_pid)
         return result
 
-    with connection.execute_wrapper(terminate_after_submission_insert):
+    with connection.execute_wrapper(terminate_around_the_submission_insert):
         response = post_webhook(event_batch(5))
     connection.close()
 

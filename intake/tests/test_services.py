@@ -1,0 +1,96 @@
+"""submissions_ingest: the one-statement PostgreSQL path stores what the portable path does."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from django.db import connection
+from django.forms.models import model_to_dict
+from django.utils import timezone
+
+from intake import services
+from intake.models import FormSubmission
+from intake.payloads import parse_body
+from workflows.models import AuditEvent, Workflow
+
+pytestmark = pytest.mark.django_db
+
+IGNORED = {"id", "dedupe_key", "raw_payload", "submission", "workflow"}
+
+
+def items(first_event_id: int, count: int = 3) -> list:
+    events = [
+        {
+            "eventId": first_event_id + i,
+            "subscriptionId": 1,
+            "portalId": 62515,
+            "appId": 2,
+            "occurredAt": 1764201600000 + i,
+            "subscriptionType": "contact.creation",
+            "attemptNumber": 0,
+            "objectId": 500 + i,
+            "changeSource": "FORM",
+        }
+        for i in range(count)
+    ]
+    return parse_body(json.dumps(events).encode(), query={})
+
+
+def stored(result: services.IngestResult) -> list[tuple[dict, dict, dict]]:
+    """Each new submission with its workflow and audit row, minus ids and keys."""
+    rows = []
+    for submission_id, workflow_id in zip(result.accepted_ids, result.workflow_ids, strict=True):
+        submission = model_to_dict(FormSubmission.objects.get(pk=submission_id))
+        workflow = Workflow.objects.get(pk=workflow_id)
+        assert workflow.submission_id == submission_id
+        audit = AuditEvent.objects.get(workflow_id=workflow_id)
+        assert audit.object_id == str(submission_id)
+        audit_fields = model_to_dict(audit, exclude=["object_id"])
+        rows.append(
+            tuple(
+                {k: v for k, v in d.items() if k not in IGNORED}
+                for d in (submission, model_to_dict(workflow), audit_fields)
+            )
+        )
+    return rows
+
+
+def test_both_paths_store_the_same_rows(monkeypatch):
+    if connection.vendor != "postgresql":
+        pytest.skip("the one-statement path is PostgreSQL's")
+    received = timezone.now() - dt.timedelta(seconds=5)
+    fast = services.submissions_ingest(
+        items=items(100), signature_version="v3", received_at=received
+    )
+    monkeypatch.setattr(services, "_store_in_one_statement", services._store_with_the_orm)
+    portable = services.submissions_ingest(
+        items=items(200), signature_version="v3", received_at=received
+    )
+    assert len(fast.accepted_ids) == len(portable.accepted_ids) == 3
+    assert stored(fast) == stored(portable)
+    created = Workflow.objects.filter(pk__in=fast.workflow_ids).values_list("created_at", flat=True)
+    assert all(abs(c - timezone.now()) < dt.timedelta(seconds=5) for c in created)
+
+
+def test_one_statement_counts_duplicates_within_and_across_deliveries():
+    first = services.submissions_ingest(
+        items=items(300) + items(300, count=1), signature_version="v1", received_at=timezone.now()
+    )
+    assert (len(first.accepted_ids), first.duplicates) == (3, 1)
+    again = services.submissions_ingest(
+        items=items(300, count=5), signature_version="v1", received_at=timezone.now()
+    )
+    assert (len(again.accepted_ids), again.duplicates) == (2, 3)
+    assert FormSubmission.objects.count() == Workflow.objects.count() == 5
+    assert AuditEvent.objects.filter(action="submission.received").count() == 5
+
+
+def test_a_batch_too_big_for_one_statement_is_split_and_still_all_stored(monkeypatch):
+    monkeypatch.setattr(connection.ops, "bulk_batch_size", lambda fields, objs: 2)
+    result = services.submissions_ingest(
+        items=items(400, count=5), signature_version="v3", received_at=timezone.now()
+    )
+    assert len(result.accepted_ids) == 5 and len(set(result.workflow_ids)) == 5
+    assert Workflow.objects.filter(submission_id__in=result.accepted_ids).count() == 5
