@@ -323,3 +323,22 @@ def test_unknown_setting_is_refused(sandbox):
 
     assert response.status_code == 400
     assert "latency" in response.json()["message"]
+
+
+def test_kept_alive_calls_answer_without_a_delayed_ack_stall(sandbox):
+    # With Nagle's algorithm on the server, every call after the first on a kept-alive socket
+    # waited ~40 ms for the client's delayed ACK. The sandbox has no latency configured here,
+    # so each call should take a few milliseconds.
+    session = requests.Session()
+    session.headers.update(AUTH)
+    call_ms = []
+    for _ in range(9):
+        started = time.perf_counter()
+        response = session.post(
+            sandbox.url + "/crm/v3/objects/contacts/search",
+            json=search_body("email", "nobody@example.com"),
+            timeout=5,
+        )
+        call_ms.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200
+    assert sorted(call_ms)[4] < 25, call_ms  # the median; the stall made it ≥ 40
