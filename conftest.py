@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+
+
+@pytest.fixture
+def sandbox() -> Iterator:
+    """A fresh HubSpot sandbox on a free port; its Bearer token is `sandbox.token`."""
+    from workflows.sandbox import SandboxServer
+
+    server = SandboxServer(token="sandbox-token").start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -628,11 +628,12 @@ def _record_sent(workflow_id: int, *, provider_id: str) -> None:
 # --- CRM note for the rep -------------------------------------------------------------------
 
 
-def crm_note_write(*, workflow_id: int) -> str:
+def crm_note_write(*, workflow_id: int, retrying: bool = False) -> str:
     """Put the final text on the HubSpot contact as a note so the rep can send it by hand.
 
     Never sends email. Skips (with an audit row saying why) without a CRM client or contact,
-    and when a note was already written for this workflow.
+    and when a note was already written for this workflow. A retry first looks for the note
+    by its marker: an earlier attempt may have created it and lost the answer (a timeout).
     """
     from workflows.hubspot import client_from_settings
 
@@ -655,7 +656,10 @@ def crm_note_write(*, workflow_id: int) -> str:
         f"Follow-up email for the rep to send by hand ({draft.gate_reason}).\n\n"
         f"To: {draft.recipient}\nSubject: {draft.subject}\n\n{draft.body}"
     )
-    note = client.create_note(contact_id=workflow.contact_id, body=body)
+    marker = f"workflow-{workflow_id}-note"
+    note = client.find_note_by_marker(marker) if retrying else None
+    if note is None:
+        note = client.create_note(contact_id=workflow.contact_id, body=body, marker=marker)
     audit.record(
         action="crm_note.created",
         object_type="email_draft",

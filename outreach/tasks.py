@@ -39,4 +39,7 @@ def send_email(self: Task, workflow_id: int) -> str:
 )
 def write_crm_note(self: Task, workflow_id: int) -> str:
     """Write the final text on the HubSpot contact for the rep. Never sends email."""
-    return services.crm_note_write(workflow_id=workflow_id)
+    # A retry, or a message redelivered after a worker died, may follow a note that was made.
+    redelivered = (self.request.delivery_info or {}).get("redelivered", False)
+    retrying = self.request.retries > 0 or bool(redelivered)
+    return services.crm_note_write(workflow_id=workflow_id, retrying=retrying)

@@ -226,34 +226,15 @@ class HubSpotClient:
 
     def find_task_by_marker(self, marker: str) -> dict[str, Any] | None:
         """The task created with this marker, or None (also None while search lags)."""
-        token = task_marker_token(marker)
-        body = {
-            "filterGroups": [
-                {
-                    "filters": [
-                        {
-                            "propertyName": "hs_task_body",
-                            "operator": "CONTAINS_TOKEN",
-                            "value": token,
-                        }
-                    ]
-                }
-            ],
-            "properties": list(TASK_PROPERTIES),
-            "limit": 10,
-        }
-        found = self._call("POST", "/crm/v3/objects/tasks/search", "tasks.search", json=body)
-        for task in (found or {}).get("results") or []:
-            if token in (task.get("properties", {}).get("hs_task_body") or ""):
-                return task
-        return None
+        return self._find_by_marker("tasks", "hs_task_body", marker, list(TASK_PROPERTIES))
 
     def create_note(
-        self, *, contact_id: str, body: str, timestamp: datetime | None = None
+        self, *, contact_id: str, body: str, marker: str, timestamp: datetime | None = None
     ) -> dict[str, Any]:
-        """Create a note on the contact. Not idempotent."""
+        """Create a note on the contact. Not idempotent by itself: look for the marker first
+        with find_note_by_marker (and mind the search lag)."""
         properties = {
-            "hs_note_body": body,
+            "hs_note_body": f"{body}\n\nLeadline reference: {task_marker_token(marker)}",
             "hs_timestamp": _hubspot_timestamp(timestamp or datetime.now(UTC)),
         }
         payload = {
@@ -261,6 +242,37 @@ class HubSpotClient:
             "associations": _contact_association(contact_id, NOTE_TO_CONTACT),
         }
         return self._call("POST", "/crm/v3/objects/notes", "notes.create", json=payload)
+
+    def find_note_by_marker(self, marker: str) -> dict[str, Any] | None:
+        """The note created with this marker, or None (also None while search lags)."""
+        return self._find_by_marker("notes", "hs_note_body", marker, ["hs_note_body"])
+
+    def _find_by_marker(
+        self, objects: str, body_property: str, marker: str, properties: list[str]
+    ) -> dict[str, Any] | None:
+        token = task_marker_token(marker)
+        body = {
+            "filterGroups": [
+                {
+                    "filters": [
+                        {
+                            "propertyName": body_property,
+                            "operator": "CONTAINS_TOKEN",
+                            "value": token,
+                        }
+                    ]
+                }
+            ],
+            "properties": properties,
+            "limit": 10,
+        }
+        found = self._call(
+            "POST", f"/crm/v3/objects/{objects}/search", f"{objects}.search", json=body
+        )
+        for item in (found or {}).get("results") or []:
+            if token in (item.get("properties", {}).get(body_property) or ""):
+                return item
+        return None
 
     # --- owners ----------------------------------------------------------------------------
     def get_owner(self, owner_id: str) -> dict[str, Any] | None:

@@ -7,7 +7,7 @@ can assert exactly what was sent. `/__sandbox__/` is an unauthenticated control 
 processes that cannot reach the Python object (Celery workers, browsers, shell scripts).
 
 Fault rules, per endpoint key (`contacts.search`, `contacts.get`, `contacts.create`,
-`tasks.create`, `tasks.search`, `tasks.get`, `notes.create`, `owners.get`) or `*`:
+`tasks.create`, `tasks.search`, `tasks.get`, `notes.create`, `notes.search`, `owners.get`) or `*`:
 
     {"kind": "status", "status": 500, "times": 1, "message": ..., "category": ...,
      "retry_after": 1}                 # 429 with Retry-After: 1
@@ -503,9 +503,13 @@ class Sandbox:
         if not 0 < limit <= 200:
             raise ApiError(400, "VALIDATION_ERROR", "limit must be between 1 and 200")
         after = int(body.get("after") or 0)
-        defaults = CONTACT_DEFAULT_PROPERTIES if kind == "contacts" else TASK_DEFAULT_PROPERTIES
+        defaults = {
+            "contacts": CONTACT_DEFAULT_PROPERTIES,
+            "tasks": TASK_DEFAULT_PROPERTIES,
+            "notes": NOTE_DEFAULT_PROPERTIES,
+        }[kind]
         with self.state.lock:
-            table = self.state.contacts if kind == "contacts" else self.state.tasks
+            table = getattr(self.state, kind)
             visible_before = time.monotonic() - self.state.config.index_lag_seconds
             matches = [
                 stored.object
@@ -561,6 +565,7 @@ ROUTES = [
     ("POST", r"/crm/v3/objects/tasks/search", "tasks.search"),
     ("GET", r"/crm/v3/objects/tasks/(?P<id>[^/]+)", "tasks.get"),
     ("POST", r"/crm/v3/objects/tasks", "tasks.create"),
+    ("POST", r"/crm/v3/objects/notes/search", "notes.search"),
     ("POST", r"/crm/v3/objects/notes", "notes.create"),
     ("GET", r"/crm/v3/owners/(?P<id>[^/]+)", "owners.get"),
 ]
@@ -677,6 +682,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return sandbox.create_engagement("tasks", body)
             case "notes.create":
                 return sandbox.create_engagement("notes", body)
+            case "notes.search":
+                return sandbox.search("notes", body)
             case _:
                 return sandbox.get_owner(params["id"])
 

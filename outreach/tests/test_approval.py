@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.core import mail
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -149,3 +151,34 @@ def test_the_admin_cannot_rewrite_a_draft_behind_the_services_back(admin_client)
     assert response.status_code == 403
     draft.refresh_from_db()
     assert draft.subject == draft.original_subject
+
+
+def test_a_note_retried_after_a_lost_answer_is_written_once(
+    waiting_workflow, operator, settings, sandbox
+):
+    from outreach.services import crm_note_write
+    from workflows.hubspot import TransientHubSpotError
+
+    settings.HUBSPOT_ACCESS_TOKEN = sandbox.token
+    settings.HUBSPOT_API_BASE_URL = sandbox.url
+    settings.HUBSPOT_TIMEOUT_SECONDS = 0.5
+    settings.CELERY_BROKER_URL = "memory://"  # the throttle runs in-process
+    contact = sandbox.seed_contact(email="lead@example.com")
+    waiting_workflow.contact_id = contact["id"]
+    waiting_workflow.save(update_fields=["contact_id"])
+    workflow_approve(workflow_id=waiting_workflow.pk, user=operator)  # on_commit not run here
+    # HubSpot makes the note, but the answer never arrives: the client times out.
+    sandbox.set_faults({"notes.create": {"kind": "timeout", "seconds": 1.5, "times": 1}})
+
+    with pytest.raises(TransientHubSpotError):
+        crm_note_write(workflow_id=waiting_workflow.pk)
+    deadline = time.monotonic() + 5  # the task retries after ≥ 5 s; HubSpot has made it by then
+    while not sandbox.sandbox.snapshot()["notes"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert crm_note_write(workflow_id=waiting_workflow.pk, retrying=True) == "note written"
+
+    assert len(sandbox.requests("notes.create")) == 1  # the retry found it instead
+    assert len(sandbox.requests("notes.search")) == 1
+    assert len(sandbox.sandbox.snapshot()["notes"]) == 1
+    notes = AuditEvent.objects.filter(workflow=waiting_workflow, action="crm_note.created")
+    assert notes.count() == 1

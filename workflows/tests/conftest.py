@@ -1,18 +1,7 @@
 import os
-from collections.abc import Iterator
 
 import pytest
 import redis
-
-from workflows.sandbox import SandboxServer
-
-
-@pytest.fixture
-def sandbox() -> Iterator[SandboxServer]:
-    """A fresh HubSpot sandbox on a free port; its Bearer token is `sandbox.token`."""
-    server = SandboxServer(token="sandbox-token").start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -150,9 +150,11 @@ def test_task_due_date_must_be_timezone_aware(sandbox, client):
 def test_note_is_associated_to_contact_with_type_202(sandbox, client):
     contact = sandbox.seed_contact(email="ada@example.com")
 
-    note = client.create_note(contact_id=contact["id"], body="Form submitted")
+    note = client.create_note(contact_id=contact["id"], body="Form submitted", marker="wf-1")
 
-    assert note["properties"]["hs_note_body"] == "Form submitted"
+    assert note["properties"]["hs_note_body"].startswith("Form submitted\n\nLeadline reference: ")
+    assert client.find_note_by_marker("wf-1")["id"] == note["id"]
+    assert client.find_note_by_marker("wf-2") is None
     sent = sandbox.requests("notes.create")[0].json
     assert sent["associations"][0]["types"][0]["associationTypeId"] == 202
 
