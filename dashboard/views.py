@@ -39,6 +39,7 @@ from dashboard.forms import (
 )
 from outreach.models import EmailDraft
 from outreach.services import (
+    ActionRefused,
     ActionResult,
     draft_edit,
     message_id_for,
@@ -93,9 +94,11 @@ def _run(request: HttpRequest, action: Callable[[], Any]) -> tuple[Any, HttpResp
         return None, message_response(request, f"Not allowed: {text}", status=403)
     except ValidationError as exc:
         return None, message_response(request, " ".join(exc.messages), status=400)
-    except (EmailDraft.DoesNotExist, Workflow.DoesNotExist):
-        return None, message_response(request, "This workflow has no draft.", status=404)
-    except ValueError as exc:  # outreach.services.ActionRefused: wrong state for the action
+    except Workflow.DoesNotExist:
+        return None, message_response(request, "No such workflow.", status=404)
+    except EmailDraft.DoesNotExist:  # as the API answers: the workflow is not drafted (yet)
+        return None, message_response(request, "This workflow has no draft.", status=409)
+    except ActionRefused as exc:  # wrong state for the action
         return None, message_response(request, str(exc), status=409)
 
 

@@ -76,8 +76,6 @@ def _perform(call: Callable[[], ActionResult]) -> Response:
     except DjangoValidationError as exc:
         detail = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
         return Response({"detail": detail}, status=status.HTTP_400_BAD_REQUEST)
-    except ValueError as exc:
-        return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
     body = s.ActionResultSerializer(result).data
     return Response(body, status=status.HTTP_200_OK if result.ok else status.HTTP_409_CONFLICT)
 

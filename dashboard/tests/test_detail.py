@@ -130,6 +130,16 @@ def test_editing_a_decided_draft_is_refused(operator_client, workflow_factory):
     assert response["HX-Retarget"] == "#flash"
 
 
+def test_approving_a_workflow_without_a_draft_is_409_as_in_the_api(
+    operator_client, workflow_factory
+):
+    workflow = workflow_factory(status=Status.RUNNING)
+    EmailDraft.objects.filter(workflow=workflow).delete()
+    response = operator_client.post(url("workflow_approve", workflow), HTTP_HX_REQUEST="true")
+    assert response.status_code == 409
+    assert "has no draft" in response.content.decode()
+
+
 def test_reject_needs_a_reason(operator_client, workflow_factory):
     workflow = workflow_factory()
     response = operator_client.post(url("workflow_reject", workflow), HTTP_HX_REQUEST="true")
