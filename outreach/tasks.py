@@ -10,6 +10,7 @@ from workflows.hubspot import TransientHubSpotError
 
 @shared_task(
     name="outreach.send_email",
+    ignore_result=True,  # outcomes live on the draft and in the audit trail; nothing reads these
     bind=True,
     acks_late=True,
     max_retries=services.MAX_SEND_ATTEMPTS,
@@ -30,6 +31,7 @@ def send_email(self: Task, workflow_id: int) -> str:
 
 @shared_task(
     name="outreach.write_crm_note",
+    ignore_result=True,
     bind=True,
     acks_late=True,
     autoretry_for=(TransientHubSpotError,),
