@@ -7,14 +7,16 @@ import os
 
 from prometheus_client import multiprocess
 
-from config.logging import logging_config
+from config.env import env_choice
+from config.logging import LOG_LEVELS, logging_config
 
 timeout = 30
 # Access lines go through the JSON formatter too; the request id ties them to app lines.
 accesslog = None
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms request_id=%({x-request-id}o)s'
 _log_file = os.environ.get("LOG_FILE") or None
-logconfig_dict = logging_config(os.environ.get("LOG_LEVEL", "info").upper(), _log_file)
+# Read as strictly as settings.py reads it: a typo stops the server with the variable's name.
+logconfig_dict = logging_config(env_choice("LOG_LEVEL", "info", LOG_LEVELS).upper(), _log_file)
 
 
 def child_exit(server, worker) -> None:

@@ -140,6 +140,10 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str, ensure_ascii=False)
 
 
+#: The accepted values of LOG_LEVEL (any case).
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
 def logging_config(level: str = "INFO", log_file: str | Path | None = None) -> dict[str, Any]:
     """The dictConfig for every Leadline process: JSON to stdout, and to ``log_file`` if set."""
     handlers: dict[str, dict[str, Any]] = {

@@ -125,3 +125,17 @@ def test_file_handler_is_watched_and_its_directory_created(tmp_path):
     assert config["handlers"]["file"]["class"] == "logging.handlers.WatchedFileHandler"
     assert (tmp_path / "logs").is_dir()
     assert {h["formatter"] for h in config["handlers"].values()} == {"json"}
+
+
+def test_gunicorn_reads_log_level_as_strictly_as_settings(monkeypatch):
+    import importlib
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    import config.gunicorn
+
+    monkeypatch.setenv("LOG_LEVEL", "Warning")
+    assert importlib.reload(config.gunicorn).logconfig_dict["root"]["level"] == "WARNING"
+    monkeypatch.setenv("LOG_LEVEL", "verbose")
+    with pytest.raises(ImproperlyConfigured, match="LOG_LEVEL='verbose' must be one of"):
+        importlib.reload(config.gunicorn)
