@@ -237,9 +237,7 @@ def _insert_new_submissions(
 
 
 def _row(item: NormalisedItem, signature_version: str, received_at: datetime) -> list[Any]:
-    email, email_error = item.email, item.email_error
-    if len(email) > FormSubmission._meta.get_field("email").max_length:
-        email, email_error = "", f"email longer than 254 characters ({email[:40]}...)"
+    email, email_error = _email_and_error(item)
     values = {
         "dedupe_key": item.dedupe_key,
         "shape": item.shape,
@@ -261,6 +259,13 @@ def _row(item: NormalisedItem, signature_version: str, received_at: datetime) ->
         "received_at": received_at,
     }
     return [_fit(name, values[name]) for name in _COLUMNS]
+
+
+def _email_and_error(item: NormalisedItem) -> tuple[str, str]:
+    """The email to store and why it is missing, if it is: an overlong one is not stored."""
+    if len(item.email) > FormSubmission._meta.get_field("email").max_length:
+        return "", f"email longer than 254 characters ({item.email[:40]}...)"
+    return item.email, item.email_error
 
 
 def _fit(name: str, value: Any) -> Any:
@@ -300,6 +305,6 @@ def _received_event(
         object_id=str(submission_id),
         workflow_id=workflow_id,
         to_status=Status.PENDING,
-        reason=item.email_error,
+        reason=_email_and_error(item)[1],  # as stored, like the one-statement path
         details={"shape": item.shape, "signature_version": signature_version},
     )

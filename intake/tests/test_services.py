@@ -38,6 +38,18 @@ def items(first_event_id: int, count: int = 3) -> list:
     return parse_body(json.dumps(events).encode(), query={})
 
 
+def overlong_form(n: int) -> list:
+    """A form submission whose email does not fit the column (stored empty, with the reason)."""
+    body = {
+        "portalId": 62515,
+        "formId": "f",
+        "submittedAt": 1764201600000,
+        "fields": [{"name": "email", "value": "x" * 300 + "@example.com"}],
+        "n": n,  # a different body, so a different dedupe key; raw_payload is not compared
+    }
+    return parse_body(json.dumps(body).encode(), query={})
+
+
 def stored(result: services.IngestResult) -> list[tuple[dict, dict, dict]]:
     """Each new submission with its workflow and audit row, minus ids and keys."""
     rows = []
@@ -62,13 +74,15 @@ def test_both_paths_store_the_same_rows(monkeypatch):
         pytest.skip("the one-statement path is PostgreSQL's")
     received = timezone.now() - dt.timedelta(seconds=5)
     fast = services.submissions_ingest(
-        items=items(100), signature_version="v3", received_at=received
+        items=items(100) + overlong_form(1), signature_version="v3", received_at=received
     )
     monkeypatch.setattr(services, "_store_in_one_statement", services._store_with_the_orm)
     portable = services.submissions_ingest(
-        items=items(200), signature_version="v3", received_at=received
+        items=items(200) + overlong_form(2), signature_version="v3", received_at=received
     )
-    assert len(fast.accepted_ids) == len(portable.accepted_ids) == 3
+    assert len(fast.accepted_ids) == len(portable.accepted_ids) == 4
+    overlong = AuditEvent.objects.get(workflow_id=fast.workflow_ids[-1])
+    assert overlong.reason.startswith("email longer than 254 characters")
     assert stored(fast) == stored(portable)
     created = Workflow.objects.filter(pk__in=fast.workflow_ids).values_list("created_at", flat=True)
     assert all(abs(c - timezone.now()) < dt.timedelta(seconds=5) for c in created)
