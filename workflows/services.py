@@ -62,7 +62,7 @@ def _publish(task: str, arguments: list[list]) -> int:
             extra={
                 "task": task,
                 "published": published,
-                "left_pending": len(arguments) - published,
+                "unpublished": len(arguments) - published,  # messages (a fan-out holds many ids)
                 "error": type(exc).__name__,
             },
         )
