@@ -294,8 +294,10 @@ class StatsSerializer(serializers.Serializer):
     awaiting_approval = serializers.IntegerField()
     oldest_awaiting_approval_age_seconds = serializers.FloatField(allow_null=True)
     median_time_to_draft_seconds = serializers.FloatField(
-        allow_null=True, help_text="Created → awaiting approval, last 7 days."
+        allow_null=True,
+        help_text="Created → awaiting approval: median of the newest 2,000 in the last 7 days.",
     )
     median_time_to_approval_seconds = serializers.FloatField(
-        allow_null=True, help_text="Held for approval → approved, last 7 days."
+        allow_null=True,
+        help_text="Held for approval → approved: median of the newest 2,000 in the last 7 days.",
     )
