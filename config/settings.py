@@ -185,6 +185,11 @@ PORT = env_int("PORT", 8000, minimum=1)
 # Where links in CRM tasks and alerts point: the public URL, else the local `make run` address.
 DASHBOARD_BASE_URL = PUBLIC_BASE_URL or f"http://127.0.0.1:{PORT}"
 WEBHOOK_MAX_AGE_SECONDS = env_int("WEBHOOK_MAX_AGE_SECONDS", 300, minimum=1)
+# v1 and v2 signatures carry no timestamp, so a captured request can be replayed (dedupe keeps
+# it from being stored twice). Raise to v3 when every sender signs v3 (workflow webhooks don't).
+WEBHOOK_MIN_SIGNATURE_VERSION = env_choice(
+    "WEBHOOK_MIN_SIGNATURE_VERSION", "v1", ("v1", "v2", "v3")
+)
 WEBHOOK_MAX_BODY_BYTES = env_int("WEBHOOK_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(WEBHOOK_MAX_BODY_BYTES, 2621440)
 

@@ -108,6 +108,13 @@ def _verified_body(request: HttpRequest) -> tuple[bytes, str]:
     except SignatureError as exc:
         # The specific reason (stale, missing, mismatch) helps an attacker; only log it.
         raise Refusal(401, "invalid_signature", "invalid signature", reason=exc.reason) from None
+    if version < settings.WEBHOOK_MIN_SIGNATURE_VERSION:  # "v1" < "v2" < "v3"
+        raise Refusal(
+            401,
+            "invalid_signature",
+            "invalid signature",
+            reason=f"{version} is below WEBHOOK_MIN_SIGNATURE_VERSION",
+        )
     return body, version
 
 

@@ -229,6 +229,20 @@ def test_x_forwarded_host_counts_only_when_trusted(post_webhook, settings, trust
     assert response.status_code == expected
 
 
+def test_signatures_below_the_minimum_version_are_refused(post_webhook, webhook_settings, caplog):
+    webhook_settings.WEBHOOK_MIN_SIGNATURE_VERSION = "v3"
+    for version in ("v1", "v2"):
+        response = post_webhook(event_batch(1), version=version)
+        assert response.status_code == 401, version
+        assert response.json() == {"error": "invalid signature"}
+    refused = [r.reason for r in caplog.records if r.getMessage() == "Webhook refused"]
+    assert refused == [f"{v} is below WEBHOOK_MIN_SIGNATURE_VERSION" for v in ("v1", "v2")]
+    assert_nothing_stored()
+    assert post_webhook(event_batch(1), version="v3").status_code == 202
+    webhook_settings.WEBHOOK_MIN_SIGNATURE_VERSION = "v2"
+    assert post_webhook(event_batch(1, first_object_id=1), version="v2").status_code == 202
+
+
 def test_acceptance_is_logged_without_the_body_or_signature(post_webhook, caplog):
     with caplog.at_level(logging.INFO, logger="leadline.intake"):
         post_webhook(sample("forms-submission.json"))
