@@ -113,14 +113,32 @@ def claim(workflow_id: int, task_id: str) -> Workflow | None:
     return Workflow.objects.select_related("submission").get(pk=workflow_id)
 
 
-def _still_ours(workflow: Workflow, task_id: str) -> bool:
-    """Renew the lease; False when the sweeper gave the workflow to another task."""
-    lease = timezone.now() + timedelta(seconds=settings.WORKFLOW_LEASE_SECONDS)
-    return bool(
-        Workflow.objects.filter(pk=workflow.pk, status=Status.RUNNING, claimed_by=task_id).update(
-            lease_expires_at=lease
-        )
+def _start_step(workflow: Workflow, step: str, task_id: str) -> bool:
+    """Count the step's attempt and renew the lease, in one UPDATE that only matches while this
+    task holds the workflow: False when the sweeper gave it to another task (nothing written).
+
+    The attempt is stored before the step calls HubSpot, so a crash mid-step still counts it
+    (create_crm_task looks for its marker when attempts > 1)."""
+    entry = dict(workflow.step_log.get(step, {}))
+    entry.update(
+        attempts=entry.get("attempts", 0) + 1,
+        started_at=entry.get("started_at") or timezone.now().isoformat(),
     )
+    step_log = {**workflow.step_log, step: entry}
+    now = timezone.now()
+    started = Workflow.objects.filter(
+        pk=workflow.pk, status=Status.RUNNING, claimed_by=task_id
+    ).update(
+        step_log=step_log,
+        current_step=step,
+        attempts=entry["attempts"],
+        lease_expires_at=now + timedelta(seconds=settings.WORKFLOW_LEASE_SECONDS),
+        updated_at=now,
+    )
+    if started:
+        workflow.step_log, workflow.current_step = step_log, step
+        workflow.attempts = entry["attempts"]
+    return bool(started)
 
 
 # --- steps -----------------------------------------------------------------------------------
@@ -262,7 +280,7 @@ def run_workflow(workflow_id: int, *, task_id: str) -> Outcome:
         for step, func in STEPS:
             if workflow.step_log.get(step, {}).get("finished_at"):
                 continue
-            if not _still_ours(workflow, task_id):
+            if not _start_step(workflow, step, task_id):
                 return Outcome("skipped", "lease taken over by another task")
             _run_step(workflow, step, func, client)
     finally:
@@ -273,13 +291,9 @@ def run_workflow(workflow_id: int, *, task_id: str) -> Outcome:
 
 
 def _run_step(workflow: Workflow, step: str, func, client) -> None:
-    entry = dict(workflow.step_log.get(step, {}))
-    attempt = entry.get("attempts", 0) + 1
-    entry.update(attempts=attempt, started_at=entry.get("started_at") or timezone.now().isoformat())
-    workflow.step_log[step] = entry
-    workflow.current_step = step
-    workflow.attempts = attempt
-    workflow.save(update_fields=["step_log", "current_step", "attempts", "updated_at"])
+    """Run one started step (see _start_step) and record how it ended."""
+    entry = dict(workflow.step_log[step])
+    attempt = entry["attempts"]
     extra = {"workflow_id": workflow.pk, "step": step, "attempt": attempt}
     started = time.monotonic()
     try:
