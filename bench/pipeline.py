@@ -242,14 +242,15 @@ def main() -> int:
     rows = [
         [r["config"], f"{r['awaiting']}/{args.count}", f"{r['calls_per_workflow']:.2f}",
          f"{r['rate']:.1f}", f"{r['bound']:.1f}", f"{r['rate'] / r['bound']:.0%}",
-         f"{r['cpu_ms']:.0f}", f"{r['s2l_p50']:.2f}", f"{r['s2l_p99']:.2f}",
+         verdict(r["rate"] >= 0.8 * r["bound"]), f"{r['cpu_ms']:.0f}",
+         f"{r['s2l_p50']:.2f}", f"{r['s2l_p99']:.2f}",
          " + ".join(f"{m:.0f}" for m in r["rss"])]
         for r in results
     ]  # fmt: skip
     print()
     print_table(
         ["worker", "awaiting", "calls/wf", "workflows/s", "bound C÷(callsxlatency)",
-         "of bound", "worker CPU ms/wf", "burst speed-to-lead p50 s", "p99 s",
+         "of bound", "≥ 0.8x bound", "worker CPU ms/wf", "burst speed-to-lead p50 s", "p99 s",
          "RSS MB (main + children)"],
         rows,
     )  # fmt: skip
