@@ -397,7 +397,7 @@ def _median(durations: list[dt.timedelta]) -> dt.timedelta | None:
 
 def median_time_to_draft(days: int = 7) -> dt.timedelta | None:
     """Workflow created → moved to awaiting_approval: the median over the newest MEDIAN_SAMPLE
-    such moves of the last ``days``. One query, served by ``audit_action_idx``."""
+    such moves of the last ``days``. One query (a walk of ``audit_action_idx``, newest first)."""
     since = timezone.now() - dt.timedelta(days=days)
     rows = (
         AuditEvent.objects.filter(
@@ -415,7 +415,7 @@ def median_time_to_draft(days: int = 7) -> dt.timedelta | None:
 
 def median_time_to_approval(days: int = 7) -> dt.timedelta | None:
     """Draft held for approval → approved by a human: the median over the newest
-    MEDIAN_SAMPLE approvals of the last ``days``. One query."""
+    MEDIAN_SAMPLE approvals of the last ``days``. One query (``audit_transition_idx``)."""
     since = timezone.now() - dt.timedelta(days=days)
     held_at = AuditEvent.objects.filter(
         workflow_id=OuterRef("workflow_id"),
@@ -438,7 +438,7 @@ def median_time_to_approval(days: int = 7) -> dt.timedelta | None:
 
 
 def overview(days: int = 7) -> dict[str, Any]:
-    """The list page's overview (chart and medians), cached for a minute: four queries that
+    """The list page's overview (chart and medians), cached for a minute: three queries that
     read a week of history, which need not be fresher than that."""
     key = f"dashboard:overview:{days}"
     data = cache.get(key)
