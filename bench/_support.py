@@ -200,7 +200,7 @@ def seed_history(conn: psycopg.Connection) -> None:
     """What the pipeline leaves beside each seeded workflow, so the pages join and aggregate
     over realistic tables: an email draft for every workflow that reached a draft, and the
     audit trail (pending → running, running → awaiting_approval 20 to 140 s later, and
-    awaiting_approval → approved 7 to 67 min after that for the approved ones)."""
+    awaiting_approval → approved 5 to 67 min after that for the approved ones)."""
     drafted = "ARRAY[" + ", ".join(f"'{s}'" for s in _DRAFTED) + "]"
     approved = "ARRAY[" + ", ".join(f"'{s}'" for s in _APPROVED) + "]"
     conn.execute(
