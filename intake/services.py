@@ -6,6 +6,7 @@ the broker did not take (an outage) stays pending for the sweeper.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -109,35 +110,21 @@ def _store_in_one_statement(
     INSERT it is measured against (bench/ingest.py). The rows are the same as the portable
     path's (a test compares them). A single statement is atomic; a batch too big for one
     statement's parameters is split, and then the statements share a transaction."""
-    if not rows:
-        return {}
-    fields = [FormSubmission._meta.get_field(name) for name in _COLUMNS]
-    size = connection.ops.bulk_batch_size(fields, rows)
-    chunks = [rows[start : start + size] for start in range(0, len(rows), size)]
+    chunks = _chunks(rows)
     now = timezone.now()
     stored: Stored = {}
     with transaction.atomic() if len(chunks) > 1 else nullcontext(), connection.cursor() as cursor:
         for chunk in chunks:
-            sql, params = _one_statement(chunk, fields, signature_version, received_at, now)
+            sql, params = _one_statement(chunk, signature_version, received_at, now)
             cursor.execute(sql, params)
             stored.update((key, (sub, wf)) for key, sub, wf in cursor.fetchall())
     return stored
 
 
 def _one_statement(
-    chunk: list[NormalisedItem],
-    fields: list,
-    signature_version: str,
-    received_at: datetime,
-    now: datetime,
+    chunk: list[NormalisedItem], signature_version: str, received_at: datetime, now: datetime
 ) -> tuple[str, list[Any]]:
     quote = connection.ops.quote_name
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    values = [
-        field.get_db_prep_save(value, connection)
-        for item in chunk
-        for field, value in zip(fields, _row(item, signature_version, received_at), strict=True)
-    ]
     workflow_cols, workflow_params = _column_values(
         Workflow, now, status=Status.PENDING, trigger=Trigger.WEBHOOK
     )
@@ -151,14 +138,13 @@ def _one_statement(
     )
     placeholders = ", ".join(["%s"] * len(workflow_params))
     audit_placeholders = ", ".join(["%s"] * len(audit_params))
+    submissions = _submission_insert(
+        len(chunk), "id, dedupe_key, shape, signature_version, email_error"
+    )
     # Identifiers come from the models; every value is a bound parameter.
     sql = f"""
         WITH s AS (
-            INSERT INTO {quote(FormSubmission._meta.db_table)}
-                ({", ".join(quote(f.column) for f in fields)})
-            VALUES {", ".join([row] * len(chunk))}
-            ON CONFLICT ({quote("dedupe_key")}) DO NOTHING
-            RETURNING id, dedupe_key, shape, signature_version, email_error
+            {submissions}
         ), w AS (
             INSERT INTO {quote(Workflow._meta.db_table)} (submission_id, {workflow_cols})
             SELECT s.id, {placeholders} FROM s ORDER BY s.id
@@ -173,6 +159,7 @@ def _one_statement(
         )
         SELECT s.dedupe_key, s.id, w.id FROM s JOIN w ON w.submission_id = s.id
     """  # noqa: S608
+    values = _submission_values(chunk, signature_version, received_at)
     return sql, [*values, *workflow_params, *audit_params]
 
 
@@ -183,19 +170,30 @@ _FROM_ROWS = {"id", "submission_id", "workflow_id", "object_id", "reason", "deta
 def _column_values(model: type, now: datetime, **values: Any) -> tuple[str, list[Any]]:
     """Every other column of ``model``: the given value, else the field's default (timestamps
     with auto_now or auto_now_add get ``now``), prepared as the ORM would save it."""
-    columns, params = [], []
+    columns, params, timestamps = _fixed_columns(model, tuple(sorted(values.items())))
+    params = list(params)
+    for index, field in timestamps:
+        params[index] = field.get_db_prep_save(now, connection)
+    return columns, params
+
+
+@functools.cache
+def _fixed_columns(model: type, values: tuple[tuple[str, Any], ...]) -> tuple[str, list, list]:
+    """The part of _column_values that is the same on every request (it sat on the webhook's
+    hot path): the column list, the prepared values, and where the timestamps go."""
+    given = dict(values)
+    columns, params, timestamps = [], [], []
     for field in model._meta.concrete_fields:
         if field.attname in _FROM_ROWS:
             continue
-        if field.name in values:
-            value = values[field.name]
-        elif getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-            value = now
-        else:
-            value = field.get_default()
         columns.append(connection.ops.quote_name(field.column))
-        params.append(field.get_db_prep_save(value, connection))
-    return ", ".join(columns), params
+        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            timestamps.append((len(params), field))
+            params.append(None)
+        else:
+            value = given[field.name] if field.name in given else field.get_default()
+            params.append(field.get_db_prep_save(value, connection))
+    return ", ".join(columns), params, timestamps
 
 
 def _insert_new_submissions(
@@ -206,34 +204,52 @@ def _insert_new_submissions(
     bulk_create(ignore_conflicts=True) cannot tell which rows it inserted, so this is raw
     SQL; PostgreSQL and SQLite >= 3.35 both accept it. Returns dedupe_key -> id of new rows.
     """
-    if not items:
-        return {}
-    opts = FormSubmission._meta
-    fields = [opts.get_field(name) for name in _COLUMNS]
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(field.column) for field in fields)
-    row_placeholder = "(" + ", ".join(["%s"] * len(fields)) + ")"
     inserted: dict[str, int] = {}
     with connection.cursor() as cursor:
-        size = connection.ops.bulk_batch_size(fields, items)
-        for chunk in (items[start : start + size] for start in range(0, len(items), size)):
-            # Identifiers come from the model; every value is a bound parameter.
-            sql = (
-                f"INSERT INTO {quote(opts.db_table)} ({columns}) "  # noqa: S608
-                f"VALUES {', '.join([row_placeholder] * len(chunk))} "
-                f"ON CONFLICT ({quote('dedupe_key')}) DO NOTHING "
-                f"RETURNING {quote(opts.pk.column)}, {quote('dedupe_key')}"
+        for chunk in _chunks(items):
+            cursor.execute(
+                _submission_insert(len(chunk), "id, dedupe_key"),
+                _submission_values(chunk, signature_version, received_at),
             )
-            params = [
-                field.get_db_prep_save(value, connection)
-                for item in chunk
-                for field, value in zip(
-                    fields, _row(item, signature_version, received_at), strict=True
-                )
-            ]
-            cursor.execute(sql, params)
             inserted.update((key, pk) for pk, key in cursor.fetchall())
     return inserted
+
+
+def _submission_fields() -> list:
+    return [FormSubmission._meta.get_field(name) for name in _COLUMNS]
+
+
+def _chunks(items: list[NormalisedItem]) -> list[list[NormalisedItem]]:
+    """The items in batches small enough for one statement's parameters."""
+    if not items:
+        return []
+    size = connection.ops.bulk_batch_size(_submission_fields(), items)
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+def _submission_insert(rows: int, returning: str) -> str:
+    """INSERT of ``rows`` submissions that skips stored dedupe keys; both paths use it."""
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in _submission_fields())
+    row = "(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"
+    # Identifiers come from the model; every value is a bound parameter.
+    return (
+        f"INSERT INTO {quote(FormSubmission._meta.db_table)} ({columns}) "  # noqa: S608
+        f"VALUES {', '.join([row] * rows)} "
+        f"ON CONFLICT ({quote('dedupe_key')}) DO NOTHING RETURNING {returning}"
+    )
+
+
+def _submission_values(
+    chunk: list[NormalisedItem], signature_version: str, received_at: datetime
+) -> list[Any]:
+    """The parameters of _submission_insert, prepared as the ORM would save them."""
+    fields = _submission_fields()
+    return [
+        field.get_db_prep_save(value, connection)
+        for item in chunk
+        for field, value in zip(fields, _row(item, signature_version, received_at), strict=True)
+    ]
 
 
 def _row(item: NormalisedItem, signature_version: str, received_at: datetime) -> list[Any]:
