@@ -37,16 +37,22 @@ from bench._support import (
 DB = "leadline_bench_replay"
 
 
+def queued(broker) -> list[tuple[bytes, str, object]]:
+    """Every message waiting in the default queue: (raw, task name, first argument)."""
+    messages = []
+    for raw in broker.lrange("celery", 0, -1):
+        message = json.loads(raw)
+        first_arg = json.loads(base64.b64decode(message["body"]))[0][0]
+        messages.append((raw, message["headers"]["task"], first_arg))
+    return messages
+
+
 def expand_fanouts(broker) -> int:
     """Pop each fan-out message and run its task function, as a worker would. Returns how many."""
     from workflows.services import FANOUT_TASK
     from workflows.tasks import enqueue_workflows
 
-    fanouts = []
-    for raw in broker.lrange("celery", 0, -1):
-        message = json.loads(raw)
-        if message["headers"]["task"] == FANOUT_TASK:
-            fanouts.append((raw, json.loads(base64.b64decode(message["body"]))[0][0]))
+    fanouts = [(raw, ids) for raw, task, ids in queued(broker) if task == FANOUT_TASK]
     for raw, ids in fanouts:
         broker.lrem("celery", 1, raw)
         enqueue_workflows(ids)
@@ -55,12 +61,9 @@ def expand_fanouts(broker) -> int:
 
 def queued_ids(broker) -> list[int]:
     """The workflow id of every process_workflow message waiting in the queue."""
-    ids = []
-    for raw in broker.lrange("celery", 0, -1):
-        message = json.loads(raw)
-        assert message["headers"]["task"] == "workflows.process_workflow", message["headers"]
-        ids.append(json.loads(base64.b64decode(message["body"]))[0][0])
-    return ids
+    messages = queued(broker)
+    assert all(task == "workflows.process_workflow" for _, task, _ in messages)
+    return [workflow_id for _, _, workflow_id in messages]
 
 
 def main() -> int:
