@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -39,10 +39,11 @@ from dashboard.forms import (
 )
 from outreach.models import EmailDraft
 from outreach.services import (
-    ActionRefused,
+    REFUSALS,
     ActionResult,
     draft_edit,
     message_id_for,
+    refused,
     resolve_unknown_send,
     workflow_approve,
     workflow_reject,
@@ -92,14 +93,11 @@ def _run(request: HttpRequest, action: Callable[[], Any]) -> tuple[Any, HttpResp
     except PermissionDenied as exc:
         text = str(exc) or "You do not have permission to do that."
         return None, message_response(request, f"Not allowed: {text}", status=403)
-    except ValidationError as exc:
-        return None, message_response(request, " ".join(exc.messages), status=400)
     except Workflow.DoesNotExist:
         return None, message_response(request, "No such workflow.", status=404)
-    except EmailDraft.DoesNotExist:  # as the API answers: the workflow is not drafted (yet)
-        return None, message_response(request, "This workflow has no draft.", status=409)
-    except ActionRefused as exc:  # wrong state for the action
-        return None, message_response(request, str(exc), status=409)
+    except REFUSALS as exc:  # bad input, wrong state, no draft: as the API answers them
+        refusal = refused(exc)
+        return None, message_response(request, refusal.message, status=refusal.http_status)
 
 
 def _form_errors(form) -> str:

@@ -78,6 +78,27 @@ class ActionRefused(ValueError):
     """The action does not apply to the workflow in its current state (message says why)."""
 
 
+#: What a decision service raises when it refuses (besides PermissionDenied): bad input, the
+#: wrong state for the action, or no draft to decide on. ``refused`` says how each reads.
+REFUSALS = (ValidationError, ValueError, EmailDraft.DoesNotExist)
+
+
+@dataclass(frozen=True)
+class Refused:
+    http_status: int
+    message: str
+
+
+def refused(exc: Exception) -> Refused:
+    """How a refusal (one of REFUSALS) is reported: one answer for the dashboard, the API
+    and the bulk paths, so the same refusal gets the same status and text everywhere."""
+    if isinstance(exc, ValidationError):
+        return Refused(400, " ".join(exc.messages))
+    if isinstance(exc, EmailDraft.DoesNotExist):
+        return Refused(409, "This workflow has no draft to decide on.")
+    return Refused(409, str(exc))
+
+
 # --- Drafting and hand-off ------------------------------------------------------------------
 
 
@@ -370,9 +391,8 @@ def workflows_decide(
                 result = workflow_approve(workflow_id=workflow_id, user=user)
             else:
                 result = workflow_reject(workflow_id=workflow_id, user=user, reason=reason)
-        except (ValidationError, ValueError, EmailDraft.DoesNotExist) as exc:
-            msgs = exc.messages if isinstance(exc, ValidationError) else [str(exc) or "no draft"]
-            result = ActionResult(False, " ".join(msgs))
+        except REFUSALS as exc:
+            result = ActionResult(False, refused(exc).message)
         outcomes.append(RowOutcome(workflow_id, result.ok, result.message))
     return outcomes
 

@@ -28,8 +28,13 @@ from rest_framework.views import APIView
 
 from dashboard import selectors
 from intake.models import FormSubmission
-from outreach.models import EmailDraft
-from outreach.services import ActionRefused, ActionResult, workflow_approve, workflow_reject
+from outreach.services import (
+    REFUSALS,
+    ActionResult,
+    refused,
+    workflow_approve,
+    workflow_reject,
+)
 from workflows import serializers as s
 from workflows.models import Status, Workflow
 from workflows.services import workflows_replay
@@ -70,13 +75,11 @@ def _perform(call: Callable[[], ActionResult]) -> Response:
     """Run one service call and turn its outcome or refusal into a response."""
     try:
         result = call()
-    except EmailDraft.DoesNotExist:
-        result = ActionResult(False, "This workflow has no draft to decide on.", None)
-    except ActionRefused as exc:
-        result = ActionResult(False, str(exc), None)
-    except DjangoValidationError as exc:
+    except DjangoValidationError as exc:  # field by field, as DRF reports bad input
         detail = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
         return Response({"detail": detail}, status=status.HTTP_400_BAD_REQUEST)
+    except REFUSALS as exc:  # wrong state or no draft: a 409 that says why
+        result = ActionResult(False, refused(exc).message, None)
     body = s.ActionResultSerializer(result).data
     return Response(body, status=status.HTTP_200_OK if result.ok else status.HTTP_409_CONFLICT)
 

@@ -182,3 +182,16 @@ def test_a_note_retried_after_a_lost_answer_is_written_once(
     assert len(sandbox.sandbox.snapshot()["notes"]) == 1
     notes = AuditEvent.objects.filter(workflow=waiting_workflow, action="crm_note.created")
     assert notes.count() == 1
+
+
+def test_bulk_decisions_report_each_refusal_as_the_single_paths_do(waiting_workflow, operator):
+    from outreach.services import workflows_decide
+
+    undrafted = make_workflow(Status.RUNNING)
+    first = workflows_decide(
+        workflow_ids=[waiting_workflow.pk, undrafted.pk], user=operator, approve=True
+    )
+    assert [o.ok for o in first] == [True, False]
+    assert first[1].message == "This workflow has no draft to decide on."
+    [again] = workflows_decide(workflow_ids=[waiting_workflow.pk], user=operator, approve=True)
+    assert not again.ok and again.message.startswith("Already approved by olivia at ")
