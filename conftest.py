@@ -10,7 +10,7 @@ import pytest
 @pytest.fixture
 def sandbox() -> Iterator:
     """A fresh HubSpot sandbox on a free port; its Bearer token is `sandbox.token`."""
-    from workflows.sandbox import SandboxServer
+    from workflows.hubspot.sandbox import SandboxServer
 
     server = SandboxServer(token="sandbox-token").start()
     yield server

@@ -129,8 +129,8 @@ def run_config(args, pool: str, concurrency: int) -> dict:
     import redis
     from django.db import connection
 
+    from workflows.hubspot.sandbox import SandboxServer
     from workflows.models import AuditEvent, Status, Workflow
-    from workflows.sandbox import SandboxServer
 
     url = recreate_database(DB)
     env = bench_env(

@@ -1,10 +1,9 @@
 """The Celery app. Configuration lives in config/settings.py under the CELERY_ namespace."""
 
-import logging
 import os
 
 from celery import Celery
-from celery.signals import worker_init, worker_ready
+from celery.signals import worker_init
 
 from config.logging import connect_celery_signals
 
@@ -28,14 +27,3 @@ def refuse_unsafe_send_mode(**kwargs: object) -> None:
     except ImproperlyConfigured as exc:
         # Celery logs and swallows exceptions from signal handlers; SystemExit gets through.
         raise SystemExit(f"Refusing to start: {exc}") from None
-
-
-@worker_ready.connect
-def record_send_mode(**kwargs: object) -> None:
-    """Audit a change of send mode since the last recorded one (one row per change)."""
-    from outreach.services import record_mode_change_if_needed
-
-    try:
-        record_mode_change_if_needed()
-    except Exception:  # the database may still be starting; check_send_mode records it too
-        logging.getLogger("leadline.outreach").warning("Could not record the send mode")

@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "intake",
     "workflows",
+    "workflows.hubspot",
     "outreach",
     "dashboard",
 ]

@@ -655,7 +655,7 @@ def crm_note_write(*, workflow_id: int, retrying: bool = False) -> str:
     and when a note was already written for this workflow. A retry first looks for the note
     by its marker: an earlier attempt may have created it and lost the answer (a timeout).
     """
-    from workflows.hubspot import client_from_settings
+    from workflows.hubspot.client import client_from_settings
 
     if AuditEvent.objects.filter(workflow_id=workflow_id, action="crm_note.created").exists():
         return "skipped: note already written"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import Task, shared_task
 
 from outreach import services
-from workflows.hubspot import TransientHubSpotError
+from workflows.hubspot.client import TransientHubSpotError
 
 
 @shared_task(

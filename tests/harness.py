@@ -17,7 +17,7 @@ import redis
 import requests
 from django.db import connection
 
-from workflows.sandbox import SandboxServer
+from workflows.hubspot.sandbox import SandboxServer
 
 REPO = Path(__file__).resolve().parents[1]
 

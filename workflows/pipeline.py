@@ -23,7 +23,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from workflows import metrics
-from workflows.hubspot import (
+from workflows.hubspot.client import (
     CONTACT_PROPERTIES,
     HubSpotClient,
     HubSpotError,

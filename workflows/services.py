@@ -7,6 +7,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from celery import current_app
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -41,7 +42,10 @@ def workflows_enqueue(workflow_ids: Sequence[int], *, task: str = PROCESS_TASK) 
 
 def _publish(task: str, arguments: list[list]) -> int:
     """One message per argument list, over one broker connection, without retries."""
-    from config.celery_app import app
+    # The current app is config.celery_app's (config/__init__.py creates it at start-up);
+    # importing config.celery_app here would close the circle celery_app → outreach →
+    # workflows.services → celery_app.
+    app = current_app
 
     if app.conf.task_always_eager:  # unit tests only: run in-process, as apply_async would
         app.loader.import_default_modules()  # register the tasks modules, as a worker does

@@ -157,7 +157,7 @@ def test_a_note_retried_after_a_lost_answer_is_written_once(
     waiting_workflow, operator, settings, sandbox
 ):
     from outreach.services import crm_note_write
-    from workflows.hubspot import TransientHubSpotError
+    from workflows.hubspot.client import TransientHubSpotError
 
     settings.HUBSPOT_ACCESS_TOKEN = sandbox.token
     settings.HUBSPOT_API_BASE_URL = sandbox.url

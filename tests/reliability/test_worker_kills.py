@@ -13,7 +13,7 @@ from django.utils import timezone
 from intake.payloads import parse_body
 from intake.services import submissions_ingest
 from outreach.models import EmailDraft
-from workflows.hubspot import task_marker_token
+from workflows.hubspot.client import task_marker_token
 from workflows.models import Status, Workflow
 from workflows.sweeper import sweep
 

@@ -140,7 +140,7 @@ def test_a_timeout_is_retried(crm, settings):
 @pytest.mark.django_db
 def test_index_lag_finds_the_contact_on_a_later_search_and_creates_none(crm):
     crm.configure(index_lag_seconds=0.6)
-    from workflows.hubspot import HubSpotClient
+    from workflows.hubspot.client import HubSpotClient
 
     HubSpotClient(base_url=crm.url, token=crm.token).create_contact({"email": "lag@acme.test"})
     workflow = new_workflow(email="lag@acme.test")

@@ -9,15 +9,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from workflows.hubspot import (
+from workflows.hubspot.client import (
     HubSpotClient,
     PermanentHubSpotError,
     TransientHubSpotError,
     client_from_settings,
     task_marker_token,
 )
-from workflows.sandbox import SandboxServer
-from workflows.throttle import ThrottleTimeout, TokenBucket
+from workflows.hubspot.sandbox import SandboxServer
+from workflows.hubspot.throttle import ThrottleTimeout, TokenBucket
 
 AUTH = {"Authorization": "Bearer sandbox-token"}
 

@@ -1,6 +1,6 @@
 """A local imitation of the HubSpot CRM v3 API, served over real HTTP.
 
-It covers what `workflows/hubspot.py` calls: contact search/get/create, task create/search,
+It covers what `workflows/hubspot/client.py` calls: contact search/get/create, task create/search,
 note create and owner lookup, with Bearer auth, rate-limit headers, an optional enforced
 rolling limit, search-index lag and injectable faults. Every CRM request is recorded so tests
 can assert exactly what was sent. `/__sandbox__/` is an unauthenticated control API for

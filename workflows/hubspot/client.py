@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import requests
 
-from workflows.throttle import ThrottleTimeout, ThrottleUnavailable, TokenBucket
+from workflows.hubspot.throttle import ThrottleTimeout, ThrottleUnavailable, TokenBucket
 
 logger = logging.getLogger("leadline.hubspot")
 

@@ -3,7 +3,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from workflows.sandbox import SandboxServer
+from workflows.hubspot.sandbox import SandboxServer
 
 
 class Command(BaseCommand):
