@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -297,3 +298,30 @@ ALERT_EMAILS = env_json_list("ALERT_EMAILS")
 # A Slack-compatible incoming webhook; receives {"text": "..."}. Empty: no HTTP alerts.
 ALERT_WEBHOOK_URL = env.str("ALERT_WEBHOOK_URL", default="").strip()
 ALERT_LOOKBACK_HOURS = env_int("ALERT_LOOKBACK_HOURS", 24, minimum=1)
+
+# --- issue #12: HubSpot error classes, names and the Forms poll (docs/operations.md) ----------
+# HubSpot resets its daily API limit at midnight in the account's time zone (Settings →
+# Account defaults); a 429 DAILY halts every HubSpot call until then.
+HUBSPOT_ACCOUNT_TIME_ZONE = env.str("HUBSPOT_ACCOUNT_TIME_ZONE", default="") or TIME_ZONE
+try:
+    ZoneInfo(HUBSPOT_ACCOUNT_TIME_ZONE)
+except (ZoneInfoNotFoundError, ValueError):
+    raise ImproperlyConfigured(
+        f"HUBSPOT_ACCOUNT_TIME_ZONE={HUBSPOT_ACCOUNT_TIME_ZONE!r} is not an IANA time zone "
+        "(e.g. America/New_York)."
+    ) from None
+# Seconds a 429 DAILY halts HubSpot calls; 0 (default) means until the daily reset above.
+HUBSPOT_DAILY_PAUSE_SECONDS = env_float("HUBSPOT_DAILY_PAUSE_SECONDS", 0.0)
+# HubSpot: "423 Locked: wait about 2 seconds and retry". Default 2.
+HUBSPOT_LOCKED_RETRY_SECONDS = env_float("HUBSPOT_LOCKED_RETRY_SECONDS", 2.0)
+# Comma-separated form GUIDs the Forms poll reads; empty: every form the Forms API lists.
+HUBSPOT_FORM_IDS = [f.strip() for f in env.list("HUBSPOT_FORM_IDS", default=[]) if f.strip()]
+# Minutes between Forms polls (the reconcile_forms beat job); 0 turns the beat job off.
+HUBSPOT_RECONCILE_MINUTES = env_int("HUBSPOT_RECONCILE_MINUTES", 15)
+# A first poll of a form (no stored high-water mark) reads back this many days. Default 7.
+HUBSPOT_RECONCILE_FIRST_DAYS = env_int("HUBSPOT_RECONCILE_FIRST_DAYS", 7, minimum=1)
+if HUBSPOT_RECONCILE_MINUTES:
+    CELERY_BEAT_SCHEDULE["reconcile-hubspot-forms"] = {
+        "task": "hubspot.reconcile_forms",
+        "schedule": HUBSPOT_RECONCILE_MINUTES * 60.0,
+    }

@@ -27,6 +27,7 @@ from workflows.hubspot.client import (
     CONTACT_PROPERTIES,
     HubSpotClient,
     HubSpotError,
+    HubSpotPaused,
     TransientHubSpotError,
     client_from_settings,
 )
@@ -301,6 +302,9 @@ def _run_step(workflow: Workflow, step: str, func, client) -> None:
     except NotIndexedYet as lag:
         _on_search_lag(workflow, step, entry, attempt, lag)
         return  # _on_search_lag always raises
+    except HubSpotPaused as paused:
+        _on_hubspot_paused(workflow, step, entry, attempt, paused)
+        return  # _on_hubspot_paused always raises
     except TRANSIENT as exc:
         duration = time.monotonic() - started
         metrics.STEP_SECONDS.labels(step, "retry").observe(duration)
@@ -343,6 +347,27 @@ def _on_search_lag(
         },
     )
     raise RetryLater(lag.countdown, step, attempt - 1, kind="index_lag")
+
+
+def _on_hubspot_paused(
+    workflow: Workflow, step: str, entry: dict[str, Any], attempt: int, paused: HubSpotPaused
+) -> None:
+    """HubSpot's daily limit is spent: not an attempt; run again when the window resets."""
+    countdown = float(paused.retry_after or 60.0)
+    entry.update(attempts=attempt - 1, paused=entry.get("paused", 0) + 1)
+    workflow.step_log[step] = entry
+    lease = timezone.now() + timedelta(seconds=countdown + settings.WORKFLOW_LEASE_SECONDS)
+    Workflow.objects.filter(pk=workflow.pk).update(
+        step_log=workflow.step_log,
+        attempts=attempt - 1,
+        lease_expires_at=lease,
+        last_error=f"{step}: waiting for HubSpot's daily limit to reset ({countdown:.0f}s)",
+    )
+    log.warning(
+        "HubSpot daily limit reached; step waits for the reset",
+        extra={"workflow_id": workflow.pk, "step": step, "delay_s": round(countdown, 1)},
+    )
+    raise RetryLater(countdown, step, attempt - 1, kind="daily_limit")
 
 
 class StepFailed(Exception):

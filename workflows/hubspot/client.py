@@ -1,10 +1,19 @@
-"""HubSpot CRM v3 client: the only place Leadline talks to HubSpot.
+"""HubSpot client (CRM v3, owners, Forms): the only place Leadline talks to HubSpot.
 
 Every call passes the shared throttle first (search calls also a stricter search bucket), so
-all worker processes together stay under HubSpot's limits. Errors come back as
-TransientHubSpotError (retry later: timeouts, connection errors, 429, 5xx, unreadable
-answers) or PermanentHubSpotError (retrying will not help: 4xx), each keeping HubSpot's own
-message and category.
+all worker processes together stay under HubSpot's limits. Errors are classified as HubSpot
+documents them (https://developers.hubspot.com/docs/api-reference/error-handling):
+
+- TransientHubSpotError, retry later: timeouts, connection errors, 5xx (502/503/504/521
+  included), unreadable answers, 429 TEN_SECONDLY_ROLLING (after Retry-After), 423 Locked
+  (after about 2 s) and 477 Migration in Progress (after its Retry-After);
+- HubSpotPaused (a TransientHubSpotError), not an attempt: a 429 whose policyName is DAILY
+  halts every HubSpot call in every worker until the daily window resets (midnight in the
+  account's time zone); calls during the halt fail at once with the seconds left;
+- PermanentHubSpotError, retrying will not help: other 4xx.
+
+Each keeps HubSpot's own message and category. Every value put into a URL path is quoted, so
+a payload can never steer a request to another endpoint.
 """
 
 from __future__ import annotations
@@ -14,13 +23,20 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import requests
 
-from workflows.hubspot.throttle import ThrottleTimeout, ThrottleUnavailable, TokenBucket
+from workflows.hubspot.throttle import (
+    ThrottleHalted,
+    ThrottleTimeout,
+    ThrottleUnavailable,
+    TokenBucket,
+)
 
 logger = logging.getLogger("leadline.hubspot")
 
@@ -50,6 +66,8 @@ SEARCH_BUCKET = "hubspot:search"
 # own throttle agrees: another app or a script may share the same private-app budget.
 LOW_REMAINING = 3
 FALLBACK_RETRY_AFTER = 1.0
+#: HubSpot: "423 Locked … wait about 2 seconds and retry".
+LOCKED_RETRY_AFTER = 2.0
 _EXISTING_ID = re.compile(r"Existing ID:\s*(\d+)")
 
 
@@ -79,6 +97,12 @@ class TransientHubSpotError(HubSpotError):
     retryable = True
 
 
+class HubSpotPaused(TransientHubSpotError):
+    """HubSpot's daily limit is spent: no call may go for `retry_after` seconds.
+
+    Not a failed attempt; callers reschedule for when the daily window resets."""
+
+
 class PermanentHubSpotError(HubSpotError):
     """The request itself is wrong (or the object is gone); retrying will not help."""
 
@@ -92,6 +116,19 @@ def task_marker_token(marker: str) -> str:
     "lead-42/follow-up" would not match as one token; a hex digest always does.
     """
     return "leadline" + hashlib.sha256(marker.encode()).hexdigest()[:24]
+
+
+def path_segment(value: object) -> str:
+    """One URL path segment: "/", "?", "#", ".." and the rest cannot leave it."""
+    return quote(str(value), safe="")
+
+
+def seconds_until_daily_reset(time_zone: str, now: datetime | None = None) -> float:
+    """Seconds until the next midnight in the HubSpot account's time zone, when HubSpot resets
+    its daily API limit (https://developers.hubspot.com/docs/developer-tooling/platform/usage-guidelines)."""
+    local = (now or datetime.now(UTC)).astimezone(ZoneInfo(time_zone))
+    midnight = (local + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return max(1.0, (midnight - local).total_seconds())
 
 
 def _hubspot_timestamp(moment: datetime) -> str:
@@ -126,8 +163,12 @@ class HubSpotClient:
         general_rate: float = 10.0,
         search_rate: float = 4.0,
         throttle_timeout: float = 30.0,
+        daily_pause: Callable[[], float] = lambda: seconds_until_daily_reset("UTC"),
+        locked_retry_after: float = LOCKED_RETRY_AFTER,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.daily_pause = daily_pause
+        self.locked_retry_after = locked_retry_after
         self.timeout = timeout
         self.throttle = throttle or TokenBucket(None)
         self.general_rate = general_rate
@@ -173,9 +214,9 @@ class HubSpotClient:
         """The contact; PermanentHubSpotError (status 404) when it does not exist."""
         return self._call(
             "GET",
-            f"/crm/v3/objects/contacts/{contact_id}",
+            f"/crm/v3/objects/contacts/{path_segment(contact_id)}",
             "contacts.get",
-            params={"properties": ",".join(properties)},
+            params={"properties": list(properties)},
         )
 
     def create_contact(self, properties: dict[str, Any]) -> dict[str, Any]:
@@ -267,7 +308,10 @@ class HubSpotClient:
             "limit": 10,
         }
         found = self._call(
-            "POST", f"/crm/v3/objects/{objects}/search", f"{objects}.search", json=body
+            "POST",
+            f"/crm/v3/objects/{path_segment(objects)}/search",
+            f"{objects}.search",
+            json=body,
         )
         for item in (found or {}).get("results") or []:
             if token in (item.get("properties", {}).get(body_property) or ""):
@@ -278,7 +322,7 @@ class HubSpotClient:
     def get_owner(self, owner_id: str) -> dict[str, Any] | None:
         """The owner (id, email, firstName, lastName, userId), or None when unknown."""
         try:
-            return self._call("GET", f"/crm/v3/owners/{owner_id}", "owners.get")
+            return self._call("GET", f"/crm/v3/owners/{path_segment(owner_id)}", "owners.get")
         except PermanentHubSpotError as error:
             if error.status == 404:
                 return None
@@ -292,7 +336,7 @@ class HubSpotClient:
         endpoint: str,
         *,
         json: Any = None,
-        params: dict[str, str] | None = None,
+        params: dict[str, Any] | None = None,
     ) -> Any:
         self._wait_for_budget(endpoint.endswith(".search"))
         started = time.monotonic()
@@ -333,6 +377,10 @@ class HubSpotClient:
             self.throttle.acquire(
                 GENERAL_BUCKET, rate=self.general_rate, capacity=1, timeout=self.throttle_timeout
             )
+        except ThrottleHalted as error:
+            raise HubSpotPaused(
+                str(error), status=429, category="DAILY", retry_after=error.seconds
+            ) from error
         except ThrottleTimeout as error:
             raise TransientHubSpotError(str(error), category="THROTTLED") from error
         except ThrottleUnavailable as error:
@@ -377,11 +425,34 @@ class HubSpotClient:
         details = body if isinstance(body, dict) else {}
         message = str(details.get("message") or response.reason or "no message")
         category = str(details.get("category") or details.get("errorType") or "")
+        if status == 429 and str(details.get("policyName", "")).upper() == "DAILY":
+            seconds = self.daily_pause()
+            try:
+                self.throttle.halt(seconds)
+            except ThrottleUnavailable:
+                logger.warning("hubspot throttle unavailable; could not halt for the daily limit")
+            logger.error("hubspot daily limit reached; every call halted for %.0fs", seconds)
+            raise HubSpotPaused(message, status=status, category="DAILY", retry_after=seconds)
         if status == 429:
             retry_after = _retry_after(response.headers.get("Retry-After"))
             self._pause(retry_after)
             raise TransientHubSpotError(
                 message, status=status, category=category or "RATE_LIMIT", retry_after=retry_after
+            )
+        if status == 423:
+            raise TransientHubSpotError(
+                message,
+                status=status,
+                category=category or "LOCKED",
+                retry_after=self.locked_retry_after,
+            )
+        if status == 477:
+            retry_after = _retry_after(response.headers.get("Retry-After"))
+            raise TransientHubSpotError(
+                message,
+                status=status,
+                category=category or "MIGRATION_IN_PROGRESS",
+                retry_after=retry_after,
             )
         if status >= 500 or status == 408:
             raise TransientHubSpotError(message, status=status, category=category)
@@ -412,7 +483,29 @@ def client_from_settings() -> HubSpotClient | None:
         throttle=process_throttle(settings.CELERY_BROKER_URL),
         general_rate=settings.HUBSPOT_RATE_LIMIT_PER_10S / 10,
         search_rate=float(settings.HUBSPOT_SEARCH_RATE_PER_S),
+        daily_pause=daily_pause_from_settings,
+        locked_retry_after=settings.HUBSPOT_LOCKED_RETRY_SECONDS,
     )
+
+
+def daily_pause_from_settings() -> float:
+    """HUBSPOT_DAILY_PAUSE_SECONDS when set, else until midnight in HUBSPOT_ACCOUNT_TIME_ZONE."""
+    from django.conf import settings
+
+    if settings.HUBSPOT_DAILY_PAUSE_SECONDS:
+        return settings.HUBSPOT_DAILY_PAUSE_SECONDS
+    return seconds_until_daily_reset(settings.HUBSPOT_ACCOUNT_TIME_ZONE)
+
+
+def calls_halted_for() -> float:
+    """Seconds left of the daily-limit halt shared by every worker; 0.0 when calls may go
+    (and when Redis cannot say)."""
+    from django.conf import settings
+
+    try:
+        return process_throttle(settings.CELERY_BROKER_URL).halted_for()
+    except ThrottleUnavailable:
+        return 0.0
 
 
 @functools.cache

@@ -1,16 +1,25 @@
-"""A local imitation of the HubSpot CRM v3 API, served over real HTTP.
+"""A local imitation of HubSpot's API, served over real HTTP, that the official SDK can use.
 
-It covers what `workflows/hubspot/client.py` calls: contact search/get/create, task create/search,
-note create and owner lookup, with Bearer auth, rate-limit headers, an optional enforced
-rolling limit, search-index lag and injectable faults. Every CRM request is recorded so tests
-can assert exactly what was sent. `/__sandbox__/` is an unauthenticated control API for
-processes that cannot reach the Python object (Celery workers, browsers, shell scripts).
+It covers what `workflows/hubspot/client.py` calls and what HubSpot's Python SDK reaches for
+the same objects: contacts list/get/create/search, tasks and notes create/get/search, owners
+get/list, the v4 associations read, forms get/list (marketing v3) and form submissions
+(form-integrations v1, newest first, `limit` ≤ 50, `after` paging). Bearer auth, rate-limit
+headers (not on search answers, as HubSpot), an optional enforced rolling limit, search-index
+lag and injectable faults. Repeated query parameters are read as lists (`?properties=a&
+properties=b`), as the SDK sends them. New contacts get no owner unless an owner rule
+(config `owner_rules`: [{"email_domain": "acme.test" or "*", "owner_id": "1001"}]) says so.
+Every request is recorded so tests can assert exactly what was sent. `/__sandbox__/` is an
+unauthenticated control API for processes that cannot reach the Python object (Celery
+workers, browsers, shell scripts).
 
-Fault rules, per endpoint key (`contacts.search`, `contacts.get`, `contacts.create`,
-`tasks.create`, `tasks.search`, `tasks.get`, `notes.create`, `notes.search`, `owners.get`) or `*`:
+Fault rules, per endpoint key (the third column of ROUTES, e.g. `contacts.search`,
+`tasks.create`, `owners.get`, `forms.submissions`) or `*`:
 
     {"kind": "status", "status": 500, "times": 1, "message": ..., "category": ...,
      "retry_after": 1}                 # 429 with Retry-After: 1
+    {"kind": "status", "status": 423}                  # Locked (HubSpot: retry after ~2 s)
+    {"kind": "status", "status": 477, "retry_after": 1}  # Migration in progress
+    {"kind": "status", "status": 429, "policy": "DAILY"}  # the daily limit is spent
     {"kind": "latency", "ms": 200, "times": null}      # delays, then answers normally
     {"kind": "timeout", "seconds": 2, "times": 1, "then": "answer" | "close"}
     {"kind": "malformed", "times": 1}                  # 200 with a body that is not JSON
@@ -23,8 +32,11 @@ Control API (JSON in, JSON out): GET requests | GET state | POST reset |
 POST faults {"faults": {key: rule-or-rules}} (replaces all) |
 POST contacts {"contacts": [{"email": ..., "owner_id": ..., "id": ...}]} |
 POST owners {"owners": [{"id", "email", "firstName", "lastName", "userId"}]} |
+POST forms {"forms": [{"id", "name"}]} |
+POST submissions {"form_id": ..., "submissions": [{"submittedAt", "values", "conversionId"?,
+"pageUrl"?}]} |
 POST config {"latency_ms", "index_lag_seconds", "rate_limit", "rate_limit_interval_ms",
-"token"}.
+"token", "owner_rules"}.
 """
 
 from __future__ import annotations
@@ -53,9 +65,17 @@ DEFAULT_OWNER = {
     "lastName": "Owner",
     "userId": 2001,
 }
+DEFAULT_FORM = {"id": "4f2b7c1e-9a3d-4b8e-8f6a-2c1d0e9b7a55", "name": "Contact us"}
+SUBMISSIONS_MAX_LIMIT = 50  # form-integrations v1: "limit … max 50"
+OBJECT_TYPE_IDS = {"contacts": "0-1", "notes": "0-46", "tasks": "0-27"}
 CONTACT_DEFAULT_PROPERTIES = ("createdate", "email", "firstname", "lastmodifieddate", "lastname")
 TASK_DEFAULT_PROPERTIES = ("hs_createdate", "hs_lastmodifieddate")
 NOTE_DEFAULT_PROPERTIES = ("hs_createdate", "hs_lastmodifieddate")
+DEFAULTS = {
+    "contacts": CONTACT_DEFAULT_PROPERTIES,
+    "tasks": TASK_DEFAULT_PROPERTIES,
+    "notes": NOTE_DEFAULT_PROPERTIES,
+}
 TASK_ENUMS = {
     "hs_task_status": {"NOT_STARTED", "IN_PROGRESS", "WAITING", "COMPLETED", "DEFERRED"},
     "hs_task_priority": {"NONE", "LOW", "MEDIUM", "HIGH"},
@@ -93,11 +113,15 @@ class ApiError(Exception):
         }
 
 
+Query = Mapping[str, list[str]]
+
+
 @dataclass
 class RecordedRequest:
     method: str
     path: str
-    query: dict[str, str]
+    #: Every query parameter as the list of its values (HubSpot reads repeats as a list).
+    query: dict[str, list[str]]
     json: Any
     headers: dict[str, str]
     time: float
@@ -120,6 +144,8 @@ class SandboxConfig:
     index_lag_seconds: float = 0.0
     rate_limit: int | None = None
     rate_limit_interval_ms: int = 10_000
+    #: [{"email_domain": "acme.test" | "*", "owner_id": "1001"}]: who owns a new contact.
+    owner_rules: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -132,12 +158,16 @@ class SandboxState:
     tasks: dict[str, _Stored] = field(default_factory=dict)
     notes: dict[str, _Stored] = field(default_factory=dict)
     owners: dict[str, dict[str, Any]] = field(default_factory=dict)
+    forms: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: form id → submissions, each with "submittedAt" (ms); listed newest first.
+    submissions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: (from kind, from id) → [(to kind, to id, associationTypeId)]
+    associations: dict[tuple[str, str], list[tuple[str, str, int]]] = field(default_factory=dict)
     requests: deque[RecordedRequest] = field(default_factory=lambda: deque(maxlen=REQUEST_LOG_SIZE))
     faults: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     window: deque[float] = field(default_factory=deque)
     daily_used: int = 0
     next_id: int = 100_001
-    default_owner_id: str | None = None
 
 
 def _now_iso() -> str:
@@ -154,6 +184,109 @@ def _parse_timestamp(value: Any) -> str:
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _one(query: Query, name: str) -> str | None:
+    values = query.get(name) or []
+    return values[-1] if values else None
+
+
+def _listed(query: Query, name: str) -> list[str]:
+    """A list parameter, sent repeated (`?p=a&p=b`, the SDK) or comma-joined (`?p=a,b`)."""
+    return [item for value in query.get(name, []) for item in value.split(",") if item]
+
+
+def _int_param(query: Query, name: str, default: int, *, maximum: int) -> int:
+    raw = _one(query, name)
+    try:
+        value = int(raw) if raw else default
+    except ValueError:
+        raise ApiError(400, "VALIDATION_ERROR", f"{name} must be an integer") from None
+    if not 0 < value <= maximum:
+        raise ApiError(400, "VALIDATION_ERROR", f"{name} must be between 1 and {maximum}")
+    return value
+
+
+def _kind(name: str) -> str:
+    """ "contact", "contacts" or "0-1" → "contacts"."""
+    by_id = {v: k for k, v in OBJECT_TYPE_IDS.items()}
+    kind = by_id.get(name) or (name if name.endswith("s") else name + "s")
+    if kind not in OBJECT_TYPE_IDS:
+        raise ApiError(400, "VALIDATION_ERROR", f"Unknown object type {name!r}")
+    return kind
+
+
+def _form_definition(form_id: str, name: str, **extra: Any) -> dict[str, Any]:
+    """A form as the marketing v3 Forms API describes one (fields: email, names, message)."""
+    now = _now_iso()
+
+    def field_(name: str, label: str, field_type: str, required: bool) -> dict[str, Any]:
+        entry = {
+            "objectTypeId": "0-1",
+            "name": name,
+            "label": label,
+            "required": required,
+            "hidden": False,
+            "fieldType": field_type,
+            "dependentFields": [],
+        }
+        if field_type == "email":
+            entry["validation"] = {"blockedEmailDomains": [], "useDefaultBlockList": False}
+        return entry
+
+    fields = [
+        field_("email", "Email", "email", True),
+        field_("firstname", "First name", "single_line_text", False),
+        field_("lastname", "Last name", "single_line_text", False),
+        field_("company", "Company", "single_line_text", False),
+        field_("message", "Message", "multi_line_text", False),
+    ]
+    return {
+        "id": form_id,
+        "name": name,
+        "formType": "hubspot",
+        "createdAt": extra.get("createdAt", now),
+        "updatedAt": extra.get("updatedAt", now),
+        "archived": False,
+        "fieldGroups": [
+            {"groupType": "default_group", "richTextType": "text", "fields": [f]} for f in fields
+        ],
+        "configuration": {
+            "language": "en",
+            "cloneable": True,
+            "postSubmitAction": {"type": "thank_you", "value": ""},
+            "editable": True,
+            "archivable": True,
+            "recaptchaEnabled": False,
+            "notifyContactOwner": False,
+            "notifyRecipients": [],
+            "createNewContactForNewEmail": False,
+            "prePopulateKnownValues": True,
+            "allowLinkToResetKnownValues": False,
+            "lifecycleStages": [],
+        },
+        "displayOptions": {
+            "renderRawHtml": False,
+            "theme": "default_style",
+            "submitButtonText": "Submit",
+            "style": {
+                "fontFamily": "arial, helvetica, sans-serif",
+                "backgroundWidth": "100%",
+                "labelTextColor": "#33475b",
+                "labelTextSize": "14px",
+                "helpTextColor": "#7C98B6",
+                "helpTextSize": "11px",
+                "legalConsentTextColor": "#33475b",
+                "legalConsentTextSize": "14px",
+                "submitColor": "#ff7a59",
+                "submitAlignment": "left",
+                "submitFontColor": "#ffffff",
+                "submitSize": "12px",
+            },
+            "cssClass": "",
+        },
+        "legalConsentOptions": {"type": "none"},
+    }
 
 
 def _tokens(value: str) -> set[str]:
@@ -182,14 +315,23 @@ class Sandbox:
     def reset(self) -> None:
         with self.state.lock:
             self.state.config = SandboxConfig(**asdict(self.initial_config))
-            for name in ("contacts", "tasks", "notes", "owners", "faults"):
+            for name in (
+                "contacts",
+                "tasks",
+                "notes",
+                "owners",
+                "faults",
+                "forms",
+                "submissions",
+                "associations",
+            ):
                 getattr(self.state, name).clear()
             self.state.requests.clear()
             self.state.window.clear()
             self.state.daily_used = 0
             self.state.next_id = 100_001
             self.seed_owner(**DEFAULT_OWNER)
-            self.state.default_owner_id = DEFAULT_OWNER["id"]
+            self.seed_form(**DEFAULT_FORM)
 
     def configure(self, **changes: Any) -> SandboxConfig:
         with self.state.lock:
@@ -241,13 +383,56 @@ class Sandbox:
     def seed_contact(
         self, properties: Mapping[str, Any] | None = None, *, id: str | None = None, **props: Any
     ) -> dict[str, Any]:
-        """Store a contact that search already sees (seeded data is indexed)."""
+        """Store a contact that search already sees (seeded data is indexed). It has an owner
+        only when given `hubspot_owner_id` or when an owner rule matches its email."""
         with self.state.lock:
-            stored = self._new_object(self.state.contacts, {**(properties or {}), **props}, id=id)
-            props_ = stored.object["properties"]
-            props_.setdefault("hubspot_owner_id", self.state.default_owner_id)
+            properties = {**(properties or {}), **props}
+            owner = self._owner_by_rule(properties.get("email"))
+            if owner and "hubspot_owner_id" not in properties:
+                properties["hubspot_owner_id"] = owner
+            stored = self._new_object(self.state.contacts, properties, id=id)
             stored.created = float("-inf")
             return json.loads(json.dumps(stored.object))
+
+    def seed_form(self, *, id: str, name: str, **extra: Any) -> dict[str, Any]:
+        """A form definition as GET /marketing/v3/forms/{id} answers it."""
+        form = _form_definition(str(id), name, **extra)
+        with self.state.lock:
+            self.state.forms[form["id"]] = form
+            self.state.submissions.setdefault(form["id"], [])
+        return form
+
+    def seed_submissions(
+        self, form_id: str, submissions: Iterable[Mapping[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Store submissions on a form (created when unknown) as the Forms API lists them."""
+        added = []
+        with self.state.lock:
+            if form_id not in self.state.forms:
+                self.seed_form(id=form_id, name=f"Form {form_id[:8]}")
+            for item in submissions:
+                values = [
+                    {"name": str(v["name"]), "value": str(v.get("value", ""))}
+                    | ({"objectTypeId": v["objectTypeId"]} if v.get("objectTypeId") else {})
+                    for v in item.get("values", [])
+                ]
+                submission = {
+                    "conversionId": str(item.get("conversionId") or uuid.uuid4()),
+                    "submittedAt": int(item["submittedAt"]),
+                    "values": values,
+                    "pageUrl": str(item.get("pageUrl") or "https://www.example.com/contact"),
+                }
+                self.state.submissions[form_id].append(submission)
+                added.append(dict(submission))
+        return added
+
+    def _owner_by_rule(self, email: Any) -> str | None:
+        domain = str(email or "").rpartition("@")[2].casefold()
+        for rule in self.state.config.owner_rules:
+            wanted = str(rule.get("email_domain", "")).casefold()
+            if wanted == "*" or (domain and wanted == domain):
+                return str(rule["owner_id"])
+        return None
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -262,6 +447,8 @@ class Sandbox:
                 "tasks": [s.object for s in self.state.tasks.values()],
                 "notes": [s.object for s in self.state.notes.values()],
                 "owners": list(self.state.owners.values()),
+                "forms": list(self.state.forms.values()),
+                "submissions": {k: list(v) for k, v in self.state.submissions.items()},
                 "faults": self.state.faults,
             }
 
@@ -378,21 +565,77 @@ class Sandbox:
         view["properties"] = {name: obj["properties"].get(name) for name in names}
         return json.loads(json.dumps(view))
 
-    def get_contact(self, contact_id: str, query: Mapping[str, str]) -> tuple[int, Any]:
-        requested = [p for p in query.get("properties", "").split(",") if p]
+    def get_object(self, kind: str, object_id: str, query: Query) -> tuple[int, Any]:
+        """GET /crm/v3/objects/{kind}/{id}; `properties` and `associations` may repeat."""
         with self.state.lock:
-            stored = self.state.contacts.get(contact_id)
+            stored = getattr(self.state, kind).get(object_id)
             if stored is None:
                 raise ApiError(404, "OBJECT_NOT_FOUND", "resource not found")
-            return 200, self._view(stored.object, requested, CONTACT_DEFAULT_PROPERTIES)
+            view = self._view(stored.object, _listed(query, "properties"), DEFAULTS[kind])
+            self._add_associations(view, kind, object_id, _listed(query, "associations"))
+            return 200, view
 
-    def get_task(self, task_id: str, query: Mapping[str, str]) -> tuple[int, Any]:
-        requested = [p for p in query.get("properties", "").split(",") if p]
+    def list_objects(self, kind: str, query: Query) -> tuple[int, Any]:
+        """GET /crm/v3/objects/{kind}: a page in id order, `after` the last id seen."""
+        limit = _int_param(query, "limit", 10, maximum=100)
+        after = _one(query, "after")
         with self.state.lock:
-            stored = self.state.tasks.get(task_id)
-            if stored is None:
+            table = getattr(self.state, kind)
+            ids = sorted(table, key=int)
+            if after:
+                ids = [i for i in ids if int(i) > int(after)]
+            page = ids[:limit]
+            results = []
+            for object_id in page:
+                view = self._view(
+                    table[object_id].object, _listed(query, "properties"), DEFAULTS[kind]
+                )
+                self._add_associations(view, kind, object_id, _listed(query, "associations"))
+                results.append(view)
+        answer: dict[str, Any] = {"results": results}
+        if len(ids) > limit:
+            answer["paging"] = {"next": {"after": page[-1], "link": f"?after={page[-1]}"}}
+        return 200, answer
+
+    def _add_associations(
+        self, view: dict[str, Any], kind: str, object_id: str, wanted: list[str]
+    ) -> None:
+        linked: dict[str, list[dict[str, str]]] = {}
+        for to_kind, to_id, _type_id in self.state.associations.get((kind, object_id), []):
+            if to_kind in wanted:
+                linked.setdefault(to_kind, []).append(
+                    {"id": to_id, "type": f"{kind[:-1]}_to_{to_kind[:-1]}"}
+                )
+        if linked:
+            view["associations"] = {k: {"results": v} for k, v in linked.items()}
+
+    def get_associations(
+        self, from_kind: str, object_id: str, to_kind: str, query: Query
+    ) -> tuple[int, Any]:
+        """GET /crm/v4/objects/{from}/{id}/associations/{to}."""
+        from_kind, to_kind = _kind(from_kind), _kind(to_kind)
+        limit = _int_param(query, "limit", 500, maximum=500)
+        with self.state.lock:
+            if object_id not in getattr(self.state, from_kind):
                 raise ApiError(404, "OBJECT_NOT_FOUND", "resource not found")
-            return 200, self._view(stored.object, requested, TASK_DEFAULT_PROPERTIES)
+            linked = [
+                (to_id, type_id)
+                for kind, to_id, type_id in self.state.associations.get((from_kind, object_id), [])
+                if kind == to_kind
+            ]
+        results = [
+            {
+                "toObjectId": int(to_id),
+                "associationTypes": [
+                    {"category": "HUBSPOT_DEFINED", "typeId": type_id, "label": None}
+                ],
+            }
+            for to_id, type_id in linked[:limit]
+        ]
+        return 200, {"results": results}
+
+    def get_note(self, note_id: str, query: Query) -> tuple[int, Any]:
+        return self.get_object("notes", note_id, query)
 
     def create_contact(self, body: Any) -> tuple[int, Any]:
         properties = self._properties(body)
@@ -422,7 +665,9 @@ class Sandbox:
                         "CONFLICT",
                         f"Contact already exists. Existing ID: {stored.object['id']}",
                     )
-            properties.setdefault("hubspot_owner_id", self.state.default_owner_id)
+            owner = self._owner_by_rule(email)
+            if owner and not properties.get("hubspot_owner_id"):
+                properties["hubspot_owner_id"] = owner
             stored = self._new_object(self.state.contacts, properties)
             return 201, json.loads(json.dumps(stored.object))
 
@@ -458,13 +703,23 @@ class Sandbox:
                     "VALIDATION_ERROR",
                     f"Property values were not valid: {owner} is not a valid owner id",
                 )
-            associations = self._associations(kind, body.get("associations") or [])
+            contact_ids = self._associations(kind, body.get("associations") or [])
             table = self.state.tasks if kind == "tasks" else self.state.notes
             stored = self._new_object(table, properties)
-            stored.object["associations"] = associations
+            type_id = CONTACT_ASSOCIATION_TYPE[kind]
+            object_id = stored.object["id"]
+            for contact_id in contact_ids:
+                self.state.associations.setdefault((kind, object_id), []).append(
+                    ("contacts", contact_id, type_id)
+                )
+                # HubSpot's contact → task/note types are the reverse labels (203 / 201).
+                self.state.associations.setdefault(("contacts", contact_id), []).append(
+                    (kind, object_id, type_id - 1)
+                )
+            # Like HubSpot, the create answer carries no `associations`.
             return 201, json.loads(json.dumps(stored.object))
 
-    def _associations(self, kind: str, associations: Any) -> dict[str, Any]:
+    def _associations(self, kind: str, associations: Any) -> list[str]:
         contact_ids: list[str] = []
         if not isinstance(associations, list):
             raise ApiError(400, "VALIDATION_ERROR", "associations must be a list")
@@ -489,11 +744,7 @@ class Sandbox:
                     400, "VALIDATION_ERROR", f"No contact with ID {to_id} exists to associate"
                 )
             contact_ids.append(to_id)
-        return {
-            "contacts": {
-                "results": [{"id": i, "type": f"{kind[:-1]}_to_contact"} for i in contact_ids]
-            }
-        }
+        return contact_ids
 
     def search(self, kind: str, body: Any) -> tuple[int, Any]:
         if not isinstance(body, dict):
@@ -503,11 +754,7 @@ class Sandbox:
         if not 0 < limit <= 200:
             raise ApiError(400, "VALIDATION_ERROR", "limit must be between 1 and 200")
         after = int(body.get("after") or 0)
-        defaults = {
-            "contacts": CONTACT_DEFAULT_PROPERTIES,
-            "tasks": TASK_DEFAULT_PROPERTIES,
-            "notes": NOTE_DEFAULT_PROPERTIES,
-        }[kind]
+        defaults = DEFAULTS[kind]
         with self.state.lock:
             table = getattr(self.state, kind)
             visible_before = time.monotonic() - self.state.config.index_lag_seconds
@@ -550,6 +797,61 @@ class Sandbox:
             raise ApiError(404, "OBJECT_NOT_FOUND", f"Owner {owner_id} not found")
         return 200, dict(owner)
 
+    def list_owners(self, query: Query) -> tuple[int, Any]:
+        """GET /crm/v3/owners: filtered by `email`, paged by `after` (owner id)."""
+        limit = _int_param(query, "limit", 100, maximum=500)
+        email = (_one(query, "email") or "").casefold()
+        after = _one(query, "after")
+        with self.state.lock:
+            owners = sorted(self.state.owners.values(), key=lambda o: int(o["id"]))
+        owners = [o for o in owners if not email or o["email"].casefold() == email]
+        if after:
+            owners = [o for o in owners if int(o["id"]) > int(after)]
+        answer: dict[str, Any] = {"results": [dict(o) for o in owners[:limit]]}
+        if len(owners) > limit:
+            last = owners[limit - 1]["id"]
+            answer["paging"] = {"next": {"after": last, "link": f"?after={last}"}}
+        return 200, answer
+
+    def get_form(self, form_id: str) -> tuple[int, Any]:
+        with self.state.lock:
+            form = self.state.forms.get(form_id)
+        if form is None:
+            raise ApiError(404, "OBJECT_NOT_FOUND", f"Form {form_id} not found")
+        return 200, json.loads(json.dumps(form))
+
+    def list_forms(self, query: Query) -> tuple[int, Any]:
+        """GET /marketing/v3/forms: forward paging by `after` (an opaque cursor)."""
+        limit = _int_param(query, "limit", 20, maximum=100)
+        offset = int(_one(query, "after") or 0)
+        with self.state.lock:
+            forms = sorted(self.state.forms.values(), key=lambda f: f["createdAt"])
+        answer: dict[str, Any] = {"results": json.loads(json.dumps(forms[offset : offset + limit]))}
+        if offset + limit < len(forms):
+            cursor = str(offset + limit)
+            answer["paging"] = {"next": {"after": cursor, "link": f"?after={cursor}"}}
+        return 200, answer
+
+    def list_submissions(self, form_id: str, query: Query) -> tuple[int, Any]:
+        """GET /form-integrations/v1/submissions/forms/{guid}: newest first, `limit` ≤ 50."""
+        limit = _int_param(query, "limit", 20, maximum=SUBMISSIONS_MAX_LIMIT)
+        offset = int(_one(query, "after") or 0)
+        with self.state.lock:
+            if form_id not in self.state.forms:
+                raise ApiError(404, "OBJECT_NOT_FOUND", f"Form {form_id} not found")
+            listed = sorted(
+                self.state.submissions.get(form_id, []),
+                key=lambda s: s["submittedAt"],
+                reverse=True,
+            )
+        page = json.loads(json.dumps(listed[offset : offset + limit]))
+        answer: dict[str, Any] = {"results": page}
+        if offset + limit < len(listed):
+            cursor = str(offset + limit)
+            link = f"/form-integrations/v1/submissions/forms/{form_id}?after={cursor}"
+            answer["paging"] = {"next": {"after": cursor, "link": link}}
+        return 200, answer
+
     @staticmethod
     def _properties(body: Any) -> dict[str, Any]:
         if not isinstance(body, dict) or not isinstance(body.get("properties"), dict):
@@ -561,14 +863,27 @@ class Sandbox:
 ROUTES = [
     ("POST", r"/crm/v3/objects/contacts/search", "contacts.search"),
     ("GET", r"/crm/v3/objects/contacts/(?P<id>[^/]+)", "contacts.get"),
+    ("GET", r"/crm/v3/objects/contacts", "contacts.list"),
     ("POST", r"/crm/v3/objects/contacts", "contacts.create"),
     ("POST", r"/crm/v3/objects/tasks/search", "tasks.search"),
     ("GET", r"/crm/v3/objects/tasks/(?P<id>[^/]+)", "tasks.get"),
     ("POST", r"/crm/v3/objects/tasks", "tasks.create"),
     ("POST", r"/crm/v3/objects/notes/search", "notes.search"),
+    ("GET", r"/crm/v3/objects/notes/(?P<id>[^/]+)", "notes.get"),
     ("POST", r"/crm/v3/objects/notes", "notes.create"),
     ("GET", r"/crm/v3/owners/(?P<id>[^/]+)", "owners.get"),
+    ("GET", r"/crm/v3/owners", "owners.list"),
+    (
+        "GET",
+        r"/crm/v4/objects/(?P<from_kind>[^/]+)/(?P<id>[^/]+)/associations/(?P<to_kind>[^/]+)",
+        "associations.get",
+    ),
+    ("GET", r"/marketing/v3/forms/(?P<id>[^/]+)", "forms.get"),
+    ("GET", r"/marketing/v3/forms", "forms.list"),
+    ("GET", r"/form-integrations/v1/submissions/forms/(?P<id>[^/]+)", "forms.submissions"),
 ]
+#: HubSpot sends no rate-limit headers on search answers (search has its own limit).
+NO_RATE_LIMIT_HEADERS = {"contacts.search", "tasks.search", "notes.search"}
 
 
 def _route(method: str, path: str) -> tuple[str, dict[str, str]]:
@@ -611,7 +926,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         parts = urlsplit(self.path)
-        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        query = parse_qs(parts.query)
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         if parts.path.startswith("/__sandbox__/"):
@@ -619,7 +934,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._crm(parts.path.rstrip("/"), query, raw)
 
-    def _crm(self, path: str, query: dict[str, str], raw: bytes) -> None:
+    def _crm(self, path: str, query: Query, raw: bytes) -> None:
         sandbox = self.server.sandbox
         try:
             body = json.loads(raw) if raw else None
@@ -656,6 +971,8 @@ class _Handler(BaseHTTPRequestHandler):
             if fault is not None:
                 self._fault(entry, fault, headers)
                 return
+            if entry.endpoint in NO_RATE_LIMIT_HEADERS:
+                headers = {}
             status, payload = self._handle(entry.endpoint, params, query, body)
         except ApiError as error:
             headers = {**(headers or sandbox.rate_limit_headers()), **error.headers}
@@ -664,26 +981,33 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(payload).encode(), headers)
 
     def _handle(
-        self, endpoint: str, params: dict[str, str], query: dict[str, str], body: Any
+        self, endpoint: str, params: dict[str, str], query: Query, body: Any
     ) -> tuple[int, Any]:
         sandbox = self.server.sandbox
+        kind = endpoint.partition(".")[0]
         match endpoint:
-            case "contacts.search":
-                return sandbox.search("contacts", body)
-            case "contacts.get":
-                return sandbox.get_contact(params["id"], query)
+            case "contacts.search" | "tasks.search" | "notes.search":
+                return sandbox.search(kind, body)
+            case "contacts.get" | "tasks.get" | "notes.get":
+                return sandbox.get_object(kind, params["id"], query)
+            case "contacts.list":
+                return sandbox.list_objects(kind, query)
             case "contacts.create":
                 return sandbox.create_contact(body)
-            case "tasks.search":
-                return sandbox.search("tasks", body)
-            case "tasks.get":
-                return sandbox.get_task(params["id"], query)
-            case "tasks.create":
-                return sandbox.create_engagement("tasks", body)
-            case "notes.create":
-                return sandbox.create_engagement("notes", body)
-            case "notes.search":
-                return sandbox.search("notes", body)
+            case "tasks.create" | "notes.create":
+                return sandbox.create_engagement(kind, body)
+            case "owners.list":
+                return sandbox.list_owners(query)
+            case "associations.get":
+                return sandbox.get_associations(
+                    params["from_kind"], params["id"], params["to_kind"], query
+                )
+            case "forms.get":
+                return sandbox.get_form(params["id"])
+            case "forms.list":
+                return sandbox.list_forms(query)
+            case "forms.submissions":
+                return sandbox.list_submissions(params["id"], query)
             case _:
                 return sandbox.get_owner(params["id"])
 
@@ -699,20 +1023,21 @@ class _Handler(BaseHTTPRequestHandler):
             429: "RATE_LIMITS",
             401: "INVALID_AUTHENTICATION",
             404: "OBJECT_NOT_FOUND",
+            423: "LOCKED",
+            477: "MIGRATION_IN_PROGRESS",
         }
         category = fault.get("category") or default_category.get(
             status, "VALIDATION_ERROR" if status < 500 else "INTERNAL_ERROR"
         )
+        policy = str(fault.get("policy") or "TEN_SECONDLY_ROLLING").upper()
         message = fault.get("message") or (
-            "You have reached your ten_secondly_rolling limit."
+            f"You have reached your {policy.lower()} limit."
             if status == 429
             else f"Sandbox injected a {status} response"
         )
-        extra = (
-            {"errorType": "RATE_LIMIT", "policyName": "TEN_SECONDLY_ROLLING"}
-            if status == 429
-            else {}
-        )
+        extra = {"errorType": "RATE_LIMIT", "policyName": policy} if status == 429 else {}
+        if status == 429 and policy == "DAILY":
+            headers = {**headers, "X-HubSpot-RateLimit-Daily-Remaining": "0"}
         if fault.get("retry_after") is not None:
             headers = {**headers, "Retry-After": str(fault["retry_after"])}
         entry.status = status
@@ -742,6 +1067,15 @@ class _Handler(BaseHTTPRequestHandler):
             elif action == "owners":
                 items = body.get("owners", [body])
                 payload = {"owners": [sandbox.seed_owner(**o) for o in items]}
+            elif action == "forms":
+                items = body.get("forms", [body])
+                payload = {"forms": [sandbox.seed_form(**f) for f in items]}
+            elif action == "submissions":
+                payload = {
+                    "submissions": sandbox.seed_submissions(
+                        str(body["form_id"]), body.get("submissions", [])
+                    )
+                }
             elif action == "config":
                 payload = asdict(sandbox.configure(**body))
             else:
@@ -906,6 +1240,14 @@ class SandboxServer:
 
     def seed_owner(self, **owner: Any) -> dict[str, Any]:
         return self.sandbox.seed_owner(**owner)
+
+    def seed_form(self, **form: Any) -> dict[str, Any]:
+        return self.sandbox.seed_form(**form)
+
+    def seed_submissions(
+        self, form_id: str, submissions: Iterable[Mapping[str, Any]]
+    ) -> list[dict[str, Any]]:
+        return self.sandbox.seed_submissions(form_id, submissions)
 
     def requests(self, endpoint: str | None = None) -> list[RecordedRequest]:
         return [r for r in self.sandbox.requests if endpoint is None or r.endpoint == endpoint]

@@ -2,7 +2,8 @@
 
 Redis holds each bucket; one Lua script refills and reserves atomically, using Redis's own
 clock so workers on different hosts agree. A "pause" key (with a TTL) makes every process
-hold back after any one of them got a 429. Without Redis (the embedded dev mode) the same
+hold back after any one of them got a 429; a "halt" key stops every bucket at once until
+HubSpot's daily window resets. Without Redis (the embedded dev mode) the same
 interface runs in-process, shared by the threads of one process only.
 """
 
@@ -18,10 +19,15 @@ import redis
 # Refill, then reserve one token if the caller can afford the wait. Tokens may go negative:
 # a reservation is a promise to call no earlier than `wait` seconds from now, which keeps
 # concurrent callers in a fair queue instead of racing on every refill.
-# KEYS: bucket hash, pause key. ARGV: rate, capacity, max_wait (seconds).
-# Returns {"paused"|"ok"|"busy", seconds}: paused = retry after that long; ok = go after that
-# long; busy = the wait would exceed max_wait, nothing was reserved.
+# KEYS: bucket hash, pause key, halt key. ARGV: rate, capacity, max_wait (seconds).
+# Returns {"halted"|"paused"|"ok"|"busy", seconds}: halted = every bucket is stopped for that
+# long (HubSpot's daily limit); paused = retry after that long; ok = go after that long;
+# busy = the wait would exceed max_wait, nothing was reserved.
 _ACQUIRE = """
+local halt_ms = redis.call('PTTL', KEYS[3])
+if halt_ms > 0 then
+  return {'halted', tostring(halt_ms / 1000)}
+end
 local pause_ms = redis.call('PTTL', KEYS[2])
 if pause_ms > 0 then
   return {'paused', tostring(pause_ms / 1000)}
@@ -65,12 +71,24 @@ class ThrottleUnavailable(RuntimeError):
     """Redis could not be reached, so no process can know the shared pace."""
 
 
+class ThrottleHalted(RuntimeError):
+    """Every bucket is halted (HubSpot's daily limit is spent) for `seconds` more."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"HubSpot calls halted for {seconds:.0f}s more (daily limit reached)")
+        self.seconds = seconds
+
+
 class _Backend(Protocol):
     def try_acquire(
         self, bucket: str, rate: float, capacity: int, max_wait: float
     ) -> tuple[str, float]: ...
 
     def pause(self, bucket: str, seconds: float) -> None: ...
+
+    def halt(self, seconds: float) -> None: ...
+
+    def halted_for(self) -> float: ...
 
 
 class _RedisBackend:
@@ -83,7 +101,11 @@ class _RedisBackend:
     def try_acquire(
         self, bucket: str, rate: float, capacity: int, max_wait: float
     ) -> tuple[str, float]:
-        keys = [f"{self.prefix}:{bucket}:tokens", f"{self.prefix}:{bucket}:pause"]
+        keys = [
+            f"{self.prefix}:{bucket}:tokens",
+            f"{self.prefix}:{bucket}:pause",
+            f"{self.prefix}:halt",
+        ]
         try:
             status, seconds = self.acquire_script(keys=keys, args=[rate, capacity, max_wait])
         except redis.RedisError as error:
@@ -97,6 +119,20 @@ class _RedisBackend:
         except redis.RedisError as error:
             raise ThrottleUnavailable(f"throttle {bucket!r}: {error}") from error
 
+    def halt(self, seconds: float) -> None:
+        milliseconds = max(1, int(seconds * 1000))
+        try:
+            self.pause_script(keys=[f"{self.prefix}:halt"], args=[milliseconds])
+        except redis.RedisError as error:
+            raise ThrottleUnavailable(f"throttle halt: {error}") from error
+
+    def halted_for(self) -> float:
+        try:
+            milliseconds = self.client.pttl(f"{self.prefix}:halt")
+        except redis.RedisError as error:
+            raise ThrottleUnavailable(f"throttle halt: {error}") from error
+        return max(0, milliseconds) / 1000
+
 
 @dataclass
 class _LocalBucket:
@@ -109,6 +145,7 @@ class _LocalBackend:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.buckets: dict[str, _LocalBucket] = {}
+        self.halted_until = 0.0
 
     def _bucket(self, name: str, capacity: int, now: float) -> _LocalBucket:
         return self.buckets.setdefault(name, _LocalBucket(tokens=capacity, updated=now))
@@ -118,6 +155,8 @@ class _LocalBackend:
     ) -> tuple[str, float]:
         with self.lock:
             now = time.monotonic()
+            if self.halted_until > now:
+                return "halted", self.halted_until - now
             state = self._bucket(bucket, capacity, now)
             if state.paused_until > now:
                 return "paused", state.paused_until - now
@@ -134,6 +173,14 @@ class _LocalBackend:
             state = self._bucket(bucket, 1, now)
             state.paused_until = max(state.paused_until, now + seconds)
 
+    def halt(self, seconds: float) -> None:
+        with self.lock:
+            self.halted_until = max(self.halted_until, time.monotonic() + seconds)
+
+    def halted_for(self) -> float:
+        with self.lock:
+            return max(0.0, self.halted_until - time.monotonic())
+
 
 class TokenBucket:
     """Named token buckets; Redis-backed for redis:// URLs, in-process otherwise."""
@@ -148,8 +195,9 @@ class TokenBucket:
         """Block until `bucket` grants a call; return the seconds waited.
 
         Raises ThrottleTimeout (without sleeping the remainder) when no token can be had
-        within `timeout`, so the caller can reschedule instead of holding a worker, and
-        ThrottleUnavailable when Redis is down.
+        within `timeout`, so the caller can reschedule instead of holding a worker,
+        ThrottleHalted at once while every call is halted (see halt), and ThrottleUnavailable
+        when Redis is down.
         """
         if rate <= 0 or capacity < 1:
             raise ValueError("rate must be > 0 and capacity >= 1")
@@ -158,6 +206,8 @@ class TokenBucket:
         while True:
             remaining = deadline - time.monotonic()
             status, seconds = self._backend.try_acquire(bucket, rate, capacity, max(0.0, remaining))
+            if status == "halted":
+                raise ThrottleHalted(seconds)
             if status == "ok":
                 time.sleep(seconds)
                 return time.monotonic() - started
@@ -172,3 +222,12 @@ class TokenBucket:
         """Hold back every caller of `bucket`, in every process, for `seconds`."""
         if seconds > 0:
             self._backend.pause(bucket, seconds)
+
+    def halt(self, seconds: float) -> None:
+        """Stop every bucket, in every process, for `seconds` (never shortens a halt)."""
+        if seconds > 0:
+            self._backend.halt(seconds)
+
+    def halted_for(self) -> float:
+        """Seconds left of the current halt; 0.0 when calls may go."""
+        return self._backend.halted_for()

@@ -63,7 +63,9 @@ def run_until_done(workflow_id: int, max_runs: int = 12, wait: bool = False) -> 
 
 @pytest.mark.django_db
 def test_a_new_lead_reaches_awaiting_approval_with_contact_owner_task_and_draft(crm):
-    crm.seed_contact(email="lead@acme.test", firstname="Lea", company="Acme", id="501")
+    crm.seed_contact(
+        email="lead@acme.test", firstname="Lea", company="Acme", id="501", hubspot_owner_id="1001"
+    )
     workflow = new_workflow()
     run_until_done(workflow.pk)
     workflow.refresh_from_db()
@@ -128,7 +130,7 @@ def test_retries_exhausted_fail_the_workflow(crm):
 @pytest.mark.django_db
 def test_a_timeout_is_retried(crm, settings):
     crm.add_fault("owners.get", {"kind": "timeout", "seconds": 1.5, "times": 1})
-    crm.seed_contact(email="lead@acme.test", id="777")
+    crm.seed_contact(email="lead@acme.test", id="777", hubspot_owner_id="1001")
     workflow = new_workflow()
     settings.HUBSPOT_TIMEOUT_SECONDS = 0.5
     countdowns = run_until_done(workflow.pk)
@@ -238,7 +240,7 @@ def test_an_event_delivery_is_drafted_to_the_crm_contacts_email(crm):
     assert workflow.draft.recipient == "evented@acme.test"
     assert workflow.draft.gate_reason and "no valid recipient" not in workflow.draft.gate_reason
     [get] = crm.requests("contacts.get")
-    assert "lifecyclestage" in get.query["properties"]
+    assert "lifecyclestage" in get.query["properties"]  # each property its own parameter
 
 
 @pytest.mark.django_db

@@ -57,7 +57,7 @@ def test_get_contact_asks_for_named_properties(sandbox, client):
     contact = client.get_contact(seeded["id"], properties=["email", "lastname"])
 
     assert contact["properties"]["lastname"] == "L"
-    assert sandbox.requests("contacts.get")[0].query == {"properties": "email,lastname"}
+    assert sandbox.requests("contacts.get")[0].query == {"properties": ["email", "lastname"]}
 
 
 def test_get_missing_contact_is_permanent_not_found(client):
@@ -69,11 +69,21 @@ def test_get_missing_contact_is_permanent_not_found(client):
     assert not caught.value.retryable
 
 
-def test_create_contact_gets_default_owner(client):
+def test_a_new_contact_has_no_owner_without_an_owner_rule(client):
     contact = client.create_contact({"email": "new@example.com", "firstname": "New"})
 
     assert contact["id"]
-    assert contact["properties"]["hubspot_owner_id"] == "1001"
+    assert "hubspot_owner_id" not in contact["properties"]
+
+
+def test_an_owner_rule_gives_a_new_contact_its_owner(sandbox, client):
+    sandbox.configure(owner_rules=[{"email_domain": "acme.test", "owner_id": "1001"}])
+
+    owned = client.create_contact({"email": "new@acme.test"})
+    unowned = client.create_contact({"email": "new@other.test"})
+
+    assert client.get_contact(owned["id"])["properties"]["hubspot_owner_id"] == "1001"
+    assert client.get_contact(unowned["id"])["properties"]["hubspot_owner_id"] is None
 
 
 def test_creating_existing_contact_returns_the_existing_one(sandbox, client):
