@@ -13,6 +13,7 @@ class SignatureVersion(models.TextChoices):
     V1 = "v1"
     V2 = "v2"
     V3 = "v3"
+    POLL = "poll", "fetched by the Forms poll (not signed)"
 
 
 class FormSubmission(models.Model):
@@ -20,7 +21,7 @@ class FormSubmission(models.Model):
 
     dedupe_key = models.CharField(max_length=128, unique=True)
     shape = models.CharField(max_length=16, choices=Shape.choices)
-    signature_version = models.CharField(max_length=2, choices=SignatureVersion.choices)
+    signature_version = models.CharField(max_length=4, choices=SignatureVersion.choices)
     raw_payload = models.JSONField()
     email = models.CharField(max_length=254, blank=True, default="")
     email_error = models.CharField(max_length=300, blank=True, default="")

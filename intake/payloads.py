@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -59,6 +59,7 @@ class NormalisedItem:
     submitted_at: datetime | None = None
     object_id: str = ""
     event_type: str = ""
+    conversion_id: str = ""
     raw: Any
     dedupe_key: str
 
@@ -76,6 +77,47 @@ def parse_body(
     if isinstance(data, dict) and isinstance(data.get("properties"), dict):
         return [_parse_workflow(data, query)]
     raise PayloadError(f"unrecognised body; expected {ACCEPTED_SHAPES}")
+
+
+def parse_forms_api_submission(
+    submission: dict[str, Any], *, portal_id: int, form_id: str
+) -> NormalisedItem:
+    """One result item of the Forms API (``GET /form-integrations/v1/submissions/forms/{guid}``:
+    ``conversionId``, ``submittedAt`` in ms, ``values`` [{name, value}], ``pageUrl``) as a lead
+    item, the way the Forms reconciliation poll hands it to ``submissions_ingest``.
+
+    Portal and form come from the poll (the item does not carry them). The dedupe key is
+    HubSpot's ``conversionId`` when present, so every poll of the same submission is stored
+    once; the lead identity (``intake.identity``) also joins it to the webhook of the same
+    lead. Raises PayloadError for an item that is not an object or whose values are malformed.
+    """
+    if not isinstance(submission, dict):
+        raise PayloadError("a Forms API submission must be an object")
+    values = submission.get("values")
+    if not isinstance(values, list):
+        raise PayloadError("a Forms API submission has no values [{name, value}] list")
+    fields: dict[str, Any] = {}
+    for index, field in enumerate(values):
+        if not isinstance(field, dict):
+            raise PayloadError(f"Forms API value {index} is not a {{name, value}} object")
+        name = str(field.get("name", "")).lower()
+        if not _text(fields.get(name)):
+            fields[name] = field.get("value")
+    conversion_id = _text(submission.get("conversionId"))
+    item = _build(
+        shape="forms",
+        fields=fields,
+        body=submission,
+        portal_id=_to_int(portal_id),
+        form_id=_clean(str(form_id)),
+        page_uri=_text(submission.get("pageUrl")),
+        submitted_at=_to_datetime(submission.get("submittedAt")),
+        object_id="",
+        conversion_id=conversion_id,
+    )
+    if conversion_id:
+        return replace(item, dedupe_key="conversion:" + _sha256([conversion_id]))
+    return item
 
 
 def _load_json(body: bytes) -> Any:

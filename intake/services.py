@@ -52,9 +52,17 @@ class IngestResult:
 
 
 def submissions_ingest(
-    *, items: Sequence[NormalisedItem], signature_version: str, received_at: datetime
+    *,
+    items: Sequence[NormalisedItem],
+    signature_version: str,
+    received_at: datetime,
+    trigger: str = Trigger.WEBHOOK,
 ) -> IngestResult:
     """Store each new item with one pending workflow and a "submission.received" audit row.
+
+    ``signature_version`` is the one that verified the request, or ``SignatureVersion.POLL``
+    ("poll") for items fetched from HubSpot by the Forms poll; ``trigger`` is the new
+    workflows' (``Trigger.RECONCILE`` for the poll).
 
     All or nothing: on PostgreSQL one statement (see _store_in_one_statement), elsewhere one
     transaction of three; a fixed number of queries whatever the batch size.
@@ -68,9 +76,9 @@ def submissions_ingest(
         unique.setdefault(item.dedupe_key, item)
     rows = list(unique.values())
     if connection.vendor == "postgresql":
-        stored = _store_in_one_statement(rows, signature_version, received_at)
+        stored = _store_in_one_statement(rows, signature_version, received_at, trigger)
     else:
-        stored = _store_with_the_orm(rows, signature_version, received_at)
+        stored = _store_with_the_orm(rows, signature_version, received_at, trigger)
     new = [stored[key] for key in unique if key in stored]
     accepted_ids = [submission_id for submission_id, _ in new]
     workflow_ids = [workflow_id for _, workflow_id in new]
@@ -82,14 +90,17 @@ Stored = dict[str, tuple[int, int]]  # dedupe key -> (submission id, workflow id
 
 
 def _store_with_the_orm(
-    rows: list[NormalisedItem], signature_version: str, received_at: datetime
+    rows: list[NormalisedItem],
+    signature_version: str,
+    received_at: datetime,
+    trigger: str = Trigger.WEBHOOK,
 ) -> Stored:
     """Portable: three statements in one transaction (SQLite, ``make run``'s default)."""
     with transaction.atomic():
         inserted = _insert_new_submissions(rows, signature_version, received_at)
         new_items = [(inserted[i.dedupe_key], i) for i in rows if i.dedupe_key in inserted]
         workflows = Workflow.objects.bulk_create(
-            Workflow(submission_id=submission_id, status=Status.PENDING, trigger=Trigger.WEBHOOK)
+            Workflow(submission_id=submission_id, status=Status.PENDING, trigger=trigger)
             for submission_id, _ in new_items
         )
         AuditEvent.objects.bulk_create(
@@ -103,7 +114,10 @@ def _store_with_the_orm(
 
 
 def _store_in_one_statement(
-    rows: list[NormalisedItem], signature_version: str, received_at: datetime
+    rows: list[NormalisedItem],
+    signature_version: str,
+    received_at: datetime,
+    trigger: str = Trigger.WEBHOOK,
 ) -> Stored:
     """PostgreSQL: submissions, workflows and audit rows in one statement of chained
     data-modifying CTEs, so a delivery costs one round trip and one commit, like the plain
@@ -115,18 +129,22 @@ def _store_in_one_statement(
     stored: Stored = {}
     with transaction.atomic() if len(chunks) > 1 else nullcontext(), connection.cursor() as cursor:
         for chunk in chunks:
-            sql, params = _one_statement(chunk, signature_version, received_at, now)
+            sql, params = _one_statement(chunk, signature_version, received_at, now, trigger)
             cursor.execute(sql, params)
             stored.update((key, (sub, wf)) for key, sub, wf in cursor.fetchall())
     return stored
 
 
 def _one_statement(
-    chunk: list[NormalisedItem], signature_version: str, received_at: datetime, now: datetime
+    chunk: list[NormalisedItem],
+    signature_version: str,
+    received_at: datetime,
+    now: datetime,
+    trigger: str,
 ) -> tuple[str, list[Any]]:
     quote = connection.ops.quote_name
     workflow_cols, workflow_params = _column_values(
-        Workflow, now, status=Status.PENDING, trigger=Trigger.WEBHOOK
+        Workflow, now, status=Status.PENDING, trigger=str(trigger)
     )
     audit_cols, audit_params = _column_values(
         AuditEvent,

@@ -24,6 +24,7 @@ class Trigger(models.TextChoices):
     WEBHOOK = "webhook", "Webhook"
     REPLAY = "replay", "Replay"
     MANUAL = "manual", "Manual"
+    RECONCILE = "reconcile", "Forms reconciliation"
 
 
 class Step(models.TextChoices):
