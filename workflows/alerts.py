@@ -125,28 +125,41 @@ def _claim(alert: Alert) -> bool:
     return True
 
 
-def _deliver(alert: Alert) -> None:
-    """Send the claimed alert; a delivery failure is logged, never retried (at most once)."""
-    subject = alert.text.splitlines()[0]
+def send_operator_alert(*, subject: str, text: str) -> list[str]:
+    """Send an alert that is not about one workflow (e.g. a failed Forms poll) through the
+    same channels; returns where it went. MAY send email and POST to the alert webhook."""
+    return _send(subject, text, {"alert": subject})
+
+
+def _send(subject: str, text: str, fields: dict[str, object]) -> list[str]:
+    """Deliver to ALERT_EMAILS and ALERT_WEBHOOK_URL; failures are logged, never retried."""
     delivered = []
     if settings.ALERT_EMAILS:
         try:
-            send_mail(subject, alert.text, settings.DEFAULT_FROM_EMAIL, settings.ALERT_EMAILS)
+            send_mail(subject, text, settings.DEFAULT_FROM_EMAIL, settings.ALERT_EMAILS)
             delivered.append("email")
         except Exception as exc:
-            log.error("Alert email failed", extra=_fields(alert, exc))
+            log.error("Alert email failed", extra={**fields, "error": type(exc).__name__})
     if settings.ALERT_WEBHOOK_URL:
         try:
             response = requests.post(
                 settings.ALERT_WEBHOOK_URL,
-                json={"text": alert.text},
+                json={"text": text},
                 timeout=WEBHOOK_TIMEOUT_SECONDS,
                 allow_redirects=False,
             )
             response.raise_for_status()
             delivered.append("webhook")
         except requests.RequestException as exc:
-            log.error("Alert webhook failed", extra=_fields(alert, exc))
+            log.error("Alert webhook failed", extra={**fields, "error": type(exc).__name__})
+    return delivered
+
+
+def _deliver(alert: Alert) -> None:
+    """Send the claimed alert; a delivery failure is logged, never retried (at most once)."""
+    subject = alert.text.splitlines()[0]
+    fields = {"workflow_id": alert.workflow_id, "condition": alert.condition}
+    delivered = _send(subject, alert.text, fields)
     if delivered:
         log.warning(
             "Alert sent",
@@ -156,11 +169,3 @@ def _deliver(alert: Alert) -> None:
                 "via": delivered,
             },
         )
-
-
-def _fields(alert: Alert, exc: BaseException) -> dict[str, object]:
-    return {
-        "workflow_id": alert.workflow_id,
-        "condition": alert.condition,
-        "error": type(exc).__name__,
-    }

@@ -328,6 +328,12 @@ class HubSpotClient:
                 return None
             raise
 
+    # --- other APIs (workflows/hubspot/forms.py) ------------------------------------------
+    def get(self, path: str, endpoint: str, params: dict[str, Any] | None = None) -> Any:
+        """GET `path` (its variable parts quoted with path_segment), throttled and classified
+        like every other call; `endpoint` names it in logs."""
+        return self._call("GET", path, endpoint, params=params)
+
     # --- transport -------------------------------------------------------------------------
     def _call(
         self,

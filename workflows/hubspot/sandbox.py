@@ -146,6 +146,7 @@ class SandboxConfig:
     rate_limit_interval_ms: int = 10_000
     #: [{"email_domain": "acme.test" | "*", "owner_id": "1001"}]: who owns a new contact.
     owner_rules: list[dict[str, str]] = field(default_factory=list)
+    portal_id: int = 62515
 
 
 @dataclass
@@ -813,6 +814,20 @@ class Sandbox:
             answer["paging"] = {"next": {"after": last, "link": f"?after={last}"}}
         return 200, answer
 
+    def account_details(self) -> tuple[int, Any]:
+        config = self.state.config
+        return 200, {
+            "portalId": config.portal_id,
+            "accountType": "STANDARD",
+            "timeZone": "UTC",
+            "companyCurrency": "USD",
+            "additionalCurrencies": [],
+            "utcOffset": "+00:00",
+            "utcOffsetMilliseconds": 0,
+            "uiDomain": "app.hubspot.com",
+            "dataHostingLocation": "na1",
+        }
+
     def get_form(self, form_id: str) -> tuple[int, Any]:
         with self.state.lock:
             form = self.state.forms.get(form_id)
@@ -878,6 +893,7 @@ ROUTES = [
         r"/crm/v4/objects/(?P<from_kind>[^/]+)/(?P<id>[^/]+)/associations/(?P<to_kind>[^/]+)",
         "associations.get",
     ),
+    ("GET", r"/account-info/v3/details", "account.details"),
     ("GET", r"/marketing/v3/forms/(?P<id>[^/]+)", "forms.get"),
     ("GET", r"/marketing/v3/forms", "forms.list"),
     ("GET", r"/form-integrations/v1/submissions/forms/(?P<id>[^/]+)", "forms.submissions"),
@@ -1002,6 +1018,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return sandbox.get_associations(
                     params["from_kind"], params["id"], params["to_kind"], query
                 )
+            case "account.details":
+                return sandbox.account_details()
             case "forms.get":
                 return sandbox.get_form(params["id"])
             case "forms.list":

@@ -1,0 +1,108 @@
+"""The Forms poll against the sandbox over HTTP, on the real database."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.core import mail
+from django.core.management import call_command
+
+from intake.models import FormSubmission
+from workflows.hubspot.models import FormHighWater, ReconcileRun
+from workflows.hubspot.reconcile import ReconcileFailed, forms_reconcile, last_successful_run
+from workflows.models import Trigger, Workflow
+
+FORM = "7d3c2b1a-0000-4000-8000-00000000f0a1"
+HOUR_MS = 3600 * 1000
+
+
+@pytest.fixture
+def hubspot(sandbox, settings):
+    settings.HUBSPOT_ACCESS_TOKEN = sandbox.token
+    settings.HUBSPOT_API_BASE_URL = sandbox.url
+    settings.HUBSPOT_FORM_IDS = [FORM]
+    settings.CELERY_BROKER_URL = "memory://"  # the throttle runs in-process
+    sandbox.seed_form(id=FORM, name="Pricing request")
+    return sandbox
+
+
+def submission(n: int, at_ms: int) -> dict:
+    return {
+        "conversionId": f"conv-{n:04d}",
+        "submittedAt": at_ms,
+        "values": [
+            {"name": "email", "value": f"lead{n}@outage.test", "objectTypeId": "0-1"},
+            {"name": "firstname", "value": f"Lead{n}", "objectTypeId": "0-1"},
+            {"name": "message", "value": "Please call me", "objectTypeId": "0-1"},
+        ],
+    }
+
+
+@pytest.mark.django_db
+def test_a_two_day_outage_is_reconciled_once_and_a_second_run_ingests_none(hubspot):
+    now_ms = int(time.time() * 1000)
+    hubspot.seed_submissions(FORM, [submission(0, now_ms - 50 * HOUR_MS)])
+    before = forms_reconcile()
+    assert (before.total("found"), before.total("ingested")) == (1, 1)
+
+    # Leadline is down for two days: 60 leads (more than one page of 50) never reach it.
+    missed = [submission(n, now_ms - 48 * HOUR_MS + n * 45 * 60 * 1000) for n in range(1, 61)]
+    hubspot.seed_submissions(FORM, missed)
+
+    after = forms_reconcile()
+    assert after.total("ingested") == 60
+    assert after.total("known") == 1  # the one at the high-water mark, read again
+    polled = FormSubmission.objects.filter(form_id=FORM)
+    assert polled.count() == 61
+    assert sorted(polled.values_list("email", flat=True)) == sorted(
+        f"lead{n}@outage.test" for n in range(61)
+    )
+    assert Workflow.objects.filter(trigger=Trigger.RECONCILE).count() == 61
+    pages = hubspot.requests("forms.submissions")
+    assert all(int(r.query["limit"][0]) <= 50 for r in pages)
+    assert any("after" in r.query for r in pages)  # it paged
+
+    again = forms_reconcile()
+    assert again.total("ingested") == 0
+    assert FormSubmission.objects.filter(form_id=FORM).count() == 61
+    assert FormHighWater.objects.get(form_id=FORM).submitted_at_ms == missed[-1]["submittedAt"]
+    assert last_successful_run().pk == again.run_id
+
+
+@pytest.mark.django_db
+def test_a_dry_run_counts_and_stores_nothing(hubspot):
+    now_ms = int(time.time() * 1000)
+    hubspot.seed_submissions(FORM, [submission(n, now_ms - n * HOUR_MS) for n in range(3)])
+
+    call_command("reconcile_forms", "--dry-run", "--form", FORM)
+
+    assert FormSubmission.objects.count() == 0
+    assert not FormHighWater.objects.exists()
+    assert ReconcileRun.objects.get().dry_run
+
+
+@pytest.mark.django_db
+def test_without_configured_forms_it_polls_every_form_of_the_account(hubspot, settings):
+    settings.HUBSPOT_FORM_IDS = []
+    hubspot.seed_submissions(FORM, [submission(1, int(time.time() * 1000))])
+
+    result = forms_reconcile()
+
+    assert {f.form_id for f in result.forms} >= {FORM}
+    assert result.total("ingested") == 1
+
+
+@pytest.mark.django_db
+def test_a_failed_run_is_recorded_and_alerted(hubspot, settings):
+    settings.ALERT_EMAILS = ["ops@example.com"]
+    hubspot.add_fault("forms.submissions", {"kind": "status", "status": 403, "times": 1})
+
+    with pytest.raises(ReconcileFailed):
+        forms_reconcile()
+
+    run = ReconcileRun.objects.get()
+    assert run.ok is False and "403" in run.error
+    [alert] = mail.outbox
+    assert "Forms reconciliation" in alert.subject and "lead" not in alert.body.split("\n")[0]
+    assert last_successful_run() is None
