@@ -177,6 +177,8 @@ def worker_env(django_db_setup, e2e_sandbox) -> dict[str, str]:
         "WORKFLOW_LEASE_SECONDS": "6",
         "CONTACT_SEARCH_LAG_BASE_SECONDS": "0.3",
         "HUBSPOT_TIMEOUT_SECONDS": "1",
+        # A 429 DAILY halts calls until midnight in production; 3 s here.
+        "HUBSPOT_DAILY_PAUSE_SECONDS": "3",
         "EMAIL_URL": "memorymail://",
         "LOG_FILE": "",
     }

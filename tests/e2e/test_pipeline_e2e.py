@@ -50,6 +50,7 @@ def settled(workflow_id: int, statuses=(Status.AWAITING_APPROVAL, Status.FAILED)
 
 
 def test_signed_webhook_reaches_awaiting_approval_through_a_real_worker(e2e, live_server):
+    e2e.configure(owner_rules=[{"email_domain": "e2e.test", "owner_id": "1001"}])
     response = post_form(live_server, "erin@e2e.test")
     assert response.status_code == 202, response.text
     [submission_id] = response.json()["submission_ids"]
