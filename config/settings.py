@@ -325,3 +325,11 @@ if HUBSPOT_RECONCILE_MINUTES:
         "task": "hubspot.reconcile_forms",
         "schedule": HUBSPOT_RECONCILE_MINUTES * 60.0,
     }
+# Form and owner names shown for ids on the dashboard and the admin (workflows/hubspot/names.py).
+CELERY_BEAT_SCHEDULE["refresh-hubspot-names"] = {
+    "task": "hubspot.refresh_names",
+    "schedule": 24 * 3600.0,
+}
+TEMPLATES[0]["OPTIONS"]["context_processors"].append(
+    "workflows.hubspot.context_processors.hubspot_status"
+)

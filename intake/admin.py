@@ -12,7 +12,7 @@ class FormSubmissionAdmin(admin.ModelAdmin):
         "first_name",
         "last_name",
         "company",
-        "form_id",
+        "form",
         "shape",
         "received_at",
     )
@@ -24,6 +24,13 @@ class FormSubmissionAdmin(admin.ModelAdmin):
         "payload"
     ]
     exclude = ("raw_payload",)
+
+    @admin.display(description="form", ordering="form_id")
+    def form(self, obj: FormSubmission) -> str:
+        """HubSpot's form name (the GUID stays in the detail view)."""
+        from workflows.hubspot.names import NameKind, display_name
+
+        return display_name(NameKind.FORM, obj.form_id) or obj.form_id or "—"
 
     @admin.display(description="raw payload")
     def payload(self, obj: FormSubmission) -> str:

@@ -6,6 +6,7 @@ from django.template.response import TemplateResponse
 
 from config.admin_display import pretty_json
 from outreach.services import workflows_decide
+from workflows.hubspot.names import NameKind, display_name
 from workflows.models import AuditEvent, Workflow, WorkflowError
 from workflows.services import workflows_replay
 
@@ -37,7 +38,7 @@ class WorkflowAdmin(admin.ModelAdmin):
         "current_step",
         "attempts",
         "trigger",
-        "owner_id",
+        "owner",
         "created_at",
     )
     list_filter = ("status", "trigger", "current_step", "shadow")
@@ -52,6 +53,11 @@ class WorkflowAdmin(admin.ModelAdmin):
     ] + ["contact_facts", "steps"]
     inlines = [WorkflowErrorInline]
     actions = ["approve_selected", "reject_selected", "replay_selected"]
+
+    @admin.display(description="owner", ordering="owner_id")
+    def owner(self, obj: Workflow) -> str:
+        """HubSpot's owner name (the id stays in the detail view)."""
+        return display_name(NameKind.OWNER, obj.owner_id) or obj.owner_id or "—"
 
     # The actions call the same services as the dashboard; one message per workflow says
     # whether it was decided here or had already been decided (a lost race).

@@ -3,6 +3,8 @@ the documented wait and the workflow completes afterwards. And the unowned lead.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 
 from tests.e2e.test_pipeline_e2e import post_form, settled
@@ -21,7 +23,7 @@ def run(live_server, email: str) -> Workflow:
 
 def gaps(requests) -> list[float]:
     times = [r.time for r in requests]
-    return [b - a for a, b in zip(times, times[1:], strict=False)]
+    return [b - a for a, b in pairwise(times)]
 
 
 def test_a_423_locked_is_retried_after_about_two_seconds(e2e, live_server):

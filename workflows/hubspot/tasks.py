@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 
-from workflows.hubspot import reconcile
+from workflows.hubspot import names, reconcile
+
+logger = logging.getLogger("leadline.hubspot")
 
 
 @shared_task(name="hubspot.reconcile_forms", ignore_result=True)
@@ -17,3 +21,19 @@ def reconcile_forms() -> dict[str, int] | str:
     except reconcile.ReconcileFailed as failed:
         return f"failed: {failed}"
     return {name: result.total(name) for name in ("found", "known", "ingested", "refused")}
+
+
+@shared_task(name="hubspot.refresh_names", ignore_result=True)
+def refresh_names(kind: str | None = None, ids: list[str] | None = None) -> int:
+    """Fetch form/owner names from HubSpot into the cache: the given ids (a page's miss), or
+    every id in use (beat, daily). Idempotent; a failure waits for the next request or day."""
+    from workflows.hubspot.client import HubSpotError
+
+    wanted = {kind: ids or []} if kind else names.ids_in_use()
+    done = 0
+    for each_kind, each_ids in wanted.items():
+        try:
+            done += len(names.names_refresh(kind=each_kind, ids=each_ids))
+        except HubSpotError as error:
+            logger.warning("name refresh failed", extra={"kind": each_kind, "error": str(error)})
+    return done
