@@ -11,9 +11,12 @@ import requests
 
 from workflows.hubspot.client import (
     HubSpotClient,
+    HubSpotPaused,
     PermanentHubSpotError,
     TransientHubSpotError,
     client_from_settings,
+    path_segment,
+    seconds_until_daily_reset,
     task_marker_token,
 )
 from workflows.hubspot.sandbox import SandboxServer
@@ -431,3 +434,69 @@ def test_unreachable_redis_is_a_transient_error(sandbox):
 
     assert caught.value.category == "THROTTLE_UNAVAILABLE"
     assert sandbox.requests() == []
+
+
+# --- HubSpot's error classes (https://developers.hubspot.com/docs/api-reference/error-handling)
+
+
+def test_a_423_locked_is_transient_with_a_two_second_wait(sandbox):
+    sandbox.add_fault("owners.get", {"kind": "status", "status": 423, "times": 1})
+
+    with pytest.raises(TransientHubSpotError) as caught:
+        make_client(sandbox).get_owner("1001")
+
+    assert caught.value.status == 423 and caught.value.retry_after == 2.0
+
+
+def test_a_477_migration_in_progress_is_transient_after_its_retry_after(sandbox):
+    sandbox.add_fault("owners.get", {"kind": "status", "status": 477, "retry_after": 7, "times": 1})
+
+    with pytest.raises(TransientHubSpotError) as caught:
+        make_client(sandbox).get_owner("1001")
+
+    assert caught.value.status == 477 and caught.value.retry_after == 7.0
+
+
+@pytest.mark.parametrize("status", [502, 503, 504, 521])
+def test_gateway_errors_are_transient(sandbox, status):
+    sandbox.add_fault("owners.get", {"kind": "status", "status": status, "times": 1})
+
+    with pytest.raises(TransientHubSpotError):
+        make_client(sandbox).get_owner("1001")
+
+
+def test_a_daily_429_halts_every_call_of_every_client_sharing_the_throttle(sandbox, redis_url):
+    throttle = TokenBucket(redis_url, prefix=f"test:{uuid.uuid4()}")
+    first = make_client(sandbox, throttle=throttle, daily_pause=lambda: 30.0)
+    other = make_client(sandbox, throttle=throttle)  # another worker process, same Redis
+    sandbox.add_fault("owners.get", {"kind": "status", "status": 429, "policy": "DAILY"})
+
+    with pytest.raises(HubSpotPaused) as caught:
+        first.get_owner("1001")
+    assert caught.value.retry_after == 30.0
+    calls = len(sandbox.requests())
+
+    with pytest.raises(HubSpotPaused) as halted:
+        other.get_contact("1")
+    assert 29 < halted.value.retry_after <= 30
+    assert len(sandbox.requests()) == calls  # nothing went out during the halt
+    assert 29 < throttle.halted_for() <= 30
+
+
+def test_the_daily_reset_is_midnight_in_the_account_time_zone():
+    evening = datetime(2026, 12, 1, 22, 30, tzinfo=UTC)
+
+    assert seconds_until_daily_reset("UTC", evening) == 90 * 60
+    # 22:30 UTC is 17:30 in New York (EST): 6.5 hours to its midnight.
+    assert seconds_until_daily_reset("America/New_York", evening) == 6.5 * 3600
+
+
+def test_every_path_value_is_quoted_so_it_cannot_reach_another_endpoint(sandbox):
+    client = make_client(sandbox)
+
+    with pytest.raises(PermanentHubSpotError):
+        client.get_contact("1/../../owners/1001")
+
+    [request] = sandbox.requests()
+    assert request.endpoint == "contacts.get"
+    assert path_segment("a/b?c#d") == "a%2Fb%3Fc%23d"

@@ -342,3 +342,52 @@ def test_kept_alive_calls_answer_without_a_delayed_ack_stall(sandbox):
         call_ms.append((time.perf_counter() - started) * 1000)
         assert response.status_code == 200
     assert sorted(call_ms)[4] < 25, call_ms  # the median; the stall made it ≥ 40
+
+
+def test_form_submissions_come_newest_first_fifty_at_most_paged_with_after(sandbox):
+    form = "0b5f0c1e-2222-4333-8444-555566667777"
+    sandbox.seed_submissions(
+        form,
+        [
+            {
+                "submittedAt": 1_700_000_000_000 + n,
+                "values": [{"name": "email", "value": f"{n}@x.test"}],
+            }
+            for n in range(60)
+        ],
+    )
+    path = f"/form-integrations/v1/submissions/forms/{form}"
+
+    assert call(sandbox, "GET", path, params={"limit": 51}).status_code == 400
+    first = call(sandbox, "GET", path, params={"limit": 50}).json()
+    rest = call(
+        sandbox, "GET", path, params={"limit": 50, "after": first["paging"]["next"]["after"]}
+    )
+
+    times = [s["submittedAt"] for s in first["results"] + rest.json()["results"]]
+    assert times == sorted(times, reverse=True) and len(times) == 60
+    assert "paging" not in rest.json()
+    assert set(first["results"][0]) == {"conversionId", "submittedAt", "values", "pageUrl"}
+
+
+def test_search_answers_carry_no_rate_limit_headers_other_answers_do(sandbox):
+    search = call(
+        sandbox, "POST", "/crm/v3/objects/contacts/search", json=search_body("email", "a@b.c")
+    )
+    owner = call(sandbox, "GET", "/crm/v3/owners/1001")
+
+    assert "X-HubSpot-RateLimit-Remaining" not in search.headers
+    assert "X-HubSpot-RateLimit-Remaining" in owner.headers
+
+
+def test_repeated_query_parameters_are_read_as_a_list(sandbox):
+    contact = sandbox.seed_contact(email="a@example.com", firstname="A", company="C")
+
+    answer = call(
+        sandbox,
+        "GET",
+        f"/crm/v3/objects/contacts/{contact['id']}",
+        params=[("properties", "firstname"), ("properties", "company")],
+    ).json()
+
+    assert answer["properties"]["firstname"] == "A" and answer["properties"]["company"] == "C"
