@@ -203,10 +203,17 @@ def _parse_events(events: list[Any], max_events: int) -> Delivery:
                     index=index,
                     reason=str(exc),
                     raw=event,
-                    dedupe_key="refused:" + _sha256(event),
+                    dedupe_key="refused:" + _sha256(_without_attempt(event)),
                 )
             )
     return Delivery(items, refused)
+
+
+def _without_attempt(event: Any) -> Any:
+    # A redelivery differs only in attemptNumber: it is the same refused event.
+    if isinstance(event, dict):
+        return {k: v for k, v in event.items() if k != "attemptNumber"}
+    return event
 
 
 #: HubSpot's object type ids (generic ``object.*`` events) for the objects we name.
