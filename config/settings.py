@@ -299,6 +299,15 @@ ALERT_EMAILS = env_json_list("ALERT_EMAILS")
 ALERT_WEBHOOK_URL = env.str("ALERT_WEBHOOK_URL", default="").strip()
 ALERT_LOOKBACK_HOURS = env_int("ALERT_LOOKBACK_HOURS", 24, minimum=1)
 
+# --- issue #12: which Webhooks API events are leads (intake/routing.py) ---
+# Comma-separated: contact.creation, contact.propertyChange, contact.propertyChange:<property>.
+# Any other event is stored as an ignored delivery (admin: Non-lead deliveries).
+from intake.routing import validate_lead_event_types  # noqa: E402  (pure; no Django state)
+
+LEAD_EVENT_TYPES = validate_lead_event_types(
+    env.list("LEAD_EVENT_TYPES", default=["contact.creation"])
+)
+
 # --- issue #12: HubSpot error classes, names and the Forms poll (docs/operations.md) ----------
 # HubSpot resets its daily API limit at midnight in the account's time zone (Settings →
 # Account defaults); a 429 DAILY halts every HubSpot call until then.

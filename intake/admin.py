@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from config.admin_display import pretty_json
-from intake.models import FormSubmission
+from intake.models import FormSubmission, Lead, LeadKey, NonLeadDelivery
 
 
 @admin.register(FormSubmission)
@@ -12,12 +12,20 @@ class FormSubmissionAdmin(admin.ModelAdmin):
         "first_name",
         "last_name",
         "company",
-        "form",
+        "form_name",
         "shape",
         "received_at",
     )
     list_filter = ("shape", "signature_version", "form_id")
-    search_fields = ("email", "first_name", "last_name", "company", "object_id", "=dedupe_key")
+    search_fields = (
+        "email",
+        "first_name",
+        "last_name",
+        "company",
+        "object_id",
+        "=dedupe_key",
+        "=lead__id",
+    )
     date_hierarchy = "received_at"
     show_full_result_count = False
     readonly_fields = [f.name for f in FormSubmission._meta.fields if f.name != "raw_payload"] + [
@@ -26,7 +34,7 @@ class FormSubmissionAdmin(admin.ModelAdmin):
     exclude = ("raw_payload",)
 
     @admin.display(description="form", ordering="form_id")
-    def form(self, obj: FormSubmission) -> str:
+    def form_name(self, obj: FormSubmission) -> str:
         """HubSpot's form name (the GUID stays in the detail view)."""
         from workflows.hubspot.names import NameKind, display_name
 
@@ -40,4 +48,65 @@ class FormSubmissionAdmin(admin.ModelAdmin):
         return False  # submissions arrive only through the signed webhook
 
     def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(NonLeadDelivery)
+class NonLeadDeliveryAdmin(admin.ModelAdmin):
+    """Events that did not become leads: what they were and why (ignored, refused, applied)."""
+
+    list_display = ("id", "outcome", "event_type", "object_id", "reason", "received_at")
+    list_filter = ("outcome", "event_type", "signature_version")
+    search_fields = ("event_type", "object_id", "reason", "=dedupe_key")
+    date_hierarchy = "received_at"
+    show_full_result_count = False
+    readonly_fields = [f.name for f in NonLeadDelivery._meta.fields if f.name != "raw_payload"] + [
+        "payload"
+    ]
+    exclude = ("raw_payload",)
+
+    @admin.display(description="raw payload")
+    def payload(self, obj: NonLeadDelivery) -> str:
+        return pretty_json(obj.raw_payload)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class LeadKeyInline(admin.TabularInline):
+    model = LeadKey
+    extra = 0
+    can_delete = False
+    readonly_fields = ("key", "created_at")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class LeadSubmissionInline(admin.TabularInline):
+    model = FormSubmission
+    fk_name = "lead"
+    extra = 0
+    can_delete = False
+    fields = ("id", "shape", "signature_version", "email", "form_id", "received_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Lead)
+class LeadAdmin(admin.ModelAdmin):
+    """One lead and every delivery that brought it (intake/identity.py)."""
+
+    list_display = ("id", "created_at", "duplicate_of")
+    search_fields = ("=id", "keys__key")
+    readonly_fields = ("id", "created_at", "duplicate_of")
+    inlines = (LeadKeyInline, LeadSubmissionInline)
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
         return False

@@ -37,6 +37,17 @@ class FormSubmission(models.Model):
     event_type = models.CharField(max_length=100, blank=True, default="")
     submitted_at = models.DateTimeField(null=True, blank=True)
     received_at = models.DateTimeField(db_index=True)
+    lead = models.ForeignKey(
+        "Lead",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="submissions",
+        help_text="The lead this delivery started or joined (intake/identity.py).",
+    )
+    erased_at = models.DateTimeField(
+        null=True, blank=True, help_text="Personal data erased (HubSpot privacy deletion)."
+    )
 
     class Meta:
         db_table = "form_submissions"
@@ -62,3 +73,84 @@ class FormSubmission(models.Model):
     @property
     def full_name(self) -> str:
         return " ".join(p for p in (self.first_name, self.last_name) if p)
+
+
+class Lead(models.Model):
+    """One person's one enquiry, however many deliveries brought it (intake/identity.py).
+
+    Its id is the id of the submission that started it, whose first workflow is the lead's
+    workflow; every later delivery of the same lead is stored and linked here, and starts
+    nothing. The database decides who is first: a lead is started by claiming its keys.
+    """
+
+    id = models.BigIntegerField(primary_key=True, help_text="The id of the first submission.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    duplicate_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="duplicates",
+        help_text="Found to be this lead once the CRM contact was known.",
+    )
+
+    class Meta:
+        db_table = "leads"
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"Lead #{self.pk}"
+
+
+class LeadKey(models.Model):
+    """One identity of a lead; unique, so two deliveries of one lead cannot both start one.
+
+    ``contact:<contact id>``, ``conversion:<HubSpot conversionId>`` or
+    ``form:<form id>:<sha256 of the email>:<time bucket>`` (no personal data in a key).
+    """
+
+    key = models.CharField(max_length=200, primary_key=True)
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="keys")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "lead_keys"
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class NonLeadOutcome(models.TextChoices):
+    IGNORED = "ignored", "Ignored (not a lead)"
+    REFUSED = "refused", "Refused (malformed)"
+    APPLIED = "applied", "Applied (contact lifecycle)"
+
+
+class NonLeadDelivery(models.Model):
+    """A delivered event that is not a lead: ignored, refused as malformed, or a contact
+    lifecycle event (merge, deletion, privacy deletion) that was applied. Kept for operators;
+    never a workflow. Stored once per event (the dedupe key is unique)."""
+
+    dedupe_key = models.CharField(max_length=128, unique=True)
+    outcome = models.CharField(max_length=10, choices=NonLeadOutcome.choices)
+    reason = models.TextField(blank=True, default="")
+    event_type = models.CharField(max_length=100, blank=True, default="")
+    object_id = models.CharField(max_length=64, blank=True, default="")
+    portal_id = models.BigIntegerField(null=True, blank=True)
+    signature_version = models.CharField(max_length=4, choices=SignatureVersion.choices)
+    raw_payload = models.JSONField()
+    received_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        db_table = "non_lead_deliveries"
+        ordering = ["-received_at"]
+        verbose_name_plural = "non-lead deliveries"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(outcome__in=NonLeadOutcome.values),
+                name="non_lead_outcome_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.outcome} {self.event_type}"

@@ -60,23 +60,58 @@ class NormalisedItem:
     object_id: str = ""
     event_type: str = ""
     conversion_id: str = ""
+    #: Events: "<object>.<action>" whatever the spelling ("contact.creation", "deal.creation").
+    subscription: str = ""
+    property_name: str = ""
+    merged_ids: tuple[str, ...] = ()
     raw: Any
     dedupe_key: str
 
 
-def parse_body(
+@dataclass(frozen=True, kw_only=True)
+class RefusedEvent:
+    """One event of a batch that cannot be read; the rest of the batch is still stored."""
+
+    index: int
+    reason: str
+    raw: Any
+    dedupe_key: str
+
+
+@dataclass(frozen=True)
+class Delivery:
+    items: list[NormalisedItem]
+    refused: list[RefusedEvent]
+
+
+def parse_delivery(
     body: bytes, *, query: Mapping[str, str] | None = None, max_events: int = 100
-) -> list[NormalisedItem]:
-    """Parse a webhook body into items, or raise PayloadError. Pure: no I/O, no database."""
+) -> Delivery:
+    """Parse a webhook body into items and refused events. Pure: no I/O, no database.
+
+    Raises PayloadError only when the request fails as a whole (not JSON, no known shape,
+    an empty batch or one over HubSpot's limit); one unreadable event in a batch is
+    returned as a RefusedEvent with its reason instead, so it never sinks the others.
+    """
     data = _load_json(body)
     query = query or {}
     if isinstance(data, list):
         return _parse_events(data, max_events)
     if isinstance(data, dict) and isinstance(data.get("fields"), list):
-        return [_parse_form(data, query)]
+        return Delivery([_parse_form(data, query)], [])
     if isinstance(data, dict) and isinstance(data.get("properties"), dict):
-        return [_parse_workflow(data, query)]
+        return Delivery([_parse_workflow(data, query)], [])
     raise PayloadError(f"unrecognised body; expected {ACCEPTED_SHAPES}")
+
+
+def parse_body(
+    body: bytes, *, query: Mapping[str, str] | None = None, max_events: int = 100
+) -> list[NormalisedItem]:
+    """The items of a body that must be wholly readable: any refused event is a PayloadError."""
+    delivery = parse_delivery(body, query=query, max_events=max_events)
+    if delivery.refused:
+        raise PayloadError(delivery.refused[0].reason)
+    return delivery.items
 
 
 def parse_forms_api_submission(
@@ -153,21 +188,53 @@ def _depth(value: Any) -> int:
     return deepest
 
 
-def _parse_events(events: list[Any], max_events: int) -> list[NormalisedItem]:
+def _parse_events(events: list[Any], max_events: int) -> Delivery:
     if not events:
         raise PayloadError(f"empty array; expected {ACCEPTED_SHAPES}")
     if len(events) > max_events:
         raise PayloadError(f"{len(events)} events in one batch; HubSpot sends at most {max_events}")
-    return [_parse_event(event, index) for index, event in enumerate(events)]
+    items, refused = [], []
+    for index, event in enumerate(events):
+        try:
+            items.append(_parse_event(event, index))
+        except PayloadError as exc:
+            refused.append(
+                RefusedEvent(
+                    index=index,
+                    reason=str(exc),
+                    raw=event,
+                    dedupe_key="refused:" + _sha256(_without_attempt(event)),
+                )
+            )
+    return Delivery(items, refused)
+
+
+def _without_attempt(event: Any) -> Any:
+    # A redelivery differs only in attemptNumber: it is the same refused event.
+    if isinstance(event, dict):
+        return {k: v for k, v in event.items() if k != "attemptNumber"}
+    return event
+
+
+#: HubSpot's object type ids (generic ``object.*`` events) for the objects we name.
+OBJECT_TYPES = {"0-1": "contact", "0-2": "company", "0-3": "deal", "0-5": "ticket"}
 
 
 def _parse_event(event: Any, index: int) -> NormalisedItem:
+    """One Webhooks API event, legacy (``contact.creation``) or generic (``object.creation``
+    with ``objectTypeId``), as an item whose ``subscription`` names object and action."""
     if not isinstance(event, dict):
-        raise PayloadError(f"event {index} is not an object; expected {ACCEPTED_SHAPES}")
+        raise PayloadError(f"event {index} is not an object")
     event_type = event.get("subscriptionType") or event.get("eventType")
-    object_id = event.get("objectId")
-    if not isinstance(event_type, str) or not _is_id(object_id):
-        raise PayloadError(f"event {index} lacks subscriptionType/eventType or objectId")
+    if not isinstance(event_type, str) or "." not in event_type:
+        raise PayloadError(f"event {index} lacks subscriptionType/eventType")
+    kind, _, action = event_type.partition(".")
+    if kind == "object":
+        type_id = event.get("objectTypeId")
+        if not isinstance(type_id, str) or not type_id.strip():
+            raise PayloadError(f"event {index} ({event_type}) lacks objectTypeId")
+        kind = OBJECT_TYPES.get(type_id.strip(), type_id.strip())
+    object_id, merged = _event_object_ids(event, index, event_type, action)
     # attemptNumber is left out because it changes on redelivery; eventId alone is not unique.
     identity = [
         event.get(key)
@@ -180,15 +247,48 @@ def _parse_event(event: Any, index: int) -> NormalisedItem:
             "propertyValue",
         )
     ]
+    if "objectId" not in event:
+        # Association changes and merges name their objects in other fields.
+        identity += [
+            event_type,
+            *(event.get(key) for key in ("fromObjectId", "toObjectId", "primaryObjectId")),
+            event.get("mergedObjectIds"),
+            event.get("associationType"),
+        ]
     return NormalisedItem(
         shape="event",
         portal_id=_to_int(event.get("portalId")),
         submitted_at=_to_datetime(event.get("occurredAt")),
-        object_id=_clean(str(object_id)),
+        object_id=object_id,
         event_type=_clean(event_type),
+        subscription=_clean(f"{kind}.{action}"),
+        property_name=_text(event.get("propertyName")),
+        merged_ids=merged,
         raw=event,
         dedupe_key="evt:" + _sha256(identity),
     )
+
+
+def _event_object_ids(
+    event: dict[str, Any], index: int, event_type: str, action: str
+) -> tuple[str, tuple[str, ...]]:
+    """The event's object id and, for a merge, the merged ids; PayloadError when absent."""
+    if action == "associationChange":
+        if not (_is_id(event.get("fromObjectId")) and _is_id(event.get("toObjectId"))):
+            raise PayloadError(f"event {index} ({event_type}) lacks fromObjectId/toObjectId")
+        return "", ()
+    if action == "merge":
+        merged = event.get("mergedObjectIds")
+        primary = event.get("primaryObjectId")
+        if not _is_id(primary) or not isinstance(merged, list) or not all(map(_is_id, merged)):
+            raise PayloadError(
+                f"event {index} ({event_type}) lacks primaryObjectId/mergedObjectIds"
+            )
+        return _text(primary), tuple(_text(m) for m in merged)
+    object_id = event.get("objectId")
+    if not _is_id(object_id):
+        raise PayloadError(f"event {index} ({event_type}) lacks objectId")
+    return _text(object_id), ()
 
 
 def _parse_workflow(body: dict[str, Any], query: Mapping[str, str]) -> NormalisedItem:
@@ -215,6 +315,7 @@ def _parse_workflow(body: dict[str, Any], query: Mapping[str, str]) -> Normalise
             or body.get("createdAt")
         ),
         object_id=_text(object_id) if _is_id(object_id) else "",
+        conversion_id=_text(submission.get("conversion-id")),
     )
 
 

@@ -6,19 +6,23 @@ the broker did not take (an outage) stays pending for the sweeper.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from intake.models import FormSubmission
-from intake.payloads import NormalisedItem
+from intake.contacts import contact_erase, contact_merge, contact_stop
+from intake.identity import Claims, leads_claim, workflows_of_leads
+from intake.models import FormSubmission, NonLeadDelivery, NonLeadOutcome
+from intake.payloads import NormalisedItem, RefusedEvent
+from intake.routing import Decision, Route, decide
 from workflows.models import AuditEvent, Status, Trigger, Workflow
 from workflows.services import enqueue_on_commit
 
@@ -46,9 +50,18 @@ _COLUMNS = (
 
 @dataclass(frozen=True)
 class IngestResult:
+    #: New lead submissions stored (started a lead, or joined one).
     accepted_ids: list[int]
+    #: Items already stored before (redeliveries, repeats in the batch): nothing new.
     duplicates: int
+    #: Workflows started: one per new lead.
     workflow_ids: list[int]
+    #: Submission id -> the lead it joined (stored and linked; no new workflow).
+    joined: dict[int, int] = dataclasses.field(default_factory=dict)
+    #: Non-lead events newly kept, by outcome (ignored / refused / applied).
+    non_leads: dict[str, int] = dataclasses.field(default_factory=dict)
+    #: What each applied contact lifecycle event did.
+    applied: list[str] = dataclasses.field(default_factory=list)
 
 
 def submissions_ingest(
@@ -57,36 +70,133 @@ def submissions_ingest(
     signature_version: str,
     received_at: datetime,
     trigger: str = Trigger.WEBHOOK,
+    refused: Sequence[RefusedEvent] = (),
 ) -> IngestResult:
-    """Store each new item with one pending workflow and a "submission.received" audit row.
+    """Store one delivery: each lead item once, each new lead with one pending workflow.
 
+    Routes every item (intake/routing.py): leads are stored as submissions and start or
+    join a lead (intake/identity.py; only a new lead gets a workflow); contact lifecycle
+    events (privacy deletion, merge, deletion) are applied (intake/contacts.py); anything
+    else, and ``refused`` events, are kept as non-lead deliveries. All in one transaction,
+    so a delivery is stored whole or not at all.
     ``signature_version`` is the one that verified the request, or ``SignatureVersion.POLL``
     ("poll") for items fetched from HubSpot by the Forms poll; ``trigger`` is the new
     workflows' (``Trigger.RECONCILE`` for the poll).
-
-    All or nothing: on PostgreSQL one statement (see _store_in_one_statement), elsewhere one
-    transaction of three; a fixed number of queries whatever the batch size.
     Idempotent per item: an item whose dedupe key is already stored (a HubSpot redelivery,
     or a repeat inside the batch) is counted as a duplicate and creates nothing. After commit
     the new workflows are enqueued (``workflows.services.enqueue_on_commit``); a broker
     outage leaves them pending for the sweeper. Database errors propagate.
     """
-    unique: dict[str, NormalisedItem] = {}
+    unique: dict[str, tuple[NormalisedItem, Decision]] = {}
     for item in items:
-        unique.setdefault(item.dedupe_key, item)
-    rows = list(unique.values())
-    if connection.vendor == "postgresql":
-        stored = _store_in_one_statement(rows, signature_version, received_at, trigger)
-    else:
-        stored = _store_with_the_orm(rows, signature_version, received_at, trigger)
-    new = [stored[key] for key in unique if key in stored]
-    accepted_ids = [submission_id for submission_id, _ in new]
-    workflow_ids = [workflow_id for _, workflow_id in new]
+        unique.setdefault(item.dedupe_key, (item, decide(item, settings.LEAD_EVENT_TYPES)))
+    leads = [item for item, decision in unique.values() if decision.route == Route.LEAD]
+    others = [(item, d) for item, d in unique.values() if d.route != Route.LEAD]
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            stored = _store_in_one_statement(leads, signature_version, received_at, trigger)
+        else:
+            stored = _store_with_the_orm(leads, signature_version, received_at, trigger)
+        kept, applied = non_leads_store(
+            others=others,
+            refused=refused,
+            signature_version=signature_version,
+            received_at=received_at,
+        )
+    new = [stored[item.dedupe_key] for item in leads if item.dedupe_key in stored]
+    accepted_ids = [row.submission_id for row in new]
+    workflow_ids = [row.workflow_id for row in new if row.workflow_id is not None]
+    joined = {row.submission_id: row.lead_id for row in new if row.workflow_id is None}
     enqueue_on_commit(workflow_ids)
-    return IngestResult(accepted_ids, len(items) - len(accepted_ids), workflow_ids)
+    return IngestResult(
+        accepted_ids,
+        len(leads) + (len(items) - len(unique)) - len(accepted_ids),
+        workflow_ids,
+        joined,
+        kept,
+        applied,
+    )
 
 
-Stored = dict[str, tuple[int, int]]  # dedupe key -> (submission id, workflow id), new rows only
+def non_leads_store(
+    *,
+    others: Sequence[tuple[NormalisedItem, Decision]],
+    refused: Sequence[RefusedEvent],
+    signature_version: str,
+    received_at: datetime,
+) -> tuple[dict[str, int], list[str]]:
+    """Keep each non-lead event once (ignored, refused, or a contact lifecycle event, which is
+    applied the first time it is stored). Returns the new rows' counts by outcome and what
+    the applied events did."""
+    known = set(
+        NonLeadDelivery.objects.filter(
+            dedupe_key__in=[i.dedupe_key for i, _ in others] + [r.dedupe_key for r in refused]
+        ).values_list("dedupe_key", flat=True)
+    )
+    rows, applied = [], []
+    for item, decision in others:
+        if item.dedupe_key in known:
+            continue
+        outcome, reason = NonLeadOutcome.IGNORED, decision.reason
+        if decision.route != Route.IGNORED:
+            outcome, reason = NonLeadOutcome.APPLIED, _apply(item, decision.route)
+            applied.append(reason)
+        rows.append(
+            NonLeadDelivery(
+                dedupe_key=item.dedupe_key,
+                outcome=outcome,
+                reason=reason,
+                event_type=item.event_type[:100],
+                object_id=item.object_id[:64],
+                portal_id=item.portal_id,
+                signature_version=signature_version,
+                raw_payload=_storable_json(item.raw),
+                received_at=received_at,
+            )
+        )
+    for event in refused:
+        if event.dedupe_key in known:
+            continue
+        raw = event.raw if isinstance(event.raw, dict) else {}
+        kind = raw.get("subscriptionType") or raw.get("eventType")
+        rows.append(
+            NonLeadDelivery(
+                dedupe_key=event.dedupe_key,
+                outcome=NonLeadOutcome.REFUSED,
+                reason=event.reason,
+                event_type=kind[:100] if isinstance(kind, str) else "",
+                signature_version=signature_version,
+                # Wrapped: a JSON null event would otherwise be SQL NULL.
+                raw_payload={"index": event.index, "event": _storable_json(event.raw)},
+                received_at=received_at,
+            )
+        )
+    # A concurrent redelivery may have stored the same event meanwhile: keep its row.
+    NonLeadDelivery.objects.bulk_create(rows, ignore_conflicts=True)
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row.outcome] = counts.get(row.outcome, 0) + 1
+    return counts, applied
+
+
+def _apply(item: NormalisedItem, route: str) -> str:
+    if route == Route.PRIVACY_DELETION:
+        return contact_erase(contact_id=item.object_id)
+    if route == Route.MERGE:
+        return contact_merge(primary_id=item.object_id, merged_ids=item.merged_ids)
+    reason = f"contact {item.object_id} deleted in HubSpot"
+    stopped = contact_stop(contact_id=item.object_id, reason=reason)
+    return f"{reason}: {len(stopped)} open workflows stopped"
+
+
+@dataclass(frozen=True)
+class StoredRow:
+    submission_id: int
+    lead_id: int
+    workflow_id: int | None  # None: the submission joined an existing lead
+
+
+Stored = dict[str, StoredRow]  # dedupe key -> what was stored, new submissions only
 
 
 def _store_with_the_orm(
@@ -95,22 +205,20 @@ def _store_with_the_orm(
     received_at: datetime,
     trigger: str = Trigger.WEBHOOK,
 ) -> Stored:
-    """Portable: three statements in one transaction (SQLite, ``make run``'s default)."""
-    with transaction.atomic():
-        inserted = _insert_new_submissions(rows, signature_version, received_at)
-        new_items = [(inserted[i.dedupe_key], i) for i in rows if i.dedupe_key in inserted]
-        workflows = Workflow.objects.bulk_create(
-            Workflow(submission_id=submission_id, status=Status.PENDING, trigger=trigger)
-            for submission_id, _ in new_items
-        )
-        AuditEvent.objects.bulk_create(
-            _received_event(submission_id, item, workflow.pk, signature_version)
-            for (submission_id, item), workflow in zip(new_items, workflows, strict=True)
-        )
-    return {
-        item.dedupe_key: (submission_id, workflow.pk)
-        for (submission_id, item), workflow in zip(new_items, workflows, strict=True)
-    }
+    """Portable (SQLite, ``make run``'s default): the new lead's workflows and audit rows
+    through the ORM. Runs inside submissions_ingest's transaction."""
+    inserted, claims = _insert_and_claim(rows, signature_version, received_at)
+    by_id = {sid: item for item, sid in ((i, inserted.get(i.dedupe_key)) for i in rows) if sid}
+    workflows = Workflow.objects.bulk_create(
+        Workflow(submission_id=submission_id, status=Status.PENDING, trigger=trigger)
+        for submission_id in claims.started
+    )
+    AuditEvent.objects.bulk_create(
+        _received_event(submission_id, by_id[submission_id], workflow.pk, signature_version)
+        for submission_id, workflow in zip(claims.started, workflows, strict=True)
+    )
+    started = {sid: w.pk for sid, w in zip(claims.started, workflows, strict=True)}
+    return _stored(inserted, claims, started, by_id, signature_version)
 
 
 def _store_in_one_statement(
@@ -119,28 +227,63 @@ def _store_in_one_statement(
     received_at: datetime,
     trigger: str = Trigger.WEBHOOK,
 ) -> Stored:
-    """PostgreSQL: submissions, workflows and audit rows in one statement of chained
-    data-modifying CTEs, so a delivery costs one round trip and one commit, like the plain
-    INSERT it is measured against (bench/ingest.py). The rows are the same as the portable
-    path's (a test compares them). A single statement is atomic; a batch too big for one
-    statement's parameters is split, and then the statements share a transaction."""
-    chunks = _chunks(rows)
+    """PostgreSQL: the new leads' workflows and audit rows in one statement of chained
+    data-modifying CTEs (see _one_statement). The rows are the same as the portable path's
+    (a test compares them). Runs inside submissions_ingest's transaction, after the
+    submissions and their lead keys (intake/identity.py) are stored."""
+    inserted, claims = _insert_and_claim(rows, signature_version, received_at)
+    by_id = {sid: item for item, sid in ((i, inserted.get(i.dedupe_key)) for i in rows) if sid}
     now = timezone.now()
-    stored: Stored = {}
-    with transaction.atomic() if len(chunks) > 1 else nullcontext(), connection.cursor() as cursor:
-        for chunk in chunks:
-            sql, params = _one_statement(chunk, signature_version, received_at, now, trigger)
+    started: dict[int, int] = {}
+    if claims.started:
+        with connection.cursor() as cursor:
+            sql, params = _one_statement(claims.started, signature_version, now, trigger)
             cursor.execute(sql, params)
-            stored.update((key, (sub, wf)) for key, sub, wf in cursor.fetchall())
-    return stored
+            started.update(cursor.fetchall())
+    return _stored(inserted, claims, started, by_id, signature_version)
+
+
+def _insert_and_claim(
+    rows: list[NormalisedItem], signature_version: str, received_at: datetime
+) -> tuple[dict[str, int], Claims]:
+    inserted = _insert_new_submissions(rows, signature_version, received_at)
+    new = [(inserted[item.dedupe_key], item) for item in rows if item.dedupe_key in inserted]
+    return inserted, leads_claim(new)
+
+
+def _stored(
+    inserted: dict[str, int],
+    claims: Claims,
+    started: dict[int, int],
+    by_id: dict[int, NormalisedItem],
+    signature_version: str,
+) -> Stored:
+    """What was stored, after writing the joined submissions' audit rows (both paths)."""
+    lead_workflows = workflows_of_leads(set(claims.joined.values()))
+    AuditEvent.objects.bulk_create(
+        AuditEvent(
+            actor="hubspot",
+            action="submission.joined",
+            object_type="submission",
+            object_id=str(sid),
+            workflow_id=lead_workflows.get(lead),
+            reason=_email_and_error(by_id[sid])[1],
+            details={
+                "shape": by_id[sid].shape,
+                "signature_version": signature_version,
+                "lead": lead,
+            },
+        )
+        for sid, lead in claims.joined.items()
+    )
+    return {
+        key: StoredRow(sid, claims.joined.get(sid, sid), started.get(sid))
+        for key, sid in inserted.items()
+    }
 
 
 def _one_statement(
-    chunk: list[NormalisedItem],
-    signature_version: str,
-    received_at: datetime,
-    now: datetime,
-    trigger: str,
+    submission_ids: list[int], signature_version: str, now: datetime, trigger: str
 ) -> tuple[str, list[Any]]:
     quote = connection.ops.quote_name
     workflow_cols, workflow_params = _column_values(
@@ -156,13 +299,11 @@ def _one_statement(
     )
     placeholders = ", ".join(["%s"] * len(workflow_params))
     audit_placeholders = ", ".join(["%s"] * len(audit_params))
-    submissions = _submission_insert(
-        len(chunk), "id, dedupe_key, shape, signature_version, email_error"
-    )
     # Identifiers come from the models; every value is a bound parameter.
     sql = f"""
         WITH s AS (
-            {submissions}
+            SELECT id, shape, signature_version, email_error
+            FROM {quote(FormSubmission._meta.db_table)} WHERE id = ANY(%s)
         ), w AS (
             INSERT INTO {quote(Workflow._meta.db_table)} (submission_id, {workflow_cols})
             SELECT s.id, {placeholders} FROM s ORDER BY s.id
@@ -175,10 +316,9 @@ def _one_statement(
                 {audit_placeholders}
             FROM w JOIN s ON s.id = w.submission_id
         )
-        SELECT s.dedupe_key, s.id, w.id FROM s JOIN w ON w.submission_id = s.id
+        SELECT w.submission_id, w.id FROM w
     """  # noqa: S608
-    values = _submission_values(chunk, signature_version, received_at)
-    return sql, [*values, *workflow_params, *audit_params]
+    return sql, [list(submission_ids), *workflow_params, *audit_params]
 
 
 #: Columns the statement fills from the CTE rows, not from model defaults.

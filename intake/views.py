@@ -18,8 +18,9 @@ from django.utils import timezone
 from django.utils.encoding import escape_uri_path
 from django.views.decorators.csrf import csrf_exempt
 
-from intake.metrics import INGEST_LATENCY, WEBHOOKS
-from intake.payloads import NormalisedItem, PayloadError, parse_body
+from intake.metrics import EVENTS, INGEST_LATENCY, WEBHOOKS
+from intake.models import NonLeadOutcome
+from intake.payloads import Delivery, PayloadError, parse_delivery
 from intake.services import IngestResult, submissions_ingest
 from intake.signatures import SignatureError, verify_request
 
@@ -51,18 +52,23 @@ def hubspot_forms(request: HttpRequest) -> JsonResponse:
     started = time.perf_counter()
     try:
         body, signature_version = _verified_body(request)
-        items = _parse(body, request)
-        result = _store(items, signature_version)
+        query, unsigned = _signed_query(request, signature_version)
+        delivery = _parse(body, query)
+        result = _store(delivery, signature_version)
     except Refusal as refusal:
         return _refuse(refusal)
     duration = time.perf_counter() - started
     WEBHOOKS.labels(outcome="accepted").inc()
     INGEST_LATENCY.observe(duration)
+    _count_events(result)
     logger.info(
         "Webhook received",
         extra={
             "accepted": len(result.accepted_ids),
             "duplicates": result.duplicates,
+            "joined": len(result.joined),
+            "non_leads": result.non_leads,
+            "refused": len(delivery.refused),
             "signature_version": signature_version,
             "duration_ms": round(duration * 1000, 1),
         },
@@ -71,8 +77,36 @@ def hubspot_forms(request: HttpRequest) -> JsonResponse:
         "accepted": len(result.accepted_ids),
         "duplicates": result.duplicates,
         "submission_ids": result.accepted_ids,
+        "joined": len(result.joined),
+        "workflows_started": len(result.workflow_ids),
+        "ignored": result.non_leads.get(NonLeadOutcome.IGNORED, 0),
+        "applied": result.applied,
+        "refused": [{"index": e.index, "reason": e.reason} for e in delivery.refused],
     }
+    if unsigned:
+        body["ignored_query_parameters"] = {
+            "names": unsigned,
+            "reason": f"{signature_version} signs the body only; unsigned query parameters "
+            "are not used for identity or storage",
+        }
     return JsonResponse(body, status=202)
+
+
+def _signed_query(request: HttpRequest, signature_version: str) -> tuple[dict, list[str]]:
+    """The query parameters the signature covers: all under v2/v3 (they sign the URI), none
+    under v1 (it signs the body only, so a captured body could be replayed with any query).
+    Returns them and the names of the ones ignored."""
+    if signature_version == "v1":
+        return {}, sorted(request.GET.keys())
+    return request.GET, []
+
+
+def _count_events(result: IngestResult) -> None:
+    EVENTS.labels(route="lead").inc(len(result.workflow_ids))
+    EVENTS.labels(route="joined").inc(len(result.joined))
+    EVENTS.labels(route="duplicate").inc(result.duplicates)
+    for outcome, count in result.non_leads.items():
+        EVENTS.labels(route=outcome).inc(count)
 
 
 def _verified_body(request: HttpRequest) -> tuple[bytes, str]:
@@ -118,17 +152,20 @@ def _verified_body(request: HttpRequest) -> tuple[bytes, str]:
     return body, version
 
 
-def _parse(body: bytes, request: HttpRequest) -> list[NormalisedItem]:
+def _parse(body: bytes, query) -> Delivery:
     try:
-        return parse_body(body, query=request.GET)
+        return parse_delivery(body, query=query)
     except PayloadError as exc:
         raise Refusal(400, "malformed", str(exc)) from None
 
 
-def _store(items: list[NormalisedItem], signature_version: str) -> IngestResult:
+def _store(delivery: Delivery, signature_version: str) -> IngestResult:
     try:
         return submissions_ingest(
-            items=items, signature_version=signature_version, received_at=timezone.now()
+            items=delivery.items,
+            refused=delivery.refused,
+            signature_version=signature_version,
+            received_at=timezone.now(),
         )
     except (OperationalError, InterfaceError) as exc:
         # Nothing was committed (one transaction): 503 makes HubSpot deliver again later.

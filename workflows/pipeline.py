@@ -166,6 +166,9 @@ def resolve_contact(workflow: Workflow, client: HubSpotClient | None) -> str:
                 # Searched again from a Celery countdown, not a sleep: no worker slot is held.
                 raise NotIndexedYet(settings.CONTACT_SEARCH_LAG_BASE_SECONDS * 2**misses)
             contact = client.create_contact(_new_contact_properties(submission))
+    duplicate = _claim_lead_contact(workflow, str(contact["id"]))
+    if duplicate:
+        return duplicate
     props = contact.get("properties") or {}
     owner_id = str(props.get("hubspot_owner_id") or "")
     owner = client.get_owner(owner_id) if owner_id else None
@@ -178,6 +181,34 @@ def resolve_contact(workflow: Workflow, client: HubSpotClient | None) -> str:
     workflow.contact = facts
     workflow.save(update_fields=["contact_id", "owner_id", "contact", "updated_at"])
     return f"contact {workflow.contact_id}, owner {owner_id or 'none'}"
+
+
+def _claim_lead_contact(workflow: Workflow, contact_id: str) -> str:
+    """One lead, one workflow (intake/identity.py): claim the contact for this workflow's
+    lead. If another lead already holds it, end this workflow as a duplicate of that lead's
+    (completed, nothing drafted or created) and return the note; else return ""."""
+    from intake.identity import lead_claim_contact, workflows_of_leads
+
+    lead_id = workflow.submission.lead_id
+    if lead_id is None:
+        return ""
+    claim = lead_claim_contact(lead_id=lead_id, contact_id=contact_id)
+    if not claim.is_duplicate:
+        return ""
+    original = workflows_of_leads({claim.holder_id}).get(claim.holder_id)
+    reason = (
+        f"duplicate of lead #{claim.holder_id} (workflow #{original}): "
+        f"contact {contact_id} already has a workflow"
+    )
+    transition(
+        workflow.pk,
+        from_status=Status.RUNNING,
+        to_status=Status.COMPLETED,
+        reason=reason,
+        details={"duplicate_of_workflow": original, "lead": claim.holder_id},
+        fields={"contact_id": contact_id, "last_error": reason, "claimed_by": ""},
+    )
+    return reason
 
 
 def _new_contact_properties(submission) -> dict[str, str]:

@@ -238,7 +238,7 @@ def test_text_fields_drop_characters_postgres_cannot_store() -> None:
         (b'"just a string"', "expected a Webhooks API event array"),
         (b"[1, 2]", "event 0 is not an object"),
         (b'[{"objectId": 1}]', "lacks subscriptionType"),
-        (b'[{"subscriptionType": "contact.creation", "objectId": {}}]', "lacks subscriptionType"),
+        (b'[{"subscriptionType": "contact.creation", "objectId": {}}]', "lacks objectId"),
         (b'{"fields": ["email"]}', "form field 0"),
     ],
 )

@@ -106,17 +106,18 @@ def test_events_sharing_an_event_id_are_both_stored(post_webhook):
     response = post_webhook(sample("events-batch.json"))
 
     assert response.status_code == 202
-    assert response.json()["accepted"] == 3
+    assert (response.json()["accepted"], response.json()["ignored"]) == (2, 1)
     assert FormSubmission.objects.filter(raw_payload__eventId=1001).count() == 2
-    assert Workflow.objects.filter(status="pending").count() == 3
+    assert Workflow.objects.filter(status="pending").count() == 2
 
 
 def test_a_100_event_batch_is_stored_in_a_bounded_number_of_queries(
     post_webhook, django_assert_max_num_queries
 ):
-    # savepoint, one INSERT each for submissions, workflows and audit rows, release.
+    # savepoint, INSERT submissions, INSERT leads, INSERT lead keys, UPDATE submissions'
+    # leads, one statement for workflows and audit rows, release (intake/identity.py).
     # SQLite caps a statement at 999 parameters, so there each INSERT takes a few chunks.
-    with django_assert_max_num_queries(5 if connection.vendor == "postgresql" else 10):
+    with django_assert_max_num_queries(7 if connection.vendor == "postgresql" else 14):
         response = post_webhook(event_batch(100))
 
     assert response.status_code == 202
@@ -134,7 +135,16 @@ def test_a_redelivered_batch_is_acknowledged_as_duplicates(post_webhook):
     response = post_webhook(redelivered)
 
     assert response.status_code == 202
-    assert response.json() == {"accepted": 0, "duplicates": 100, "submission_ids": []}
+    assert response.json() == {
+        "accepted": 0,
+        "duplicates": 100,
+        "submission_ids": [],
+        "joined": 0,
+        "workflows_started": 0,
+        "ignored": 0,
+        "applied": [],
+        "refused": [],
+    }
     assert FormSubmission.objects.count() == 100
     assert Workflow.objects.count() == 100
 
@@ -189,7 +199,8 @@ def test_a_query_with_encoded_characters_verifies_as_hubspot_signed_it(post_webh
     response = post_webhook(sample("workflow-contact-v3.json"), path=path, version=version)
 
     assert response.status_code == 202
-    assert FormSubmission.objects.get().portal_id == 62515
+    # v1 signs the body only: its query parameters are not used (issue #13, item 3).
+    assert FormSubmission.objects.get().portal_id == (None if version == "v1" else 62515)
 
 
 def test_the_raw_request_line_from_gunicorn_is_what_gets_verified(post_webhook):
@@ -299,7 +310,7 @@ def test_a_body_changed_after_signing_is_refused(client, webhook_settings):
 
 @pytest.mark.parametrize(
     "body",
-    [b"", b"{not json", b"[]", b'{"hello": "world"}', b'"a string"', b"\xff\xfe", b"[1, 2]"],
+    [b"", b"{not json", b"[]", b'{"hello": "world"}', b'"a string"', b"\xff\xfe"],
 )
 def test_a_malformed_or_unknown_body_is_a_400_naming_the_accepted_shapes(post_webhook, body):
     response = post_webhook(body)

@@ -1,0 +1,170 @@
+"""HubSpot's contact lifecycle events: privacy deletion, merge, deletion.
+
+They arrive as Webhooks API events beside leads and are applied in the transaction that
+stores them (intake/services.py). Each is idempotent: a redelivery changes nothing more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from intake.identity import contact_key, lead_claim_contact
+from intake.models import FormSubmission, LeadKey
+from outreach.erasure import ERASED, drafts_erase
+from workflows import audit
+from workflows.models import AuditEvent, Status, Workflow, WorkflowError
+from workflows.transitions import transition
+
+#: How an open workflow is stopped: the move that ends it from each status.
+_STOP = {
+    Status.RUNNING: Status.COMPLETED,
+    Status.AWAITING_APPROVAL: Status.REJECTED,
+    Status.APPROVED: Status.COMPLETED,
+}
+
+
+def submissions_of_contact(contact_id: str) -> QuerySet[FormSubmission]:
+    """Every stored delivery of this contact: by its contact id, by the lead that holds the
+    contact's key, by a workflow that resolved to it, and every delivery of those leads or
+    with their email addresses (a Forms post not yet resolved has only the email)."""
+    direct = FormSubmission.objects.filter(
+        Q(shape="workflow", object_id=contact_id)
+        | Q(shape="event", object_id=contact_id, event_type__startswith="contact.")
+        | Q(lead_id__in=LeadKey.objects.filter(key=contact_key(contact_id)).values("lead_id"))
+        | Q(pk__in=Workflow.objects.filter(contact_id=contact_id).values("submission_id"))
+    )
+    leads = {lead for lead in direct.values_list("lead_id", flat=True) if lead is not None}
+    emails = {email for email in direct.values_list("email", flat=True) if email}
+    return FormSubmission.objects.filter(
+        Q(pk__in=direct.values("pk")) | Q(lead_id__in=leads) | Q(email__in=emails)
+    )
+
+
+def contact_stop(*, contact_id: str, reason: str) -> list[int]:
+    """End every open workflow of this contact, with ``reason``: no draft or CRM task is
+    made for it afterwards, and a draft already waiting is rejected. A workflow already
+    sending is left to finish (its outcome is the provider's). Returns the stopped ids."""
+    open_ids = Workflow.objects.filter(
+        submission__in=submissions_of_contact(contact_id),
+        status__in=[Status.PENDING, *_STOP],
+    ).values_list("pk", "status")
+    stopped = []
+    for workflow_id, status in open_ids:
+        if status == Status.PENDING:
+            # Claimed by intake (not by a worker) so that no worker takes it in between.
+            won = transition(
+                workflow_id,
+                from_status=Status.PENDING,
+                to_status=Status.RUNNING,
+                actor="hubspot",
+                reason=reason,
+                fields={"claimed_by": "intake", "lease_expires_at": None},
+            )
+            if not won:
+                continue
+            status = Status.RUNNING
+        if transition(
+            workflow_id,
+            from_status=status,
+            to_status=_STOP[status],
+            actor="hubspot",
+            reason=reason,
+            fields={"claimed_by": "", "last_error": reason},
+        ):
+            stopped.append(workflow_id)
+    return stopped
+
+
+def contact_merge(*, primary_id: str, merged_ids: Iterable[str]) -> str:
+    """Point the open workflows of the merged contacts at the primary contact, and give the
+    primary's key to their lead when no other lead holds it."""
+    merged = [m for m in merged_ids if m != primary_id]
+    open_workflows = Workflow.objects.filter(contact_id__in=merged).exclude(
+        status__in=[Status.SENT, Status.COMPLETED, Status.REJECTED, Status.FAILED]
+    )
+    moved = []
+    for workflow in open_workflows.only("pk", "contact_id", "submission__lead_id").select_related(
+        "submission"
+    ):
+        Workflow.objects.filter(pk=workflow.pk).update(
+            contact_id=primary_id, updated_at=timezone.now()
+        )
+        audit.record(
+            action="contact.merged",
+            object_type="workflow",
+            object_id=workflow.pk,
+            workflow_id=workflow.pk,
+            actor="hubspot",
+            reason=f"contact {workflow.contact_id} merged into {primary_id}",
+        )
+        if workflow.submission.lead_id:
+            lead_claim_contact(lead_id=workflow.submission.lead_id, contact_id=primary_id)
+        moved.append(workflow.pk)
+    merged_text = ", ".join(merged)
+    return f"contacts {merged_text} merged into {primary_id}: {len(moved)} open workflows moved"
+
+
+def contact_erase(*, contact_id: str) -> str:
+    """HubSpot's GDPR delete: erase this contact's personal data from Leadline.
+
+    Open workflows are stopped first. Then, for every delivery of the contact
+    (submissions_of_contact), the personal fields and the raw payload of the submission,
+    its drafts' texts, its workflows' contact facts and error texts, and the texts of their
+    audit rows are blanked. The rows stay (ids, times, statuses, counts, the contact id), so
+    the dashboard's numbers do not change; the erasure itself is audited. Idempotent.
+    """
+    reason = f"contact {contact_id}: privacy deletion"
+    stopped = contact_stop(contact_id=contact_id, reason=reason)
+    submissions = list(submissions_of_contact(contact_id).values_list("pk", "lead_id"))
+    submission_ids = [sid for sid, _ in submissions]
+    lead_ids = {lead for _, lead in submissions if lead is not None}
+    workflow_ids = list(
+        Workflow.objects.filter(submission_id__in=submission_ids).values_list("pk", flat=True)
+    )
+    now = timezone.now()
+    FormSubmission.objects.filter(pk__in=submission_ids).update(
+        email="",
+        email_error="",
+        first_name="",
+        last_name="",
+        company="",
+        phone="",
+        message="",
+        page_uri="",
+        raw_payload={"erased": True},
+        erased_at=now,
+    )
+    drafts = drafts_erase(workflow_ids=workflow_ids)
+    Workflow.objects.filter(pk__in=workflow_ids).update(contact={}, last_error="", updated_at=now)
+    WorkflowError.objects.filter(workflow_id__in=workflow_ids).update(message=ERASED, traceback="")
+    AuditEvent.objects.filter(
+        Q(workflow_id__in=workflow_ids)
+        | Q(object_type="submission", object_id__in=[str(s) for s in submission_ids])
+    ).exclude(reason__in=["", reason]).update(reason=ERASED)
+    AuditEvent.objects.filter(
+        Q(workflow_id__in=workflow_ids)
+        | Q(object_type="submission", object_id__in=[str(s) for s in submission_ids])
+    ).update(details={})
+    # Form keys are hashes of the email; they go too. Contact and conversion keys stay.
+    LeadKey.objects.filter(lead_id__in=lead_ids, key__startswith="form:").delete()
+    summary = (
+        f"erased contact {contact_id}: {len(submission_ids)} submissions, "
+        f"{len(workflow_ids)} workflows ({len(stopped)} stopped), {drafts} drafts"
+    )
+    audit.record(
+        action="contact.erased",
+        object_type="contact",
+        object_id=contact_id,
+        actor="hubspot",
+        reason=summary,
+        details={
+            "submissions": len(submission_ids),
+            "workflows": len(workflow_ids),
+            "stopped": len(stopped),
+            "drafts": drafts,
+        },
+    )
+    return summary

@@ -1,0 +1,177 @@
+"""One lead, one workflow: the identity keys of a delivery, and claiming them.
+
+A lead reaches Leadline up to four ways: a Webhooks API event (contact id only), a workflow
+"Send a webhook" body (contact id, email, sometimes the form and its conversionId), a
+Forms-style post (form, email, time) and the Forms API poll (form, email, time,
+conversionId). Each delivery names the keys it knows:
+
+- ``contact:<contact id>`` where the contact id is known (events, workflow bodies; the
+  pipeline adds it once ``resolve_contact`` has found the contact);
+- ``conversion:<conversionId>`` where HubSpot's conversion id is known;
+- ``form:<hash of form id + email>:<bucket>`` for form data, for the time bucket of
+  FORM_WINDOW_SECONDS it falls in and the neighbouring bucket it is nearer to, so two
+  deliveries less than half a window apart always share a key.
+
+Keys are the primary key of ``lead_keys``: the delivery that inserts a key first (INSERT …
+ON CONFLICT DO NOTHING, in the transaction that stores the submission) starts the lead and
+its workflow; one that finds a key taken joins that lead: stored and linked, no workflow.
+The database decides, so two concurrent deliveries cannot both start the lead. Keys carry no
+personal data (emails are hashed), and contact ids are the portal of HUBSPOT_ACCESS_TOKEN's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from intake.models import FormSubmission, Lead, LeadKey
+from intake.payloads import NormalisedItem
+from workflows.models import Workflow
+
+FORM_WINDOW_SECONDS = 600
+_ROWS_PER_STATEMENT = 300
+
+
+def contact_key(contact_id: str) -> str:
+    return f"contact:{contact_id}"
+
+
+def lead_keys(item: NormalisedItem) -> list[str]:
+    """The item's identity keys, strongest first (a contact id beats a conversion id beats
+    form data when two keys name different leads)."""
+    keys = []
+    if item.object_id and item.shape in ("event", "workflow"):
+        keys.append(contact_key(item.object_id))
+    if item.conversion_id:
+        keys.append("conversion:" + _digest(item.conversion_id))
+    # An email too long for its column is not stored (intake/services.py), so not a key either.
+    if item.email and len(item.email) <= 254 and item.form_id and item.submitted_at:
+        person = _digest(f"{item.form_id}\n{item.email}")
+        seconds = item.submitted_at.timestamp()
+        bucket, offset = divmod(int(seconds), FORM_WINDOW_SECONDS)
+        neighbour = bucket - 1 if offset < FORM_WINDOW_SECONDS / 2 else bucket + 1
+        keys += [f"form:{person}:{bucket}", f"form:{person}:{neighbour}"]
+    return keys
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+
+
+@dataclass
+class Claims:
+    #: Submissions that started a lead (lead id == submission id): these get a workflow.
+    started: list[int] = field(default_factory=list)
+    #: Submission id -> the lead it joined.
+    joined: dict[int, int] = field(default_factory=dict)
+
+
+def leads_claim(new: Sequence[tuple[int, NormalisedItem]]) -> Claims:
+    """Start or join the lead of each newly stored submission; call inside its transaction.
+
+    Every submission first starts a lead of its own and claims its keys, all in one INSERT
+    in key order (so concurrent batches take the same locks in the same order). A key that
+    is taken (by another delivery, committed or not: the INSERT waits for it) means the
+    submission joins the holder of its strongest taken key; the keys it did win move there.
+    """
+    claims = Claims()
+    if not new:
+        return claims
+    Lead.objects.bulk_create([Lead(id=sid) for sid, _ in new])
+    keys = {sid: lead_keys(item) for sid, item in new}
+    won = _insert_keys(sorted((key, sid) for sid, item_keys in keys.items() for key in item_keys))
+    lost = {sid: [k for k in item_keys if won.get(k) != sid] for sid, item_keys in keys.items()}
+    holders = dict(
+        LeadKey.objects.filter(key__in={k for taken in lost.values() for k in taken}).values_list(
+            "key", "lead_id"
+        )
+    )
+    moved: dict[int, int] = {}
+    for sid, _ in new:
+        if not lost[sid]:
+            claims.started.append(sid)
+            continue
+        target = holders[lost[sid][0]]
+        target = moved.get(target, target)
+        moved[sid] = target
+        LeadKey.objects.filter(lead_id=sid).update(lead_id=target)
+        claims.joined[sid] = target
+    originals = dict(
+        Lead.objects.filter(
+            pk__in=set(claims.joined.values()), duplicate_of__isnull=False
+        ).values_list("pk", "duplicate_of_id")
+    )
+    claims.joined = {sid: originals.get(lead, lead) for sid, lead in claims.joined.items()}
+    if claims.joined:
+        Lead.objects.filter(pk__in=claims.joined).delete()
+    FormSubmission.objects.filter(pk__in=claims.started).update(lead_id=F("id"))
+    by_lead: dict[int, list[int]] = defaultdict(list)
+    for sid, lead in claims.joined.items():
+        by_lead[lead].append(sid)
+    for lead, sids in by_lead.items():
+        FormSubmission.objects.filter(pk__in=sids).update(lead_id=lead)
+    return claims
+
+
+def _insert_keys(rows: list[tuple[str, int]]) -> dict[str, int]:
+    """INSERT the (key, lead) rows that are free; returns key -> lead of the rows inserted.
+    Within one statement the first row for a key wins: rows are sorted by key, then id."""
+    won: dict[str, int] = {}
+    now = LeadKey._meta.get_field("created_at").get_db_prep_save(timezone.now(), connection)
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+            chunk = rows[start : start + _ROWS_PER_STATEMENT]
+            values = ", ".join(["(%s, %s, %s)"] * len(chunk))
+            cursor.execute(
+                f"INSERT INTO {quote(LeadKey._meta.db_table)} (key, lead_id, created_at) "  # noqa: S608
+                f"VALUES {values} ON CONFLICT (key) DO NOTHING RETURNING key, lead_id",
+                [param for key, sid in chunk for param in (key, sid, now)],
+            )
+            won.update(cursor.fetchall())
+    return won
+
+
+@dataclass(frozen=True)
+class ContactClaim:
+    lead_id: int
+    holder_id: int
+
+    @property
+    def is_duplicate(self) -> bool:
+        return self.holder_id != self.lead_id
+
+
+def lead_claim_contact(*, lead_id: int, contact_id: str) -> ContactClaim:
+    """Claim ``contact:<id>`` for a lead once its contact is known (the pipeline's resolve
+    step). If another lead holds it, this lead is marked its duplicate and the caller ends
+    its workflow; the key's holder is the one lead that goes on. Idempotent."""
+    with transaction.atomic():
+        won = _insert_keys([(contact_key(contact_id), lead_id)])
+        if won:
+            return ContactClaim(lead_id, lead_id)
+        holder = LeadKey.objects.get(key=contact_key(contact_id)).lead_id
+        original = Lead.objects.filter(pk=holder).values_list("duplicate_of_id", flat=True).first()
+        if holder == lead_id or original == lead_id:
+            return ContactClaim(lead_id, lead_id)
+        Lead.objects.filter(pk=lead_id).update(duplicate_of=holder)
+        return ContactClaim(lead_id, holder)
+
+
+def workflows_of_leads(lead_ids: set[int]) -> dict[int, int]:
+    """Lead id -> its workflow: the first non-replay run of the submission that started it."""
+    found: dict[int, int] = {}
+    rows = (
+        Workflow.objects.filter(submission_id__in=lead_ids, replay_of__isnull=True)
+        .order_by("-id")
+        .values_list("submission_id", "id")
+    )
+    for lead_id, workflow_id in rows:
+        found[lead_id] = workflow_id  # ascending wins: the first run
+    return found

@@ -1,0 +1,299 @@
+"""One lead, one workflow, whichever way it came (intake/identity.py).
+
+The same form fill delivered as a Webhooks API event, as a workflow "Send a webhook" body,
+as a Forms-style post and by the Forms API poll is stored four times, linked to one lead,
+and makes one draft and one CRM task. The database decides, also under concurrency.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from intake.identity import FORM_WINDOW_SECONDS, lead_keys
+from intake.models import FormSubmission, Lead, SignatureVersion
+from intake.payloads import parse_delivery, parse_forms_api_submission
+from intake.services import submissions_ingest
+from outreach.models import EmailDraft
+from workflows import pipeline
+from workflows.models import Status, Trigger, Workflow
+
+PORTAL = 62515
+FORM = "4f2b7c1e-9a3d-4b8e-8f6a-2c1d0e9b7a55"
+SUBMITTED_MS = 1764235200000
+
+
+class Lead1:
+    """One person's one form fill, as each delivery path carries it."""
+
+    def __init__(self, n: int, contact_id: str = "") -> None:
+        self.n = n
+        self.contact_id = contact_id or str(900_000 + n)
+        self.email = f"ada.{n}@example.com"
+        self.conversion = f"conv-{n}-0f7c4a6e"
+        self.submitted_ms = SUBMITTED_MS + n * 3_600_000
+
+    def event(self) -> bytes:
+        return _json(
+            [
+                {
+                    "eventId": 1000 + self.n,
+                    "portalId": PORTAL,
+                    "occurredAt": self.submitted_ms + 900,
+                    "subscriptionType": "contact.creation",
+                    "attemptNumber": 0,
+                    "objectId": int(self.contact_id),
+                }
+            ]
+        )
+
+    def workflow_body(self) -> bytes:
+        return _json(
+            {
+                "vid": int(self.contact_id),
+                "portal-id": PORTAL,
+                "properties": {
+                    "email": {"value": self.email.title()},
+                    "firstname": {"value": "Ada"},
+                    "message": {"value": f"A demo please ({self.n})"},
+                },
+                "form-submissions": [
+                    {
+                        "conversion-id": self.conversion,
+                        "timestamp": self.submitted_ms,
+                        "form-id": FORM,
+                        "portal-id": PORTAL,
+                    }
+                ],
+            }
+        )
+
+    def forms_post(self) -> bytes:
+        return _json(
+            {
+                "portalId": PORTAL,
+                "formId": FORM,
+                "submittedAt": self.submitted_ms,
+                "fields": [
+                    {"name": "email", "value": self.email},
+                    {"name": "firstname", "value": "Ada"},
+                    {"name": "message", "value": f"A demo please ({self.n})"},
+                ],
+            }
+        )
+
+    def poll_item(self) -> dict:
+        return {
+            "conversionId": self.conversion,
+            "submittedAt": self.submitted_ms,
+            "values": [
+                {"name": "email", "value": self.email},
+                {"name": "firstname", "value": "Ada"},
+                {"name": "message", "value": f"A demo please ({self.n})"},
+            ],
+            "pageUrl": "https://www.example.com/demo",
+        }
+
+
+def _json(value: object) -> bytes:
+    return json.dumps(value).encode()
+
+
+def deliver(lead: Lead1, path: str) -> None:
+    """Store one delivery as the webhook view (v3) or the Forms poll would."""
+    if path == "poll":
+        item = parse_forms_api_submission(lead.poll_item(), portal_id=PORTAL, form_id=FORM)
+        submissions_ingest(
+            items=[item],
+            signature_version=SignatureVersion.POLL,
+            received_at=timezone.now(),
+            trigger=Trigger.RECONCILE,
+        )
+        return
+    delivery = parse_delivery(getattr(lead, path)())
+    submissions_ingest(
+        items=delivery.items,
+        refused=delivery.refused,
+        signature_version="v3",
+        received_at=timezone.now(),
+    )
+
+
+PATHS = ("event", "workflow_body", "forms_post", "poll")
+
+
+@pytest.fixture
+def crm(settings, sandbox):
+    settings.HUBSPOT_ACCESS_TOKEN = sandbox.token
+    settings.HUBSPOT_API_BASE_URL = sandbox.url
+    settings.CELERY_BROKER_URL = "memory://"
+    settings.CONTACT_SEARCH_LAG_RETRIES = 0
+    return sandbox
+
+
+def run_pending() -> None:
+    """Run every workflow as the worker would (unit level: the task body, called directly)."""
+    for _ in range(5):
+        pending = list(Workflow.objects.filter(status=Status.PENDING).values_list("pk", flat=True))
+        if not pending:
+            return
+        for workflow_id in pending:
+            with contextlib.suppress(pipeline.StepFailed):
+                pipeline.run_workflow(workflow_id, task_id=f"t-{workflow_id}")
+
+
+def assert_one_lead_one_draft_one_task(lead: Lead1, crm, deliveries: int) -> None:
+    submissions = FormSubmission.objects.filter(
+        pk__in=FormSubmission.objects.filter(email=lead.email).values("pk")
+    ) | FormSubmission.objects.filter(object_id=lead.contact_id)
+    assert submissions.count() == deliveries
+    assert all(s.lead_id for s in submissions), "every delivery is linked to a lead"
+    workflows = Workflow.objects.filter(submission__in=submissions)
+    working = workflows.exclude(status=Status.COMPLETED, last_error__startswith="duplicate of")
+    [survivor] = working
+    assert survivor.status == Status.AWAITING_APPROVAL, survivor.last_error
+    assert EmailDraft.objects.filter(workflow__in=workflows).count() == 1
+    tasks = [t for t in crm.state.tasks.values() if lead.contact_id in json.dumps(t.object)]
+    assert len(crm.requests("tasks.create")) == len(tasks) == 1
+    for duplicate in workflows.exclude(pk=survivor.pk):
+        assert duplicate.status == Status.COMPLETED
+        assert f"workflow #{survivor.pk}" in duplicate.last_error
+    leads = {s.lead_id for s in submissions}
+    ends = {Lead.objects.get(pk=lead_id).duplicate_of_id or lead_id for lead_id in leads}
+    assert ends == {survivor.submission.lead_id}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("order", list(itertools.permutations(("event", "workflow_body", "poll"))))
+def test_event_workflow_body_and_poll_in_any_order_make_one_draft_and_one_task(crm, order):
+    lead = Lead1(1, contact_id="5101")
+    crm.seed_contact(id=lead.contact_id, email=lead.email, firstname="Ada")
+
+    for path in order:
+        deliver(lead, path)
+    run_pending()
+
+    assert_one_lead_one_draft_one_task(lead, crm, deliveries=3)
+
+
+@pytest.mark.django_db
+def test_deliveries_after_the_lead_is_worked_join_it_and_start_nothing(crm):
+    lead = Lead1(2, contact_id="5102")
+    crm.seed_contact(id=lead.contact_id, email=lead.email, firstname="Ada")
+    deliver(lead, "poll")
+    run_pending()
+
+    for path in ("event", "forms_post", "workflow_body"):
+        deliver(lead, path)
+
+    assert Workflow.objects.count() == 1
+    assert FormSubmission.objects.filter(lead__isnull=False).count() == 4
+    assert_one_lead_one_draft_one_task(lead, crm, deliveries=4)
+
+
+def test_form_keys_of_two_times_under_half_a_window_apart_always_meet():
+    def keys(seconds: float) -> set[str]:
+        [item] = parse_delivery(
+            _json(
+                {
+                    "formId": FORM,
+                    "submittedAt": int(seconds * 1000),
+                    "fields": [{"name": "email", "value": "a@example.com"}],
+                }
+            )
+        ).items
+        return set(lead_keys(item))
+
+    edge = 1764235200 // FORM_WINDOW_SECONDS * FORM_WINDOW_SECONDS  # a bucket boundary
+    for before, after in [(edge - 1, edge + 1), (edge - 299, edge), (edge + 10, edge + 309)]:
+        assert keys(before) & keys(after), (before, after)
+    assert not keys(edge - 2 * FORM_WINDOW_SECONDS) & keys(edge)
+    assert all("a@example.com" not in key for key in keys(edge)), "no email in a key"
+
+
+def test_keys_name_the_contact_the_conversion_and_the_form_fill():
+    lead = Lead1(3, contact_id="77")
+    [item] = parse_delivery(lead.workflow_body()).items
+    keys = lead_keys(item)
+    assert keys[0] == "contact:77"
+    assert keys[1].startswith("conversion:") and keys[2].startswith("form:")
+    when = datetime.fromtimestamp(lead.submitted_ms / 1000, UTC)
+    assert item.submitted_at == when
+
+
+def run_together(calls: list[Callable[[], None]]) -> list[BaseException]:
+    """Start the calls at the same moment, each on its own thread and database connection."""
+    barrier = threading.Barrier(len(calls))
+    errors: list[BaseException] = []
+
+    def run(call: Callable[[], None]) -> None:
+        try:
+            barrier.wait()
+            call()
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return errors
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_forms_post_and_the_poll_racing_start_exactly_one_workflow():
+    if connection.vendor != "postgresql":
+        pytest.skip("the race is PostgreSQL's")
+    rounds = [Lead1(100 + n) for n in range(25)]
+
+    for lead in rounds:
+        errors = run_together(
+            [lambda lead=lead, path=path: deliver(lead, path) for path in ("forms_post", "poll")]
+        )
+        assert not errors, errors
+
+    for lead in rounds:
+        stored = FormSubmission.objects.filter(email=lead.email)
+        assert stored.count() == 2
+        assert len({s.lead_id for s in stored}) == 1
+        assert Workflow.objects.filter(submission__in=stored).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_all_four_paths_racing_make_one_draft_and_one_task(crm):
+    if connection.vendor != "postgresql":
+        pytest.skip("the race is PostgreSQL's")
+    rounds = [Lead1(200 + n) for n in range(6)]
+    for lead in rounds:
+        crm.seed_contact(id=lead.contact_id, email=lead.email, firstname="Ada")
+
+    for lead in rounds:
+        errors = run_together([lambda lead=lead, path=path: deliver(lead, path) for path in PATHS])
+        assert not errors, errors
+    # The workflows of all leads race too: each on its own thread, like worker processes.
+    pending = list(Workflow.objects.filter(status=Status.PENDING).values_list("pk", flat=True))
+    errors = run_together(
+        [lambda wid=wid: pipeline.run_workflow(wid, task_id=f"t-{wid}") for wid in pending]
+    )
+    assert not errors, errors
+
+    assert len(crm.requests("tasks.create")) == len(crm.state.tasks) == len(rounds)
+    for lead in rounds:
+        lead_subs = FormSubmission.objects.filter(email=lead.email) | FormSubmission.objects.filter(
+            object_id=lead.contact_id
+        )
+        workflows = Workflow.objects.filter(submission__in=lead_subs)
+        assert workflows.filter(status=Status.AWAITING_APPROVAL).count() == 1
+        assert EmailDraft.objects.filter(workflow__in=workflows).count() == 1
+        assert all(s.lead_id for s in lead_subs) and lead_subs.count() == 4

@@ -1,0 +1,26 @@
+"""Erasing the personal data of drafts (HubSpot privacy deletion; see intake/contacts.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from outreach.models import EmailDraft
+
+ERASED = "[erased]"
+
+
+def drafts_erase(*, workflow_ids: Iterable[int]) -> int:
+    """Blank every text of these workflows' drafts that holds lead data: recipient, subject,
+    bodies, reasons and errors. The rows stay (decisions, times, send ids); returns how many
+    drafts were erased. Idempotent."""
+    return EmailDraft.objects.filter(workflow_id__in=list(workflow_ids)).update(
+        recipient="",
+        subject=ERASED,
+        body="",
+        body_html="",
+        original_subject=ERASED,
+        original_body="",
+        decision_reason="",
+        gate_reason="",
+        last_send_error="",
+    )
