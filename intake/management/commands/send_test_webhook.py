@@ -1,10 +1,17 @@
 """Send a realistic, correctly signed HubSpot webhook to a running Leadline.
 
-Every run builds new ids and timestamps, so each delivery is a new submission:
+Every run builds new ids and timestamps, so each delivery is a new submission, and picks its
+lead from varied samples (names, companies, an owner or none):
 
     python manage.py send_test_webhook
     python manage.py send_test_webhook --shape events --batch-size 100 --signature v2
+    python manage.py send_test_webhook --shape mixed      # contact, deal, company, association
+                                                          # change and a malformed event
     python manage.py send_test_webhook --url https://leads.example.com/api/webhooks/hubspot/forms
+
+When HUBSPOT_API_BASE_URL is the local sandbox (`manage.py hubspot_sandbox`), the contacts the
+events and workflow bodies name are created there first, with their owner, so the CRM steps
+find them. Against real HubSpot, the ids are made up: use the forms shape.
 """
 
 from __future__ import annotations
@@ -23,6 +30,20 @@ from intake.signatures import signed_headers
 
 DEFAULT_PORTAL_ID = 62515
 DEFAULT_FORM_ID = "4f2b7c1e-9a3d-4b8e-8f6a-2c1d0e9b7a55"
+SHAPES = ("forms", "workflow", "events", "mixed")
+#: Sample leads: who fills the form, and which HubSpot owner (if any) the contact has.
+SAMPLE_LEADS = (
+    ("Grace", "Hopper", "Compiler Works", "compiler.example", "1001", "Pricing for 3 sites?"),
+    ("Ada", "Lovelace", "Analytical Engines Ltd", "engines.example", None, "A demo next week."),
+    ("Katherine", "Johnson", "Orbit Analytics", "orbit.example", "1002", "Do you integrate?"),
+    ("Alan", "Turing", "", "gmail.example", None, "Just looking for a price list."),
+    ("Margaret", "Hamilton", "Apollo Software", "apollo.example", "1001", "Call me back."),
+    ("Tim", "Berners-Lee", "Web Consortium", "w3.example", None, "Partnership enquiry."),
+)
+SAMPLE_OWNERS = (
+    {"id": "1001", "email": "avery@example.com", "firstName": "Avery", "lastName": "Owner"},
+    {"id": "1002", "email": "blake@example.com", "firstName": "Blake", "lastName": "Rep"},
+)
 
 
 class Command(BaseCommand):
@@ -31,7 +52,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         port = settings.PORT
         parser.add_argument("--url", default=f"http://127.0.0.1:{port}/api/webhooks/hubspot/forms")
-        parser.add_argument("--shape", choices=("forms", "workflow", "events"), default="forms")
+        parser.add_argument("--shape", choices=SHAPES, default="forms")
         parser.add_argument("--email", help="lead email (default: a new test address per run)")
         parser.add_argument("--signature", choices=("v3", "v2", "v1"), default="v3")
         parser.add_argument("--count", type=int, default=1, help="number of requests to send")
@@ -47,9 +68,13 @@ class Command(BaseCommand):
             raise CommandError("HUBSPOT_CLIENT_SECRET is not set; the webhook would answer 503.")
         if options["count"] < 1 or not 1 <= options["batch_size"] <= 100:
             raise CommandError("--count must be at least 1; --batch-size between 1 and 100.")
+        sandbox = _sandbox_url()
         failures = 0
         for _ in range(options["count"]):
-            body = json.dumps(build_payload(**options), ensure_ascii=False).encode()
+            payload = build_payload(**options)
+            if sandbox:
+                _seed_sandbox(sandbox, payload)
+            body = json.dumps(body_of(payload), ensure_ascii=False).encode()
             response = self._post(options["url"], body, secret, options["signature"])
             self.stdout.write(f"{response.status_code} {_describe(response)}")
             failures += not response.ok
@@ -82,43 +107,48 @@ def build_payload(
     batch_size: int = 1,
     **_: Any,
 ) -> Any:
-    """A body shaped like the samples HubSpot sends, with fresh ids and timestamps."""
+    """A body shaped like the samples HubSpot sends, with fresh ids, timestamps and leads.
+
+    Events and workflow bodies carry `_leads` on the side (popped before sending): the
+    contacts they name, for seeding the sandbox."""
     now_ms = int(time.time() * 1000)
-    token = uuid.uuid4().hex[:10]
-    email = email or f"test.lead+{token}@example.com"
-    if shape == "events":
-        return [_event(portal_id, now_ms + i) for i in range(batch_size)]
+    if shape in ("events", "mixed"):
+        leads = [_lead(email if i == 0 else None) for i in range(batch_size)]
+        events = [_event(portal_id, now_ms + i, lead["id"]) for i, lead in enumerate(leads)]
+        if shape == "mixed":
+            events += _not_leads(portal_id, now_ms)
+        return {"_leads": leads, "events": events}
+    lead = _lead(email)
     if shape == "workflow":
-        contact_id = str(random.randint(10**6, 10**9))
         return {
-            "id": contact_id,
-            "portalId": portal_id,
-            "properties": {
-                "email": email,
-                "firstname": "Ada",
-                "lastname": "Lovelace",
-                "company": "Analytical Engines Ltd",
-                "phone": "+44 20 7946 0000",
-                "message": "We'd like a demo for a team of 40 next week.",
-                "lifecyclestage": "lead",
-                "hs_object_id": contact_id,
-                "recent_conversion_date": str(now_ms),
+            "_leads": [lead],
+            "body": {
+                "id": lead["id"],
+                "portalId": portal_id,
+                "properties": {
+                    "email": lead["email"],
+                    "firstname": lead["firstname"],
+                    "lastname": lead["lastname"],
+                    "company": lead["company"],
+                    "message": lead["message"],
+                    "lifecyclestage": "lead",
+                    "hs_object_id": lead["id"],
+                    "hubspot_owner_id": lead["owner_id"] or "",
+                    "recent_conversion_date": str(now_ms),
+                },
+                "createdAt": _iso(now_ms),
+                "updatedAt": _iso(now_ms),
+                "archived": False,
             },
-            "createdAt": _iso(now_ms),
-            "updatedAt": _iso(now_ms),
-            "archived": False,
         }
+    fields = [("email", lead["email"]), ("firstname", lead["firstname"])]
+    fields += [("lastname", lead["lastname"]), ("company", lead["company"])]
+    fields += [("message", lead["message"])]
     return {
         "portalId": portal_id,
         "formGuid": form_id,
         "submittedAt": str(now_ms),
-        "fields": [
-            {"objectTypeId": "0-1", "name": "email", "value": email},
-            {"objectTypeId": "0-1", "name": "firstname", "value": "Grace"},
-            {"objectTypeId": "0-1", "name": "lastname", "value": "Hopper"},
-            {"objectTypeId": "0-1", "name": "company", "value": "Compiler Works"},
-            {"objectTypeId": "0-1", "name": "message", "value": "Interested in pricing."},
-        ],
+        "fields": [{"objectTypeId": "0-1", "name": n, "value": v} for n, v in fields if v],
         "context": {
             "hutk": uuid.uuid4().hex,
             "pageUri": "https://www.example.com/pricing",
@@ -127,7 +157,28 @@ def build_payload(
     }
 
 
-def _event(portal_id: int, occurred_at: int) -> dict[str, Any]:
+def body_of(payload: Any) -> Any:
+    """What goes on the wire: the payload without the side notes for the sandbox."""
+    if isinstance(payload, dict) and "_leads" in payload:
+        return payload.get("events", payload.get("body"))
+    return payload
+
+
+def _lead(email: str | None) -> dict[str, Any]:
+    first, last, company, domain, owner, message = random.choice(SAMPLE_LEADS)
+    token = uuid.uuid4().hex[:8]
+    return {
+        "id": str(random.randint(10**6, 10**9)),
+        "email": email or f"{first.lower()}.{last.lower()}+{token}@{domain}",
+        "firstname": first,
+        "lastname": last,
+        "company": company,
+        "owner_id": owner,
+        "message": message,
+    }
+
+
+def _event(portal_id: int, occurred_at: int, object_id: str) -> dict[str, Any]:
     return {
         "eventId": random.randint(1, 2**31),
         "subscriptionId": 12345,
@@ -136,10 +187,69 @@ def _event(portal_id: int, occurred_at: int) -> dict[str, Any]:
         "occurredAt": occurred_at,
         "subscriptionType": "contact.creation",
         "attemptNumber": 0,
-        "objectId": random.randint(10**6, 10**9),
+        "objectId": int(object_id),
         "changeSource": "FORM",
         "changeFlag": "NEW",
     }
+
+
+def _not_leads(portal_id: int, now_ms: int) -> list[Any]:
+    """Events a real portal sends beside contact creations; none of them is a lead."""
+    common = {"subscriptionId": 12346, "portalId": portal_id, "appId": 54321, "attemptNumber": 0}
+
+    def event(**fields: Any) -> dict[str, Any]:
+        return {"eventId": random.randint(1, 2**31), "occurredAt": now_ms, **common, **fields}
+
+    deal_id = random.randint(10**6, 10**9)
+    return [
+        event(subscriptionType="deal.creation", objectId=deal_id, changeFlag="NEW"),
+        event(
+            subscriptionType="company.propertyChange",
+            objectId=random.randint(10**6, 10**9),
+            propertyName="industry",
+            propertyValue="SOFTWARE",
+        ),
+        event(subscriptionType="object.creation", objectTypeId="0-3", objectId=deal_id),
+        event(
+            subscriptionType="contact.associationChange",
+            fromObjectId=random.randint(10**6, 10**9),
+            toObjectId=deal_id,
+            associationType="CONTACT_TO_DEAL",
+            associationRemoved=False,
+        ),
+        {"eventId": random.randint(1, 2**31), "portalId": portal_id, "note": "malformed"},
+    ]
+
+
+def _sandbox_url() -> str:
+    """HUBSPOT_API_BASE_URL when it is the local sandbox (it has a control API), else ""."""
+    base = settings.HUBSPOT_API_BASE_URL
+    if not base.startswith(("http://127.0.0.1", "http://localhost")):
+        return ""
+    try:
+        return base if requests.get(f"{base}/__sandbox__/state", timeout=2).ok else ""
+    except requests.RequestException:
+        return ""
+
+
+def _seed_sandbox(base: str, payload: Any) -> None:
+    """Create the contacts (and their owners) the payload names, so the CRM steps find them."""
+    leads = payload.get("_leads", []) if isinstance(payload, dict) else []
+    if not leads:
+        return
+    requests.post(f"{base}/__sandbox__/owners", json={"owners": SAMPLE_OWNERS}, timeout=5)
+    contacts = [
+        {
+            "id": lead["id"],
+            "email": lead["email"],
+            "firstname": lead["firstname"],
+            "lastname": lead["lastname"],
+            "company": lead["company"],
+            **({"owner_id": lead["owner_id"]} if lead["owner_id"] else {}),
+        }
+        for lead in leads
+    ]
+    requests.post(f"{base}/__sandbox__/contacts", json={"contacts": contacts}, timeout=5)
 
 
 def _iso(millis: int) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -106,3 +107,32 @@ def test_a_failed_run_is_recorded_and_alerted(hubspot, settings):
     [alert] = mail.outbox
     assert "Forms reconciliation" in alert.subject and "lead" not in alert.body.split("\n")[0]
     assert last_successful_run() is None
+
+
+@pytest.mark.django_db
+def test_a_lead_the_webhook_delivered_is_known_to_the_poll_and_starts_no_second_workflow(
+    hubspot,
+):
+    from django.utils import timezone
+
+    from intake.payloads import parse_body
+    from intake.services import submissions_ingest
+
+    now_ms = int(time.time() * 1000)
+    webhook_body = {
+        "portalId": 62515,
+        "formGuid": FORM,
+        "submittedAt": str(now_ms),
+        "fields": [{"name": "email", "value": "lead1@outage.test"}],
+    }
+    submissions_ingest(
+        items=parse_body(json.dumps(webhook_body).encode()),
+        signature_version="v3",
+        received_at=timezone.now(),
+    )
+    hubspot.seed_submissions(FORM, [submission(1, now_ms), submission(2, now_ms - 1000)])
+
+    result = forms_reconcile()
+
+    assert (result.total("found"), result.total("known"), result.total("ingested")) == (2, 1, 1)
+    assert Workflow.objects.count() == 2  # lead1 (webhook) and lead2 (poll)
