@@ -78,7 +78,8 @@ def leads_claim(new: Sequence[tuple[int, NormalisedItem]]) -> Claims:
     Every submission first starts a lead of its own and claims its keys, all in one INSERT
     in key order (so concurrent batches take the same locks in the same order). A key that
     is taken (by another delivery, committed or not: the INSERT waits for it) means the
-    submission joins the holder of its strongest taken key; the keys it did win move there.
+    submission joins the holder of its strongest taken key (leads_join). The portable path;
+    PostgreSQL does the same inside intake/services.py's one statement.
     """
     claims = Claims()
     if not new:
@@ -86,37 +87,43 @@ def leads_claim(new: Sequence[tuple[int, NormalisedItem]]) -> Claims:
     Lead.objects.bulk_create([Lead(id=sid) for sid, _ in new])
     keys = {sid: lead_keys(item) for sid, item in new}
     won = _insert_keys(sorted((key, sid) for sid, item_keys in keys.items() for key in item_keys))
-    lost = {sid: [k for k in item_keys if won.get(k) != sid] for sid, item_keys in keys.items()}
+    claims.started = [sid for sid, _ in new if all(won.get(k) == sid for k in keys[sid])]
+    FormSubmission.objects.filter(pk__in=claims.started).update(lead_id=F("id"))
+    claims.joined = leads_join({sid: keys[sid] for sid, _ in new if sid not in claims.started})
+    return claims
+
+
+def leads_join(candidates: dict[int, list[str]]) -> dict[int, int]:
+    """Submissions (id -> its keys, in submission order) that lost a key to another lead:
+    each joins the holder of its strongest lost key, its won keys move there, and its own
+    lead row goes. Returns submission id -> the lead it joined. Both storage paths use it."""
+    if not candidates:
+        return {}
     holders = dict(
-        LeadKey.objects.filter(key__in={k for taken in lost.values() for k in taken}).values_list(
-            "key", "lead_id"
-        )
+        LeadKey.objects.filter(
+            key__in={k for keys in candidates.values() for k in keys}
+        ).values_list("key", "lead_id")
     )
     moved: dict[int, int] = {}
-    for sid, _ in new:
-        if not lost[sid]:
-            claims.started.append(sid)
-            continue
-        target = holders[lost[sid][0]]
-        target = moved.get(target, target)
+    for sid, keys in sorted(candidates.items()):
+        lost = [k for k in keys if holders.get(k) != sid]
+        target = holders[lost[0]]
+        target = moved.get(target, target)  # an earlier submission of this batch joined too
         moved[sid] = target
         LeadKey.objects.filter(lead_id=sid).update(lead_id=target)
-        claims.joined[sid] = target
     originals = dict(
-        Lead.objects.filter(
-            pk__in=set(claims.joined.values()), duplicate_of__isnull=False
-        ).values_list("pk", "duplicate_of_id")
+        Lead.objects.filter(pk__in=set(moved.values()), duplicate_of__isnull=False).values_list(
+            "pk", "duplicate_of_id"
+        )
     )
-    claims.joined = {sid: originals.get(lead, lead) for sid, lead in claims.joined.items()}
-    if claims.joined:
-        Lead.objects.filter(pk__in=claims.joined).delete()
-    FormSubmission.objects.filter(pk__in=claims.started).update(lead_id=F("id"))
+    joined = {sid: originals.get(lead, lead) for sid, lead in moved.items()}
     by_lead: dict[int, list[int]] = defaultdict(list)
-    for sid, lead in claims.joined.items():
+    for sid, lead in joined.items():
         by_lead[lead].append(sid)
     for lead, sids in by_lead.items():
         FormSubmission.objects.filter(pk__in=sids).update(lead_id=lead)
-    return claims
+    Lead.objects.filter(pk__in=joined).delete()
+    return joined
 
 
 def _insert_keys(rows: list[tuple[str, int]]) -> dict[str, int]:
