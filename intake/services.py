@@ -1,4 +1,5 @@
-"""Store verified webhook items: submissions, their first workflows and audit rows, atomically.
+"""Store verified webhook items: submissions, their leads, the new leads' workflows and audit
+rows, and the events that are not leads, atomically.
 
 The pending workflow rows double as the outbox: they are enqueued after commit, and whatever
 the broker did not take (an outage) stays pending for the sweeper.
@@ -19,7 +20,15 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from intake.contacts import contact_erase, contact_merge, contact_stop
-from intake.identity import Claims, lead_keys, leads_claim, leads_join, workflows_of_leads
+from intake.identity import (
+    CLAIM_CONFLICT,
+    Claims,
+    contact_window_start,
+    lead_keys,
+    leads_claim,
+    leads_join,
+    workflows_of_leads,
+)
 from intake.models import FormSubmission, Lead, LeadKey, NonLeadDelivery, NonLeadOutcome
 from intake.payloads import NormalisedItem, RefusedEvent
 from intake.routing import Decision, Route, decide
@@ -321,8 +330,9 @@ def _one_statement(
     table = FormSubmission._meta.db_table
     # Each submission's id is drawn first (n) so that it is also its own lead's id, and the
     # lead, its keys and (when every key was free) its workflow go in the same statement.
-    # A key insert waits for a concurrent holder to commit; ON CONFLICT then skips it, and
-    # the submission gets no workflow here: leads_join links it to the holder's lead.
+    # A key insert waits for a concurrent holder to commit; ON CONFLICT then skips it (unless
+    # it is an expired contact key), and the submission gets no workflow here: leads_join
+    # links it to the holder's lead.
     # Identifiers come from the models; every value is a bound parameter.
     sql = f"""
         WITH v ({columns}) AS (
@@ -341,10 +351,10 @@ def _one_statement(
             SELECT * FROM unnest(%s::text[], %s::text[]) AS t (dedupe_key, key)
         ), k AS (
             INSERT INTO {quote(LeadKey._meta.db_table)} (key, lead_id, created_at)
-            SELECT wanted.key, s.id, %s FROM wanted JOIN s USING (dedupe_key)
+            SELECT DISTINCT ON (wanted.key) wanted.key, s.id, %s
+            FROM wanted JOIN s USING (dedupe_key)
             ORDER BY wanted.key, s.id
-            ON CONFLICT (key) DO NOTHING
-            RETURNING key, lead_id
+            {CLAIM_CONFLICT}
         ), lost AS (
             SELECT wanted.dedupe_key FROM wanted JOIN s USING (dedupe_key)
             LEFT JOIN k ON k.key = wanted.key AND k.lead_id = s.id
@@ -375,6 +385,7 @@ def _one_statement(
         [dedupe_key for dedupe_key, _ in wanted],
         [key for _, key in wanted],
         created,
+        Lead._meta.get_field("created_at").get_db_prep_save(contact_window_start(), connection),
         *workflow_params,
         *audit_params,
     ]
