@@ -307,6 +307,9 @@ from intake.routing import validate_lead_event_types  # noqa: E402  (pure; no Dj
 LEAD_EVENT_TYPES = validate_lead_event_types(
     env.list("LEAD_EVENT_TYPES", default=["contact.creation"])
 )
+# A contact's later deliveries join its lead for this long (HubSpot retries a workflow
+# webhook for up to 3 days); after it, the contact's next enquiry is a new lead.
+LEAD_CONTACT_WINDOW_HOURS = env_int("LEAD_CONTACT_WINDOW_HOURS", 72, minimum=1)
 
 # --- issue #12: HubSpot error classes, names and the Forms poll (docs/operations.md) ----------
 # HubSpot resets its daily API limit at midnight in the account's time zone (Settings →

@@ -17,6 +17,10 @@ ON CONFLICT DO NOTHING, in the transaction that stores the submission) starts th
 its workflow; one that finds a key taken joins that lead: stored and linked, no workflow.
 The database decides, so two concurrent deliveries cannot both start the lead. Keys carry no
 personal data (emails are hashed), and contact ids are the portal of HUBSPOT_ACCESS_TOKEN's.
+
+Conversion and form keys name one form fill, so they hold for good. A contact enquires again
+later, so its key holds for LEAD_CONTACT_WINDOW_HOURS (default 72, HubSpot's longest retry
+span): a delivery of that contact after the window starts a new lead and takes the key over.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -78,7 +84,8 @@ def leads_claim(new: Sequence[tuple[int, NormalisedItem]]) -> Claims:
     Every submission first starts a lead of its own and claims its keys, all in one INSERT
     in key order (so concurrent batches take the same locks in the same order). A key that
     is taken (by another delivery, committed or not: the INSERT waits for it) means the
-    submission joins the holder of its strongest taken key; the keys it did win move there.
+    submission joins the holder of its strongest taken key (leads_join). The portable path;
+    PostgreSQL does the same inside intake/services.py's one statement.
     """
     claims = Claims()
     if not new:
@@ -86,53 +93,80 @@ def leads_claim(new: Sequence[tuple[int, NormalisedItem]]) -> Claims:
     Lead.objects.bulk_create([Lead(id=sid) for sid, _ in new])
     keys = {sid: lead_keys(item) for sid, item in new}
     won = _insert_keys(sorted((key, sid) for sid, item_keys in keys.items() for key in item_keys))
-    lost = {sid: [k for k in item_keys if won.get(k) != sid] for sid, item_keys in keys.items()}
-    holders = dict(
-        LeadKey.objects.filter(key__in={k for taken in lost.values() for k in taken}).values_list(
-            "key", "lead_id"
-        )
-    )
-    moved: dict[int, int] = {}
-    for sid, _ in new:
-        if not lost[sid]:
-            claims.started.append(sid)
-            continue
-        target = holders[lost[sid][0]]
-        target = moved.get(target, target)
-        moved[sid] = target
-        LeadKey.objects.filter(lead_id=sid).update(lead_id=target)
-        claims.joined[sid] = target
-    originals = dict(
-        Lead.objects.filter(
-            pk__in=set(claims.joined.values()), duplicate_of__isnull=False
-        ).values_list("pk", "duplicate_of_id")
-    )
-    claims.joined = {sid: originals.get(lead, lead) for sid, lead in claims.joined.items()}
-    if claims.joined:
-        Lead.objects.filter(pk__in=claims.joined).delete()
+    claims.started = [sid for sid, _ in new if all(won.get(k) == sid for k in keys[sid])]
     FormSubmission.objects.filter(pk__in=claims.started).update(lead_id=F("id"))
-    by_lead: dict[int, list[int]] = defaultdict(list)
-    for sid, lead in claims.joined.items():
-        by_lead[lead].append(sid)
-    for lead, sids in by_lead.items():
-        FormSubmission.objects.filter(pk__in=sids).update(lead_id=lead)
+    claims.joined = leads_join({sid: keys[sid] for sid, _ in new if sid not in claims.started})
     return claims
 
 
+def leads_join(candidates: dict[int, list[str]]) -> dict[int, int]:
+    """Submissions (id -> its keys, in submission order) that lost a key to another lead:
+    each joins the holder of its strongest lost key, its won keys move there, and its own
+    lead row goes. Returns submission id -> the lead it joined. Both storage paths use it."""
+    if not candidates:
+        return {}
+    holders = dict(
+        LeadKey.objects.filter(
+            key__in={k for keys in candidates.values() for k in keys}
+        ).values_list("key", "lead_id")
+    )
+    moved: dict[int, int] = {}
+    for sid, keys in sorted(candidates.items()):
+        lost = [k for k in keys if holders.get(k) != sid]
+        target = holders[lost[0]]
+        target = moved.get(target, target)  # an earlier submission of this batch joined too
+        moved[sid] = target
+        LeadKey.objects.filter(lead_id=sid).update(lead_id=target)
+    originals = dict(
+        Lead.objects.filter(pk__in=set(moved.values()), duplicate_of__isnull=False).values_list(
+            "pk", "duplicate_of_id"
+        )
+    )
+    joined = {sid: originals.get(lead, lead) for sid, lead in moved.items()}
+    by_lead: dict[int, list[int]] = defaultdict(list)
+    for sid, lead in joined.items():
+        by_lead[lead].append(sid)
+    for lead, sids in by_lead.items():
+        FormSubmission.objects.filter(pk__in=sids).update(lead_id=lead)
+    Lead.objects.filter(pk__in=joined).delete()
+    return joined
+
+
+#: ON CONFLICT clause of every key claim: a contact key older than the contact window is
+#: taken over (the contact enquires again); any other taken key stays with its lead.
+CLAIM_CONFLICT = (
+    "ON CONFLICT (key) DO UPDATE SET lead_id = excluded.lead_id, created_at = excluded.created_at "
+    "WHERE substr(lead_keys.key, 1, 8) = 'contact:' AND lead_keys.created_at < %s "
+    "RETURNING key, lead_id"
+)
+
+
+def contact_window_start() -> datetime:
+    """Contact keys claimed before this no longer hold: a new enquiry starts a new lead."""
+    return timezone.now() - timedelta(hours=settings.LEAD_CONTACT_WINDOW_HOURS)
+
+
 def _insert_keys(rows: list[tuple[str, int]]) -> dict[str, int]:
-    """INSERT the (key, lead) rows that are free; returns key -> lead of the rows inserted.
-    Within one statement the first row for a key wins: rows are sorted by key, then id."""
+    """Claim the (key, lead) rows that are free (or an expired contact key); returns key ->
+    lead of the rows claimed. One row per key and statement (DO UPDATE may touch a row
+    once): the smallest lead id wins a key that two rows want."""
+    first: dict[str, int] = {}
+    for key, sid in sorted(rows):
+        first.setdefault(key, sid)
+    unique = list(first.items())
     won: dict[str, int] = {}
-    now = LeadKey._meta.get_field("created_at").get_db_prep_save(timezone.now(), connection)
+    created = LeadKey._meta.get_field("created_at")
+    now = created.get_db_prep_save(timezone.now(), connection)
+    expired = created.get_db_prep_save(contact_window_start(), connection)
     quote = connection.ops.quote_name
     with connection.cursor() as cursor:
-        for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-            chunk = rows[start : start + _ROWS_PER_STATEMENT]
+        for start in range(0, len(unique), _ROWS_PER_STATEMENT):
+            chunk = unique[start : start + _ROWS_PER_STATEMENT]
             values = ", ".join(["(%s, %s, %s)"] * len(chunk))
             cursor.execute(
                 f"INSERT INTO {quote(LeadKey._meta.db_table)} (key, lead_id, created_at) "  # noqa: S608
-                f"VALUES {values} ON CONFLICT (key) DO NOTHING RETURNING key, lead_id",
-                [param for key, sid in chunk for param in (key, sid, now)],
+                f"VALUES {values} {CLAIM_CONFLICT}",
+                [*(param for key, sid in chunk for param in (key, sid, now)), expired],
             )
             won.update(cursor.fetchall())
     return won

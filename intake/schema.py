@@ -149,7 +149,11 @@ _OPERATION = {
     "description": (
         "Verifies the signature over the raw body first (v3, else v2/v1), then stores each "
         "item once (duplicates are counted, not stored again) and answers 202 before any "
-        "processing. A signed item with a missing or invalid email is stored, not refused. "
+        "processing. Events are routed by subscriptionType: contact creation (and "
+        "LEAD_EVENT_TYPES) are leads, one lead makes one workflow whichever way it came, "
+        "other events are kept as ignored deliveries, and a malformed event is refused "
+        "without sinking its batch. A signed item with a missing or invalid email is stored, "
+        "not refused. "
         "The trailing slash is optional. Not authenticated by session or token: the HMAC "
         "signature with the app's client secret is the authentication."
     ),
@@ -195,11 +199,23 @@ _OPERATION = {
             "content": {
                 "application/json": {
                     "schema": {"$ref": "#/components/schemas/WebhookAccepted"},
-                    "example": {"accepted": 1, "duplicates": 0, "submission_ids": [42]},
+                    "example": {
+                        "accepted": 1,
+                        "duplicates": 0,
+                        "submission_ids": [42],
+                        "joined": 0,
+                        "workflows_started": 1,
+                        "ignored": 1,
+                        "applied": [],
+                        "refused": [],
+                    },
                 }
             },
         },
-        "400": _error("Malformed body (not JSON, or no recognised shape)."),
+        "400": _error(
+            "The request as a whole is malformed: not JSON, no recognised shape, or more "
+            "than 100 events. (A malformed event inside a batch is refused on its own: 202.)"
+        ),
         "401": _error("Missing, stale or wrong signature."),
         "405": _error("Only POST is allowed."),
         "413": _error("Body larger than WEBHOOK_MAX_BODY_BYTES."),
@@ -214,11 +230,53 @@ _COMPONENTS = {
     "WebhookAccepted": {
         "type": "object",
         "properties": {
-            "accepted": {"type": "integer", "description": "New items stored."},
+            "accepted": {"type": "integer", "description": "New lead items stored."},
             "duplicates": {"type": "integer", "description": "Items already stored before."},
             "submission_ids": {"type": "array", "items": {"type": "integer"}},
+            "joined": {
+                "type": "integer",
+                "description": "Stored items of a lead that already has a workflow.",
+            },
+            "workflows_started": {"type": "integer", "description": "New leads."},
+            "ignored": {
+                "type": "integer",
+                "description": "Events that are not leads (other objects, association "
+                "changes, unconfigured property changes), kept for operators.",
+            },
+            "applied": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "What each contact merge, deletion or privacy deletion did.",
+            },
+            "refused": {
+                "type": "array",
+                "description": "Malformed events of the batch, recorded with the reason; "
+                "the other events are stored.",
+                "items": {
+                    "type": "object",
+                    "properties": {"index": {"type": "integer"}, "reason": {"type": "string"}},
+                },
+            },
+            "ignored_query_parameters": {
+                "type": "object",
+                "description": "v1 only: query parameters not covered by the signature, "
+                "which were not used.",
+                "properties": {
+                    "names": {"type": "array", "items": {"type": "string"}},
+                    "reason": {"type": "string"},
+                },
+            },
         },
-        "required": ["accepted", "duplicates", "submission_ids"],
+        "required": [
+            "accepted",
+            "duplicates",
+            "submission_ids",
+            "joined",
+            "workflows_started",
+            "ignored",
+            "applied",
+            "refused",
+        ],
     },
     "WebhookError": {
         "type": "object",

@@ -1,4 +1,5 @@
-"""Store verified webhook items: submissions, their first workflows and audit rows, atomically.
+"""Store verified webhook items: submissions, their leads, the new leads' workflows and audit
+rows, and the events that are not leads, atomically.
 
 The pending workflow rows double as the outbox: they are enqueued after commit, and whatever
 the broker did not take (an outage) stays pending for the sweeper.
@@ -19,8 +20,16 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from intake.contacts import contact_erase, contact_merge, contact_stop
-from intake.identity import Claims, leads_claim, workflows_of_leads
-from intake.models import FormSubmission, NonLeadDelivery, NonLeadOutcome
+from intake.identity import (
+    CLAIM_CONFLICT,
+    Claims,
+    contact_window_start,
+    lead_keys,
+    leads_claim,
+    leads_join,
+    workflows_of_leads,
+)
+from intake.models import FormSubmission, Lead, LeadKey, NonLeadDelivery, NonLeadOutcome
 from intake.payloads import NormalisedItem, RefusedEvent
 from intake.routing import Decision, Route, decide
 from workflows.models import AuditEvent, Status, Trigger, Workflow
@@ -227,19 +236,29 @@ def _store_in_one_statement(
     received_at: datetime,
     trigger: str = Trigger.WEBHOOK,
 ) -> Stored:
-    """PostgreSQL: the new leads' workflows and audit rows in one statement of chained
-    data-modifying CTEs (see _one_statement). The rows are the same as the portable path's
-    (a test compares them). Runs inside submissions_ingest's transaction, after the
-    submissions and their lead keys (intake/identity.py) are stored."""
-    inserted, claims = _insert_and_claim(rows, signature_version, received_at)
-    by_id = {sid: item for item, sid in ((i, inserted.get(i.dedupe_key)) for i in rows) if sid}
+    """PostgreSQL: submissions, their leads and lead keys, the new leads' workflows and audit
+    rows in one statement of chained data-modifying CTEs (see _one_statement), so a delivery
+    costs one round trip, like the plain INSERT it is measured against (bench/ingest.py).
+    Only a delivery that finds a key taken needs more (leads_join). The rows are the same
+    as the portable path's (a test compares them)."""
     now = timezone.now()
+    inserted: dict[str, int] = {}
     started: dict[int, int] = {}
-    if claims.started:
-        with connection.cursor() as cursor:
-            sql, params = _one_statement(claims.started, signature_version, now, trigger)
+    with connection.cursor() as cursor:
+        for chunk in _chunks(rows):
+            sql, params = _one_statement(chunk, signature_version, received_at, now, trigger)
             cursor.execute(sql, params)
-            started.update(cursor.fetchall())
+            for key, submission_id, workflow_id in cursor.fetchall():
+                inserted[key] = submission_id
+                if workflow_id is not None:
+                    started[submission_id] = workflow_id
+    by_id = {sid: item for item, sid in ((i, inserted.get(i.dedupe_key)) for i in rows) if sid}
+    claims = Claims(
+        started=[sid for sid in by_id if sid in started],
+        joined=leads_join(
+            {sid: lead_keys(item) for sid, item in by_id.items() if sid not in started}
+        ),
+    )
     return _stored(inserted, claims, started, by_id, signature_version)
 
 
@@ -283,7 +302,11 @@ def _stored(
 
 
 def _one_statement(
-    submission_ids: list[int], signature_version: str, now: datetime, trigger: str
+    chunk: list[NormalisedItem],
+    signature_version: str,
+    received_at: datetime,
+    now: datetime,
+    trigger: str,
 ) -> tuple[str, list[Any]]:
     quote = connection.ops.quote_name
     workflow_cols, workflow_params = _column_values(
@@ -299,26 +322,73 @@ def _one_statement(
     )
     placeholders = ", ".join(["%s"] * len(workflow_params))
     audit_placeholders = ", ".join(["%s"] * len(audit_params))
+    fields = _submission_fields()
+    columns = ", ".join(quote(f.column) for f in fields)
+    typed_row = "(" + ", ".join(f"CAST(%s AS {f.db_type(connection)})" for f in fields) + ")"
+    wanted = [(item.dedupe_key, key) for item in chunk for key in lead_keys(item)]
+    created = Lead._meta.get_field("created_at").get_db_prep_save(now, connection)
+    table = FormSubmission._meta.db_table
+    # Each submission's id is drawn first (n) so that it is also its own lead's id, and the
+    # lead, its keys and (when every key was free) its workflow go in the same statement.
+    # A key insert waits for a concurrent holder to commit; ON CONFLICT then skips it (unless
+    # it is an expired contact key), and the submission gets no workflow here: leads_join
+    # links it to the holder's lead.
     # Identifiers come from the models; every value is a bound parameter.
     sql = f"""
-        WITH s AS (
-            SELECT id, shape, signature_version, email_error
-            FROM {quote(FormSubmission._meta.db_table)} WHERE id = ANY(%s)
+        WITH v ({columns}) AS (
+            VALUES {", ".join([typed_row] * len(chunk))}
+        ), n AS (
+            SELECT nextval(pg_get_serial_sequence(%s, 'id')) AS id, v.* FROM v
+        ), s AS (
+            INSERT INTO {quote(table)} (id, lead_id, {columns})
+            SELECT n.id, n.id, {", ".join("n." + quote(f.column) for f in fields)}
+            FROM n ORDER BY n.id
+            ON CONFLICT ({quote("dedupe_key")}) DO NOTHING
+            RETURNING id, dedupe_key, shape, signature_version, email_error
+        ), l AS (
+            INSERT INTO {quote(Lead._meta.db_table)} (id, created_at) SELECT s.id, %s FROM s
+        ), wanted AS (
+            SELECT * FROM unnest(%s::text[], %s::text[]) AS t (dedupe_key, key)
+        ), k AS (
+            INSERT INTO {quote(LeadKey._meta.db_table)} (key, lead_id, created_at)
+            SELECT DISTINCT ON (wanted.key) wanted.key, s.id, %s
+            FROM wanted JOIN s USING (dedupe_key)
+            ORDER BY wanted.key, s.id
+            {CLAIM_CONFLICT}
+        ), lost AS (
+            SELECT wanted.dedupe_key FROM wanted JOIN s USING (dedupe_key)
+            LEFT JOIN k ON k.key = wanted.key AND k.lead_id = s.id
+            WHERE k.key IS NULL
+        ), fresh AS (
+            SELECT s.* FROM s WHERE s.dedupe_key NOT IN (SELECT dedupe_key FROM lost)
         ), w AS (
             INSERT INTO {quote(Workflow._meta.db_table)} (submission_id, {workflow_cols})
-            SELECT s.id, {placeholders} FROM s ORDER BY s.id
+            SELECT fresh.id, {placeholders} FROM fresh ORDER BY fresh.id
             RETURNING id, submission_id
         ), a AS (
             INSERT INTO {quote(AuditEvent._meta.db_table)}
                 (workflow_id, object_id, reason, details, {audit_cols})
-            SELECT w.id, s.id::text, s.email_error,
-                jsonb_build_object('shape', s.shape, 'signature_version', s.signature_version),
+            SELECT w.id, fresh.id::text, fresh.email_error,
+                jsonb_build_object(
+                    'shape', fresh.shape, 'signature_version', fresh.signature_version
+                ),
                 {audit_placeholders}
-            FROM w JOIN s ON s.id = w.submission_id
+            FROM w JOIN fresh ON fresh.id = w.submission_id
         )
-        SELECT w.submission_id, w.id FROM w
+        SELECT s.dedupe_key, s.id, w.id FROM s LEFT JOIN w ON w.submission_id = s.id
     """  # noqa: S608
-    return sql, [list(submission_ids), *workflow_params, *audit_params]
+    values = _submission_values(chunk, signature_version, received_at)
+    return sql, [
+        *values,
+        table,
+        created,
+        [dedupe_key for dedupe_key, _ in wanted],
+        [key for _, key in wanted],
+        created,
+        Lead._meta.get_field("created_at").get_db_prep_save(contact_window_start(), connection),
+        *workflow_params,
+        *audit_params,
+    ]
 
 
 #: Columns the statement fills from the CTE rows, not from model defaults.

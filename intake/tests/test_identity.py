@@ -12,14 +12,14 @@ import itertools
 import json
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
 from django.utils import timezone
 
 from intake.identity import FORM_WINDOW_SECONDS, lead_keys
-from intake.models import FormSubmission, Lead, SignatureVersion
+from intake.models import FormSubmission, Lead, LeadKey, SignatureVersion
 from intake.payloads import parse_delivery, parse_forms_api_submission
 from intake.services import submissions_ingest
 from outreach.models import EmailDraft
@@ -297,3 +297,22 @@ def test_all_four_paths_racing_make_one_draft_and_one_task(crm):
         assert workflows.filter(status=Status.AWAITING_APPROVAL).count() == 1
         assert EmailDraft.objects.filter(workflow__in=workflows).count() == 1
         assert all(s.lead_id for s in lead_subs) and lead_subs.count() == 4
+
+
+@pytest.mark.django_db
+def test_the_same_contact_enquiring_again_after_the_window_is_a_new_lead(settings):
+    settings.LEAD_CONTACT_WINDOW_HOURS = 72
+    first, again = Lead1(5, contact_id="5105"), Lead1(6, contact_id="5105")
+    deliver(first, "event")
+    deliver(again, "workflow_body")  # the same contact, within the window: the same lead
+    assert Workflow.objects.count() == 1
+
+    LeadKey.objects.filter(key="contact:5105").update(
+        created_at=timezone.now() - timedelta(hours=73)
+    )
+    later = Lead1(7, contact_id="5105")
+    deliver(later, "workflow_body")
+
+    assert Workflow.objects.count() == 2
+    newest = FormSubmission.objects.order_by("-pk").first()
+    assert LeadKey.objects.get(key="contact:5105").lead_id == newest.lead_id == newest.pk

@@ -1,0 +1,127 @@
+"""HubSpot's contact lifecycle events: deletion stops, merge re-points, privacy deletion erases."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from django.db import connection
+
+from intake.models import FormSubmission, NonLeadDelivery
+from intake.tests.test_identity import Lead1, deliver, run_pending
+from intake.tests.test_routing import event
+from outreach.models import EmailDraft
+from workflows.models import AuditEvent, Status, Workflow
+
+
+@pytest.fixture
+def crm(settings, sandbox):
+    settings.HUBSPOT_ACCESS_TOKEN = sandbox.token
+    settings.HUBSPOT_API_BASE_URL = sandbox.url
+    settings.CELERY_BROKER_URL = "memory://"
+    settings.CONTACT_SEARCH_LAG_RETRIES = 0
+    return sandbox
+
+
+@pytest.mark.django_db
+def test_a_contact_deletion_stops_its_open_workflows_without_draft_or_task(crm, post_webhook):
+    waiting, pending = Lead1(1, contact_id="601"), Lead1(2, contact_id="602")
+    crm.seed_contact(id=waiting.contact_id, email=waiting.email)
+    deliver(waiting, "event")
+    run_pending()
+    deliver(pending, "event")
+
+    response = post_webhook(
+        [
+            event(10, "contact.deletion", objectId=601),
+            event(11, "contact.deletion", objectId=602),
+        ]
+    )
+    run_pending()
+
+    assert response.status_code == 202
+    assert response.json()["applied"] == [
+        "contact 601 deleted in HubSpot: 1 open workflows stopped",
+        "contact 602 deleted in HubSpot: 1 open workflows stopped",
+    ]
+    first = Workflow.objects.get(contact_id="601")
+    assert (first.status, first.last_error) == (Status.REJECTED, "contact 601 deleted in HubSpot")
+    second = Workflow.objects.get(submission__object_id="602")
+    assert second.status == Status.COMPLETED and not hasattr(second, "draft")
+    assert len(crm.requests("tasks.create")) == 1  # the first one's, made before the deletion
+    assert NonLeadDelivery.objects.filter(outcome="applied").count() == 2
+
+
+@pytest.mark.django_db
+def test_a_merge_points_open_workflows_of_the_merged_contacts_at_the_primary(crm, post_webhook):
+    lead = Lead1(3, contact_id="701")
+    crm.seed_contact(id=lead.contact_id, email=lead.email)
+    deliver(lead, "event")
+    run_pending()
+
+    response = post_webhook(
+        [event(12, "contact.merge", primaryObjectId=799, mergedObjectIds=[701, 702])]
+    )
+
+    assert response.status_code == 202
+    workflow = Workflow.objects.get()
+    assert workflow.contact_id == "799"
+    merged = AuditEvent.objects.get(action="contact.merged")
+    assert merged.reason == "contact 701 merged into 799"
+    # A later delivery for the primary contact joins this lead instead of starting another.
+    post_webhook([event(13, "contact.creation", objectId=799)])
+    assert Workflow.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_privacy_deletion_leaves_no_trace_of_the_person_in_the_database(
+    crm, post_webhook, caplog
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("greps a pg_dump")
+    lead = Lead1(4, contact_id="801")
+    email, name, message = lead.email, "Zebulonia", f"A demo please ({lead.n})"
+    crm.seed_contact(id=lead.contact_id, email=email, firstname=name)
+    for path in ("workflow_body", "forms_post", "poll", "event"):
+        deliver(lead, path)
+    FormSubmission.objects.update(first_name=name)
+    run_pending()
+    assert EmailDraft.objects.filter(recipient=email).exists()
+    assert name.encode() in dump() and email.encode() in dump()
+
+    caplog.clear()
+    response = post_webhook([event(20, "contact.privacyDeletion", objectId=801)])
+    post_webhook(lead.forms_post())  # a redelivery after the erasure is not stored again
+    run_pending()
+
+    assert response.status_code == 202
+    [summary] = response.json()["applied"]
+    assert summary == "erased contact 801: 4 submissions, 1 workflows (1 stopped), 1 drafts"
+    database = dump()
+    for trace in (email, email.title(), name, message):
+        assert trace.encode() not in database, trace
+        assert trace not in caplog.text, trace
+    assert FormSubmission.objects.count() == 4  # the rows stay, redacted
+    assert FormSubmission.objects.filter(erased_at__isnull=False).count() == 4
+    erased = AuditEvent.objects.get(action="contact.erased")
+    assert erased.details == {"submissions": 4, "workflows": 1, "stopped": 1, "drafts": 1}
+
+
+def dump() -> bytes:
+    db = connection.settings_dict
+    return subprocess.run(
+        [
+            "pg_dump",
+            "--data-only",
+            "-h",
+            db["HOST"] or "127.0.0.1",
+            "-p",
+            str(db["PORT"] or 5432),
+            "-U",
+            db["USER"] or "postgres",
+            db["NAME"],
+        ],
+        check=True,
+        capture_output=True,
+        env={"PGPASSWORD": db.get("PASSWORD") or ""},
+    ).stdout
