@@ -721,9 +721,7 @@ class Sandbox:
             # the create answer (and a read that asks for none) carries no `associations`.
             stored.object["associations"] = {
                 "contacts": {
-                    "results": [
-                        {"id": i, "type": f"{kind[:-1]}_to_contact"} for i in contact_ids
-                    ]
+                    "results": [{"id": i, "type": f"{kind[:-1]}_to_contact"} for i in contact_ids]
                 }
             }
             answer = {k: v for k, v in stored.object.items() if k != "associations"}

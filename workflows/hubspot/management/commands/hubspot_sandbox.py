@@ -1,7 +1,7 @@
 import time
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from workflows.hubspot.sandbox import SandboxServer
 
@@ -22,6 +22,14 @@ class Command(BaseCommand):
         parser.add_argument(
             "--token", default=None, help="required Bearer token (default: any non-empty token)"
         )
+        parser.add_argument(
+            "--owner-rule",
+            action="append",
+            default=[],
+            metavar="DOMAIN=OWNER_ID",
+            help="new contacts with emails at DOMAIN ('*' for any) get this owner; "
+            "without a rule new contacts have no owner (repeatable)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         server = SandboxServer(
@@ -32,7 +40,15 @@ class Command(BaseCommand):
             index_lag_seconds=options["index_lag"],
             rate_limit=options["rate_limit"],
         )
+        rules = []
+        for rule in options["owner_rule"]:
+            domain, _, owner_id = rule.partition("=")
+            if not domain or not owner_id:
+                raise CommandError(f"--owner-rule {rule!r}: expected DOMAIN=OWNER_ID")
+            rules.append({"email_domain": domain, "owner_id": owner_id})
+        server.sandbox.initial_config.owner_rules = rules
         server.start()
+        server.reset()
         self.stdout.write(
             f"HubSpot sandbox on {server.url} (control API under /__sandbox__/; Ctrl-C to stop)"
         )
