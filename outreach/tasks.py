@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import Task, shared_task
 
 from outreach import services
-from workflows.hubspot.client import TransientHubSpotError
+from workflows.hubspot.client import HubSpotPaused, TransientHubSpotError
 
 
 @shared_task(
@@ -44,4 +44,11 @@ def write_crm_note(self: Task, workflow_id: int) -> str:
     # A retry, or a message redelivered after a worker died, may follow a note that was made.
     redelivered = (self.request.delivery_info or {}).get("redelivered", False)
     retrying = self.request.retries > 0 or bool(redelivered)
-    return services.crm_note_write(workflow_id=workflow_id, retrying=retrying)
+    try:
+        return services.crm_note_write(workflow_id=workflow_id, retrying=retrying)
+    except HubSpotPaused as paused:
+        # HubSpot's daily limit: wait for the reset; the wait itself never exhausts the task.
+        budget = self.request.retries + (self.max_retries or 0) + 1
+        raise self.retry(
+            exc=paused, countdown=paused.retry_after or 60, max_retries=budget
+        ) from paused
