@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import time
 
@@ -136,3 +137,27 @@ def test_a_lead_the_webhook_delivered_is_known_to_the_poll_and_starts_no_second_
 
     assert (result.total("found"), result.total("known"), result.total("ingested")) == (2, 1, 1)
     assert Workflow.objects.count() == 2  # lead1 (webhook) and lead2 (poll)
+
+
+@pytest.mark.django_db
+def test_since_reads_back_past_the_mark_and_finds_nothing_new_twice(hubspot):
+    now_ms = int(time.time() * 1000)
+    hubspot.seed_submissions(FORM, [submission(n, now_ms - n * 24 * HOUR_MS) for n in range(4)])
+    forms_reconcile()  # first run: the last 7 days, all four
+    out = io.StringIO()
+
+    call_command("reconcile_forms", "--since", "2000-01-01", stdout=out)
+
+    assert "found 4, already known 4, ingested 0" in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_the_beat_tasks_poll_forms_and_refresh_names(hubspot):
+    from workflows.hubspot import tasks
+    from workflows.hubspot.models import HubSpotName
+
+    hubspot.seed_submissions(FORM, [submission(1, int(time.time() * 1000))])
+
+    assert tasks.reconcile_forms() == {"found": 1, "known": 0, "ingested": 1, "refused": 0}
+    assert tasks.refresh_names() == 1  # the form in use; no owner yet
+    assert HubSpotName.objects.get(hubspot_id=FORM).name == "Pricing request"
