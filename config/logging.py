@@ -38,7 +38,7 @@ _BEARER = re.compile(r"(bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 # Lead PII and HubSpot credentials, masked wherever they appear (issue #14): an address keeps
 # its first character and its domain (j***@othercorp.com), a phone number its last two digits.
 _EMAIL = re.compile(
-    r"([A-Za-z0-9!#$%&'*+/=?^_`{|}~-])[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]*(@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)"
+    r"([A-Za-z0-9!#$%&'*+=?^_`{|}~-])[A-Za-z0-9.!#$%&'*+=?^_`{|}~-]*(@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)"
 )
 _PHONE = re.compile(
     r"(?<![\w.:/+-])(?:\+\d[\d\s().-]{5,}\d|\(?\d{2,4}\)?(?:[\s.-]\(?\d{2,4}\)?){1,4})(?![\w.:/-])"
@@ -88,7 +88,11 @@ def _mask_phone(match: re.Match) -> str:
 
 
 def mask_pii(text: str) -> str:
-    """Email addresses, phone numbers and HubSpot tokens in ``text`` masked."""
+    """URL credentials, email addresses, phone numbers and HubSpot tokens in ``text`` masked."""
+    if "://" in text:
+        from config.security import mask_urls_in
+
+        text = mask_urls_in(text)
     if "@" in text:
         text = _EMAIL.sub(r"\1***\2", text)
     text = _HUBSPOT_TOKEN.sub(lambda m: (m.group(1) or "") + REDACTED, text)

@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from django.core.exceptions import DisallowedHost, ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
-from django.views.debug import SafeExceptionReporterFilter
+from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
 
 MASK = "********"
 _URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>\\]+")
@@ -56,6 +56,8 @@ def mask_url(url: str) -> str:
         for key, value in parse_qsl(parts.query, keep_blank_values=True)
     )
     fragment = MASK if parts.fragment else ""
+    if (netloc, path, query, fragment) == (parts.netloc, parts.path, parts.query, parts.fragment):
+        return url  # nothing to mask (urlunsplit would also turn "filesystem://" into "…:")
     return urlunsplit((parts.scheme, netloc, path, query, fragment))
 
 
@@ -69,8 +71,8 @@ class SafeReporterFilter(SafeExceptionReporterFilter):
 
     def cleanse_setting(self, key, value):
         cleansed = super().cleanse_setting(key, value)
-        if isinstance(cleansed, str):
-            return mask_urls_in(cleansed)
+        if isinstance(cleansed, str):  # str subclasses too (lazy settings values)
+            return mask_urls_in(str(cleansed))
         return cleansed
 
     def get_traceback_frame_variables(self, request, tb_frame):
@@ -163,3 +165,14 @@ def axes_client_ip(request: HttpRequest) -> str:
 
     address = client_address(request, settings.TRUSTED_PROXY_NETWORKS)
     return str(address) if address is not None else request.META.get("REMOTE_ADDR", "")
+
+
+class SafeExceptionReporter(ExceptionReporter):
+    """DEFAULT_EXCEPTION_REPORTER: the whole debug page and error e-mail pass through
+    :func:`mask_urls_in` as well, so a URL quoted in an exception message is masked too."""
+
+    def get_traceback_html(self):
+        return mask_urls_in(str(super().get_traceback_html()))
+
+    def get_traceback_text(self):
+        return mask_urls_in(str(super().get_traceback_text()))

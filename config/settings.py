@@ -311,6 +311,7 @@ from config.security import parse_cidrs  # noqa: E402
 # Error reports (debug page, admin e-mails) mask URL userinfo, token-like path segments and
 # query values of every setting, request.META value and frame variable (config/security.py).
 DEFAULT_EXCEPTION_REPORTER_FILTER = "config.security.SafeReporterFilter"
+DEFAULT_EXCEPTION_REPORTER = "config.security.SafeExceptionReporter"
 # An unknown Host gets a plain 400 in every mode, before anything else runs.
 MIDDLEWARE.insert(0, "config.security.BadHostMiddleware")
 MIDDLEWARE.insert(
@@ -403,3 +404,5 @@ AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
 AXES_LOCKOUT_PARAMETERS = ["ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "config.security.axes_client_ip"
+# Lockout log lines name the client address and path only, not the username tried.
+AXES_VERBOSE = False
