@@ -32,7 +32,9 @@ urlpatterns = [
     path(
         "schema/",
         SpectacularAPIView.as_view(
-            custom_settings=_SCHEMA_SETTINGS, permission_classes=[IsAdminUser]
+            custom_settings=_SCHEMA_SETTINGS,
+            authentication_classes=api.AUTHENTICATION,
+            permission_classes=[IsAdminUser],
         ),
         name="api-schema",
     ),
@@ -40,6 +42,7 @@ urlpatterns = [
         "docs/",
         SpectacularSwaggerSplitView.as_view(
             url_name="api-schema",
+            authentication_classes=api.AUTHENTICATION,
             permission_classes=[IsAdminUser],
             template_name="api/swagger_ui.html",
         ),

@@ -1,4 +1,7 @@
-"""API tokens in the admin: prefix, owner, dates. Never the token, never its digest.
+"""API tokens in the admin: prefix, owner, dates. Never the token (knox does not keep it).
+
+Only the row's URL carries knox's primary key, the SHA-512 digest, which cannot be used to
+authenticate.
 
 Tokens are created with ``manage.py create_api_token`` (shown once); deleting a row here
 revokes the token at once.
