@@ -33,7 +33,10 @@ _SECRET_KEY = re.compile(
     r"(authorization|password|passwd|secret|token|api[_-]?key|cookie)", re.IGNORECASE
 )
 # Email content: a log line may say that a body exists, never what it says.
-_BODY_KEYS = frozenset({"body", "body_html", "hs_task_body", "hs_note_body", "original_body"})
+# (Celery's ``return_value`` too: a task's result can quote lead text.)
+_BODY_KEYS = frozenset(
+    {"body", "body_html", "hs_task_body", "hs_note_body", "original_body", "return_value"}
+)
 _BEARER = re.compile(r"(bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 # Lead PII and HubSpot credentials, masked wherever they appear (issue #14): an address keeps
 # its first character and its domain (j***@othercorp.com), a phone number its last two digits.
