@@ -12,7 +12,7 @@ import requests
 from knox.models import AuthToken
 
 from intake.signatures import signed_headers
-from tests.harness import GunicornServer, Worker, wait_for
+from tests.harness import REPO, GunicornServer, Worker, wait_for
 from workflows.models import Status, Workflow
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
