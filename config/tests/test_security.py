@@ -334,3 +334,26 @@ def test_the_login_locks_out_after_the_failure_limit(operator, settings):
     # ...while another address logs in
     other = Client(REMOTE_ADDR="198.51.100.8")
     assert other.post("/admin/login/", right).status_code == 302
+
+
+# --- 9. The threat model names real tests ------------------------------------------------------
+
+
+def test_every_control_in_security_md_names_a_test_that_exists():
+    doc = (REPO / "docs" / "security.md").read_text()
+    threats = doc[doc.index("## Threats, controls and tests") : doc.index("## Login rate limit")]
+    rows = [
+        line
+        for line in threats.splitlines()
+        if line.startswith("| ") and not line.startswith(("| threat", "|---"))
+    ]
+    assert len(rows) >= 20
+    for row in rows:
+        assert "::test_" in row, row
+    current, named = None, []
+    for path, name in re.findall(r"`([\w/]+\.py)?::(test_\w+)`", threats):
+        current = path or current
+        named.append((current, name))
+    for path, name in named:
+        assert f"def {name}(" in (REPO / path).read_text(), (path, name)
+    assert "## Reporting a vulnerability" in doc
