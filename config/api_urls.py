@@ -1,7 +1,14 @@
-"""/api/: the REST API, its OpenAPI schema and Swagger UI (the webhook lives in intake.urls)."""
+"""/api/: the REST API, its OpenAPI schema and Swagger UI (the webhook lives in intake.urls).
+
+The schema and Swagger UI are staff-only like the API (docs/api.md). Swagger UI's assets come
+from drf-spectacular-sidecar through the static files, and its init script is a separate
+same-origin request (SpectacularSwaggerSplitView), so the page runs under the CSP with no
+inline script and no CDN.
+"""
 
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from rest_framework.permissions import IsAdminUser
 from rest_framework.routers import SimpleRouter
 
 from workflows import api
@@ -24,8 +31,21 @@ urlpatterns = [
     path("stats/", api.StatsView.as_view(), name="api-stats"),
     path(
         "schema/",
-        SpectacularAPIView.as_view(custom_settings=_SCHEMA_SETTINGS),
+        SpectacularAPIView.as_view(
+            custom_settings=_SCHEMA_SETTINGS,
+            authentication_classes=api.AUTHENTICATION,
+            permission_classes=[IsAdminUser],
+        ),
         name="api-schema",
     ),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path(
+        "docs/",
+        SpectacularSwaggerSplitView.as_view(
+            url_name="api-schema",
+            authentication_classes=api.AUTHENTICATION,
+            permission_classes=[IsAdminUser],
+            template_name="api/swagger_ui.html",
+        ),
+        name="api-docs",
+    ),
 ]

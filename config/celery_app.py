@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery.app import trace
 from celery.signals import worker_init
 
 from config.logging import connect_celery_signals
@@ -13,6 +14,10 @@ app = Celery("leadline")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 connect_celery_signals()
+
+# A task's return value can quote lead text (a failure reason quoting an invalid email value):
+# the success line says which task finished and how fast, not what it returned (issue #14).
+trace.LOG_SUCCESS = "Task %(name)s[%(id)s] succeeded in %(runtime)ss"
 
 
 @worker_init.connect

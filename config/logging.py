@@ -33,8 +33,25 @@ _SECRET_KEY = re.compile(
     r"(authorization|password|passwd|secret|token|api[_-]?key|cookie)", re.IGNORECASE
 )
 # Email content: a log line may say that a body exists, never what it says.
-_BODY_KEYS = frozenset({"body", "body_html", "hs_task_body", "hs_note_body", "original_body"})
+# (Celery's ``return_value`` too: a task's result can quote lead text.)
+_BODY_KEYS = frozenset(
+    {"body", "body_html", "hs_task_body", "hs_note_body", "original_body", "return_value"}
+)
 _BEARER = re.compile(r"(bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
+# Lead PII and HubSpot credentials, masked wherever they appear (issue #14): an address keeps
+# its first character and its domain (j***@othercorp.com), a phone number its last two digits.
+_EMAIL = re.compile(
+    r"([A-Za-z0-9!#$%&'*+=?^_`{|}~-])[A-Za-z0-9.!#$%&'*+=?^_`{|}~-]*(@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)"
+)
+_PHONE = re.compile(
+    r"(?<![\w.:/+-])(?:\+\d[\d\s().-]{5,}\d|\(?\d{2,4}\)?(?:[\s.-]\(?\d{2,4}\)?){1,4})(?![\w.:/-])"
+)
+_DATE_OR_IP = re.compile(r"^(\d{4}-\d{2}-\d{2}|\d{1,3}(\.\d{1,3}){3})$")
+_HUBSPOT_TOKEN = re.compile(
+    r"\bpat-[a-z]{2,4}\d?-[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}\b"
+    r"|\b((?:hapikey|access_token|refresh_token|code)=)[^&\s\"']+",
+    re.IGNORECASE,
+)
 MAX_VALUE_CHARS = 2000
 REDACTED = "[redacted]"
 
@@ -65,10 +82,31 @@ def _secret_values() -> list[str]:
     return [v for v in set(values) if len(v) >= 8]
 
 
+def _mask_phone(match: re.Match) -> str:
+    found = match.group(0)
+    digits = sum(c.isdigit() for c in found)
+    if not 7 <= digits <= 15 or _DATE_OR_IP.match(found.strip()):
+        return found
+    return "***" + "".join(c for c in found if c.isdigit())[-2:]
+
+
+def mask_pii(text: str) -> str:
+    """URL credentials, email addresses, phone numbers and HubSpot tokens in ``text`` masked."""
+    if "://" in text:
+        from config.security import mask_urls_in
+
+        text = mask_urls_in(text)
+    if "@" in text:
+        text = _EMAIL.sub(r"\1***\2", text)
+    text = _HUBSPOT_TOKEN.sub(lambda m: (m.group(1) or "") + REDACTED, text)
+    return _PHONE.sub(_mask_phone, text)
+
+
 def redact_text(text: str, secrets: list[str] | None = None) -> str:
     for secret in secrets if secrets is not None else _secret_values():
         text = text.replace(secret, REDACTED)
     text = _BEARER.sub(r"\1" + REDACTED, text)
+    text = mask_pii(text)
     if len(text) > MAX_VALUE_CHARS:
         text = text[:MAX_VALUE_CHARS] + f"…[{len(text) - MAX_VALUE_CHARS} chars truncated]"
     return text
@@ -119,8 +157,22 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+def _mask_deep(value: Any, depth: int = 0) -> Any:
+    if isinstance(value, str):
+        return mask_pii(value)
+    if isinstance(value, dict) and depth < 6:
+        return {k: _mask_deep(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple) and depth < 6:
+        return [_mask_deep(v, depth + 1) for v in value]
+    return value
+
+
 class JsonFormatter(logging.Formatter):
-    """ts, level, logger, message, then the context, then the record's `extra` fields."""
+    """ts, level, logger, message, then the context, then the record's `extra` fields.
+
+    The last step before the line is written masks lead PII and HubSpot tokens in every
+    value (context and traceback included), whatever filters did or did not run before.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
@@ -137,6 +189,8 @@ class JsonFormatter(logging.Formatter):
             line["exc"] = redact_text(self.formatException(record.exc_info))
         elif record.stack_info:
             line["stack"] = self.formatStack(record.stack_info)
+        ts = line.pop("ts")
+        line = {"ts": ts, **_mask_deep(line)}
         return json.dumps(line, default=str, ensure_ascii=False)
 
 

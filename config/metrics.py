@@ -15,7 +15,6 @@ import hmac
 import os
 from collections.abc import Iterator
 from datetime import datetime
-from ipaddress import ip_address
 
 from django.conf import settings
 from django.db.models import Count, Min
@@ -36,6 +35,7 @@ from prometheus_client.registry import Collector
 import intake.metrics  # noqa: F401 - register the series even before the first webhook
 import outreach.metrics  # noqa: F401
 import workflows.metrics  # noqa: F401
+from config.security import address_in, client_address
 from workflows.models import Status, Workflow
 
 
@@ -102,28 +102,27 @@ def render_metrics() -> bytes:
 
 
 def is_allowed(request: HttpRequest) -> bool:
-    """Direct loopback callers, or anyone presenting METRICS_TOKEN as a bearer token.
+    """``Authorization: Bearer <METRICS_TOKEN>``, or a caller in METRICS_ALLOWED_CIDRS.
 
-    A request relayed by a proxy carries X-Forwarded-For and is not "loopback" even though
-    the proxy connects from 127.0.0.1.
+    The caller's address is REMOTE_ADDR, or X-Forwarded-For when REMOTE_ADDR is a proxy in
+    TRUSTED_PROXY_CIDRS (config.security.client_address); no other header counts. A request
+    relayed by a trusted proxy without X-Forwarded-For has no known caller and needs the token.
     """
     token = settings.METRICS_TOKEN
     header = request.headers.get("Authorization", "")
     if token and header.startswith("Bearer "):
         return hmac.compare_digest(header.removeprefix("Bearer ").strip(), token)
-    if "X-Forwarded-For" in request.headers:
-        return False
-    try:
-        return ip_address(request.META.get("REMOTE_ADDR", "")).is_loopback
-    except ValueError:
-        return False
+    caller = client_address(request, settings.TRUSTED_PROXY_NETWORKS)
+    return address_in(caller, settings.METRICS_ALLOWED_NETWORKS)
 
 
 @require_GET
 @never_cache
 def metrics_view(request: HttpRequest) -> HttpResponse:
     if not is_allowed(request):
-        response = HttpResponse("metrics: loopback or Authorization: Bearer <METRICS_TOKEN>\n")
+        response = HttpResponse(
+            "metrics: a caller in METRICS_ALLOWED_CIDRS or Authorization: Bearer <METRICS_TOKEN>\n"
+        )
         response.status_code = 403
         response["Content-Type"] = "text/plain; charset=utf-8"
         return response

@@ -38,7 +38,13 @@ ALLOW_AUTO_SEND = env_bool("ALLOW_AUTO_SEND", False)
 SEND_EMAIL_ALLOWLIST = env_json_list("SEND_EMAIL_ALLOWLIST")
 
 # --- Core Django ---------------------------------------------------------------------------
-DEBUG = env_bool("DEBUG", not PRODUCTION)
+# Debug pages only when asked for, and only in development (issue #14: see the block at the end).
+DEBUG = env_bool("DEBUG", False)
+if DEBUG and API_ENV != "development":
+    raise ImproperlyConfigured(
+        f"DEBUG=true is only allowed with API_ENV=development (API_ENV={API_ENV}): debug pages "
+        "would show this deployment's internals. Unset DEBUG or set API_ENV=development."
+    )
 _DEV_SECRET = "dev-only-insecure-secret-key-change-me"  # noqa: S105 - development default
 SECRET_KEY = env.str("SECRET_KEY", default="")
 ALLOWED_HOSTS = [h for h in env.list("ALLOWED_HOSTS", default=[]) if h]
@@ -345,3 +351,106 @@ CELERY_BEAT_SCHEDULE["refresh-hubspot-names"] = {
 TEMPLATES[0]["OPTIONS"]["context_processors"].append(
     "workflows.hubspot.context_processors.hubspot_status"
 )
+# --- issue #14: security hardening (docs/security.md) ---------------------------------------
+from datetime import timedelta  # noqa: E402
+
+from config.security import parse_cidrs  # noqa: E402
+
+# Error reports (debug page, admin e-mails) mask URL userinfo, token-like path segments and
+# query values of every setting, request.META value and frame variable (config/security.py).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "config.security.SafeReporterFilter"
+DEFAULT_EXCEPTION_REPORTER = "config.security.SafeExceptionReporter"
+# An unknown Host gets a plain 400 in every mode, before anything else runs.
+MIDDLEWARE.insert(0, "config.security.BadHostMiddleware")
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+    "csp.middleware.CSPMiddleware",
+)
+# django-axes must be last: it turns a locked-out login into its 429 answer.
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")
+
+# API tokens: django-rest-knox stores a SHA-512 digest and the first 15 characters (the prefix
+# the admin shows); the token itself is printed once by `manage.py create_api_token`. The old
+# plaintext DRF tokens are dropped by dashboard/migrations/0002_retire_plaintext_api_tokens.
+# Before the project apps: dashboard/admin.py replaces knox's token admin.
+INSTALLED_APPS = [app for app in INSTALLED_APPS if app != "rest_framework.authtoken"]
+INSTALLED_APPS[INSTALLED_APPS.index("intake") : INSTALLED_APPS.index("intake")] = [
+    "knox",
+    "drf_spectacular_sidecar",
+    "axes",
+]
+REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [
+    "rest_framework.authentication.SessionAuthentication",
+    "knox.auth.TokenAuthentication",
+]
+# Lifetime of a token created without --expires-in, days. Default 90.
+API_TOKEN_TTL_DAYS = env_int("API_TOKEN_TTL_DAYS", 90, minimum=1)
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(days=API_TOKEN_TTL_DAYS),
+    "AUTH_HEADER_PREFIX": "Token",
+    "AUTO_REFRESH": False,
+}
+
+# OpenAPI schema and Swagger UI: staff only, assets from drf-spectacular-sidecar (static files).
+SPECTACULAR_SETTINGS.update(
+    {
+        "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAdminUser"],
+        "SWAGGER_UI_DIST": "SIDECAR",
+        "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+        "REDOC_DIST": "SIDECAR",
+    }
+)
+
+# /metrics: METRICS_TOKEN as a bearer token, or a caller in METRICS_ALLOWED_CIDRS (default:
+# loopback in development, nobody elsewhere). X-Forwarded-For is read only when the direct
+# peer is in TRUSTED_PROXY_CIDRS (default none); no other forwarding header is ever read.
+_DEFAULT_METRICS_CIDRS = ["127.0.0.1/32", "::1/128"] if API_ENV == "development" else []
+METRICS_ALLOWED_CIDRS = [
+    c for c in env.list("METRICS_ALLOWED_CIDRS", default=[]) if c
+] or _DEFAULT_METRICS_CIDRS
+METRICS_ALLOWED_NETWORKS = parse_cidrs("METRICS_ALLOWED_CIDRS", METRICS_ALLOWED_CIDRS)
+TRUSTED_PROXY_CIDRS = [c for c in env.list("TRUSTED_PROXY_CIDRS", default=[]) if c]
+TRUSTED_PROXY_NETWORKS = parse_cidrs("TRUSTED_PROXY_CIDRS", TRUSTED_PROXY_CIDRS)
+
+# Headers. CSP in every mode (so development meets the same policy): own origin only, no
+# inline script or style, no eval; htmx runs with allowEval and indicator styles off
+# (templates/base.html) and its indicator CSS lives in static/dashboard/dashboard.css.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+# The dashboard sends the CSRF token from the page (hx-headers), never reads the cookie.
+CSRF_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SAMESITE = "Lax"
+
+# Login rate limit (django-axes): LOGIN_FAILURE_LIMIT failed logins from one client address
+# lock that address out of the login for LOGIN_LOCKOUT_MINUTES (429); a success resets the
+# count. The address is config.security.client_address: proxies only from TRUSTED_PROXY_CIDRS.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+LOGIN_LOCKOUT_MINUTES = env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "config.security.axes_client_ip"
+# Lockout log lines name the client address and path only, not the username tried.
+AXES_VERBOSE = False

@@ -175,9 +175,12 @@ def decide(*, mode: SendMode, recipient: str, approved: bool) -> GateDecision:
 
     SEND only when production, not draft-only, the recipient allowlisted, and either
     approved or auto-send on. Pure: no database, no settings.
+
+    A reason names the rule, never the address: reasons are logged, audited and written into
+    the CRM hand-off note, while the address stays in the draft row (issue #14).
     """
     if normalise_address(recipient) is None:
-        return GateDecision(GateAction.BLOCK, f"no valid recipient email ({recipient!r})")
+        return GateDecision(GateAction.BLOCK, "no valid recipient email")
     if mode.draft_only:
         return GateDecision(
             GateAction.BLOCK,
@@ -189,9 +192,7 @@ def decide(*, mode: SendMode, recipient: str, approved: bool) -> GateDecision:
             GateAction.BLOCK, f"API_ENV={mode.api_env}: sending only happens in production"
         )
     if not allowlist_allows(recipient, mode.allowlist):
-        return GateDecision(
-            GateAction.BLOCK, f"recipient {recipient.strip()} is not on SEND_EMAIL_ALLOWLIST"
-        )
+        return GateDecision(GateAction.BLOCK, "recipient is not on SEND_EMAIL_ALLOWLIST")
     if approved:
         return GateDecision(GateAction.SEND, "approved; production send mode; recipient allowed")
     if mode.auto_send:

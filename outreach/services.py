@@ -672,9 +672,12 @@ def crm_note_write(*, workflow_id: int, retrying: bool = False) -> str:
             reason=f"{why}: the draft is only visible in Leadline",
         )
         return f"skipped: {why}"
-    body = (
-        f"Follow-up email for the rep to send by hand ({draft.gate_reason}).\n\n"
-        f"To: {draft.recipient}\nSubject: {draft.subject}\n\n{draft.body}"
+    from workflows import crm_html  # HTML: HubSpot renders note bodies as rich text
+
+    body = crm_html.join(
+        crm_html.paragraph(f"Follow-up email for the rep to send by hand ({draft.gate_reason})."),
+        crm_html.paragraph(f"To: {draft.recipient}\nSubject: {draft.subject}"),
+        crm_html.paragraphs(draft.body),
     )
     marker = f"workflow-{workflow_id}-note"
     note = client.find_note_by_marker(marker) if retrying else None

@@ -3,9 +3,14 @@
 Run every minute by beat (``workflows.send_alerts``). Each (workflow, condition) is alerted at
 most once: an ``alert.sent`` audit row is written and committed under a row lock on the
 workflow *before* anything is sent, so two concurrent runs cannot both send, and a run that
-dies mid-send never repeats it. Alerts carry the workflow id, status, reason and a dashboard
-link, never the lead's email text. They go to ALERT_EMAILS and/or ALERT_WEBHOOK_URL, and
+dies mid-send never repeats it. They go to ALERT_EMAILS and/or ALERT_WEBHOOK_URL, and
 nowhere else.
+
+Alerts are inert (issue #14): they carry the workflow id, its status, a count of minutes and
+the reason *class* (step, exception class, permanent or exhausted) and a dashboard link, never
+text a lead supplied: ``last_error`` can quote an invalid email value verbatim, so it is not
+used. The webhook text is escaped for Slack mrkdwn (``&``, ``<``, ``>``), so even a value that
+slipped in could not ping a channel (``<!channel>``) or render a disguised link.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from workflows import audit
-from workflows.models import AuditEvent, Status, Workflow
+from workflows.models import AuditEvent, Status, Workflow, WorkflowError
 
 log = logging.getLogger("leadline.alerts")
 
@@ -45,11 +50,28 @@ class Alert:
 
     @property
     def text(self) -> str:
+        """Plain text, for e-mail."""
         title = "failed" if self.condition == FAILED else "is waiting for approval"
         return (
             f"Leadline: workflow #{self.workflow_id} {title}\n"
             f"Status: {self.status}\nReason: {self.reason}\n{self.link}"
         )
+
+    @property
+    def mrkdwn(self) -> str:
+        """The same text escaped for Slack mrkdwn (the webhook's format)."""
+        return escape_mrkdwn(self.text)
+
+
+def escape_mrkdwn(text: str) -> str:
+    """Slack's control characters as entities: ``<!channel>`` and ``<url|label>`` stay text."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def failure_class(step: str, exception_type: str, retryable: bool) -> str:
+    """``resolve_contact: HubSpotError (permanent)``: names only, no message text."""
+    how = "retries exhausted" if retryable else "permanent"
+    return f"{step or 'unknown step'}: {exception_type} ({how})"
 
 
 def alerting_configured() -> bool:
@@ -80,7 +102,7 @@ def _candidates(now: datetime) -> list[Alert]:
             created_at__gte=now - timedelta(hours=settings.ALERT_LOOKBACK_HOURS),
         )
         .order_by("-created_at")
-        .values_list("pk", "status", "last_error")[:BATCH]
+        .values_list("pk", "status", "current_step")[:BATCH]
     )
     overdue = (
         Workflow.objects.filter(
@@ -90,7 +112,19 @@ def _candidates(now: datetime) -> list[Alert]:
         .order_by("created_at")
         .values_list("pk", "status", "submission__received_at")[:BATCH]
     )
-    alerts = [Alert(pk, FAILED, status, error or "failed") for pk, status, error in failed]
+    failed = list(failed)
+    last_errors = {
+        workflow_id: failure_class(step, exception_type, retryable)
+        for workflow_id, step, exception_type, retryable in WorkflowError.objects.filter(
+            workflow_id__in=[pk for pk, _, _ in failed]
+        )
+        .order_by("workflow_id", "created_at", "pk")
+        .values_list("workflow_id", "step", "exception_type", "retryable")
+    }
+    alerts = [
+        Alert(pk, FAILED, status, last_errors.get(pk) or f"{step or 'unknown step'}: failed")
+        for pk, status, step in failed
+    ]
     for pk, status, received_at in overdue:
         minutes = int((now - received_at).total_seconds() // 60)
         reason = f"lead waiting {minutes} min for approval (target {target} min)"
@@ -144,7 +178,7 @@ def _send(subject: str, text: str, fields: dict[str, object]) -> list[str]:
         try:
             response = requests.post(
                 settings.ALERT_WEBHOOK_URL,
-                json={"text": text},
+                json={"text": escape_mrkdwn(text)},
                 timeout=WEBHOOK_TIMEOUT_SECONDS,
                 allow_redirects=False,
             )

@@ -18,8 +18,9 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from knox.auth import TokenAuthentication
 from rest_framework import mixins, status, viewsets
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
@@ -39,7 +40,8 @@ from workflows import serializers as s
 from workflows.models import Status, Workflow
 from workflows.services import workflows_replay
 
-#: Token first, so an unauthenticated request gets 401 with ``WWW-Authenticate: Token``
+#: Token (django-rest-knox: hashed, expiring, revocable) first, so an unauthenticated request
+#: gets 401 with ``WWW-Authenticate: Token``
 #: (DRF takes the challenge from the first class; session auth has none and would give 403).
 AUTHENTICATION = [TokenAuthentication, SessionAuthentication]
 

@@ -275,10 +275,19 @@ def _task_subject(workflow: Workflow) -> str:
 
 
 def _task_body(workflow: Workflow) -> str:
+    """HTML (HubSpot renders task bodies as rich text): every lead-derived value escaped."""
+    from workflows import crm_html
+
     link = f"{settings.DASHBOARD_BASE_URL}/dashboard/workflows/{workflow.pk}/"
     draft = getattr(workflow, "draft", None)
-    text = f"Subject: {draft.subject}\n\n{draft.body}" if draft else "(no draft)"
-    return f"Review and approve in Leadline: {link}\n\n{text}"
+    text = (
+        crm_html.join(
+            crm_html.paragraph(f"Subject: {draft.subject}"), crm_html.paragraphs(draft.body)
+        )
+        if draft
+        else crm_html.paragraph("(no draft)")
+    )
+    return crm_html.join(crm_html.link_paragraph("Review and approve in Leadline", link), text)
 
 
 def hand_off(workflow: Workflow, client: HubSpotClient | None) -> str:

@@ -139,3 +139,52 @@ def test_gunicorn_reads_log_level_as_strictly_as_settings(monkeypatch):
     monkeypatch.setenv("LOG_LEVEL", "verbose")
     with pytest.raises(ImproperlyConfigured, match="LOG_LEVEL='verbose' must be one of"):
         importlib.reload(config.gunicorn)
+
+
+# --- issue #14: lead PII out of the logs -----------------------------------------------------
+
+
+def test_emails_phones_and_hubspot_tokens_are_masked_in_messages_and_extra_fields(capture):
+    token = "pat-na1-12345678-abcd-4bcd-8bcd-123456789abc"
+    logging.getLogger("leadline.test").warning(
+        "Cannot reach jane.doe@othercorp.com at +1 415 555 0123 with %s",
+        token,
+        extra={
+            "recipient": "jane.doe@othercorp.com",
+            "contact": {"phone": "(415) 555-0123", "emails": ["bob@example.org"]},
+            "url": "https://api.hubapi.com/crm/v3/objects?hapikey=abc123def&limit=1",
+            "started_at": "2026-12-01T04:24:03.405+00:00",
+            "contact_id": "12345678901",
+        },
+    )
+    [line] = capture()
+    assert line["message"] == "Cannot reach j***@othercorp.com at ***23 with [redacted]"
+    assert line["recipient"] == "j***@othercorp.com"
+    assert line["contact"] == {"phone": "***23", "emails": ["b***@example.org"]}
+    assert "abc123def" not in line["url"]
+    # timestamps and HubSpot ids are not phone numbers
+    assert line["started_at"] == "2026-12-01T04:24:03.405+00:00"
+    assert line["contact_id"] == "12345678901"
+
+
+def test_bound_context_and_tracebacks_are_masked_too(capture):
+    token = bind(lead="jane.doe@othercorp.com")
+    try:
+        raise ValueError("bad recipient jane.doe@othercorp.com")
+    except ValueError:
+        logging.getLogger("leadline.test").exception("Failed")
+    finally:
+        reset(token)
+    [line] = capture()
+    assert line["lead"] == "j***@othercorp.com"
+    assert "jane.doe" not in line["exc"] and "j***@othercorp.com" in line["exc"]
+
+
+def test_the_gate_reason_as_logged_names_the_rule_not_the_address(capture):
+    from outreach.gate import SendMode, decide
+
+    mode = SendMode("production", False, False, ("@company.com",))
+    reason = decide(mode=mode, recipient="jane.doe@othercorp.com", approved=True).reason
+    logging.getLogger("leadline.test").info("Step finished", extra={"note": f"block: {reason}"})
+    [line] = capture()
+    assert line["note"] == "block: recipient is not on SEND_EMAIL_ALLOWLIST"

@@ -76,10 +76,63 @@ def test_metrics_refuses_remote_callers_without_the_token(settings):
     assert ok.status_code == 200
 
 
+def metrics_access(settings, *, allowed: str, proxies: str = "", token: str = "") -> None:
+    from config.security import parse_cidrs
+
+    settings.METRICS_TOKEN = token
+    settings.METRICS_ALLOWED_NETWORKS = parse_cidrs("METRICS_ALLOWED_CIDRS", allowed.split(","))
+    settings.TRUSTED_PROXY_NETWORKS = parse_cidrs(
+        "TRUSTED_PROXY_CIDRS", [p for p in proxies.split(",") if p]
+    )
+
+
 @pytest.mark.django_db
-def test_metrics_refuses_proxied_requests_even_from_loopback(settings):
-    settings.METRICS_TOKEN = ""
-    assert Client().get("/metrics", HTTP_X_FORWARDED_FOR="198.51.100.1").status_code == 403
+def test_metrics_answers_only_sources_in_metrics_allowed_cidrs(settings):
+    metrics_access(settings, allowed="10.0.0.0/8")
+    assert Client(REMOTE_ADDR="10.1.2.3").get("/metrics").status_code == 200
+    assert Client(REMOTE_ADDR="127.0.0.1").get("/metrics").status_code == 403
+    assert Client(REMOTE_ADDR="203.0.113.9").get("/metrics").status_code == 403
+
+
+@pytest.mark.django_db
+def test_forwarded_headers_count_only_from_a_trusted_proxy(settings):
+    """A same-host proxy relays from 127.0.0.1: its callers are judged by X-Forwarded-For,
+    and a relay that says nothing (or only X-Real-IP / Forwarded) is not the proxy itself."""
+    metrics_access(settings, allowed="127.0.0.1/32,10.0.0.0/8", proxies="127.0.0.1/32")
+    proxy = Client(REMOTE_ADDR="127.0.0.1")
+    assert proxy.get("/metrics", HTTP_X_FORWARDED_FOR="198.51.100.1").status_code == 403
+    assert proxy.get("/metrics", HTTP_X_REAL_IP="198.51.100.1").status_code == 403
+    assert proxy.get("/metrics", HTTP_FORWARDED="for=198.51.100.1").status_code == 403
+    assert proxy.get("/metrics").status_code == 403
+    # a spoofed left-most entry does not help: the right-most untrusted hop is the caller
+    spoofed = "10.0.0.5, 198.51.100.1"
+    assert proxy.get("/metrics", HTTP_X_FORWARDED_FOR=spoofed).status_code == 403
+    assert proxy.get("/metrics", HTTP_X_FORWARDED_FOR="10.0.0.5").status_code == 200
+    # from an untrusted peer the header is ignored, whatever it claims
+    outsider = Client(REMOTE_ADDR="203.0.113.9")
+    assert outsider.get("/metrics", HTTP_X_FORWARDED_FOR="10.0.0.5").status_code == 403
+
+
+@pytest.mark.django_db
+def test_the_bearer_token_works_from_anywhere_and_a_wrong_one_never(settings):
+    metrics_access(settings, allowed="127.0.0.1/32", token="metrics-token-0123456789")
+    assert Client().get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 403
+    far = Client(REMOTE_ADDR="203.0.113.9", HTTP_X_REAL_IP="127.0.0.1")
+    ok = far.get("/metrics", HTTP_AUTHORIZATION="Bearer metrics-token-0123456789")
+    assert ok.status_code == 200
+
+
+def test_metrics_access_defaults_to_loopback_in_development_only():
+    code = (
+        "import django; django.setup(); from django.conf import settings; "
+        "print(settings.METRICS_ALLOWED_CIDRS)"
+    )
+    dev = run_python(code, API_ENV="development", METRICS_ALLOWED_CIDRS="")
+    assert dev.stdout.strip().splitlines()[-1] == "['127.0.0.1/32', '::1/128']", dev.stderr
+    staging = run_python(code, API_ENV="staging", METRICS_ALLOWED_CIDRS="")
+    assert staging.stdout.strip().splitlines()[-1] == "[]", staging.stderr
+    bad = run_python(code, TRUSTED_PROXY_CIDRS="10.0.0.0/8,proxy.local")
+    assert bad.returncode != 0 and "TRUSTED_PROXY_CIDRS: 'proxy.local'" in bad.stderr
 
 
 def run_python(code: str, **env: str) -> subprocess.CompletedProcess:

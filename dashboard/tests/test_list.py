@@ -75,7 +75,7 @@ def test_a_poll_refreshes_only_the_table_in_a_few_queries(
         )
     html = response.content.decode()
     assert html.lstrip().startswith('<div id="workflow-table"')
-    assert "every 5s [pollingAllowed()]" in html
+    assert 'hx-trigger="every 5s, refresh"' in html and "data-poll" in html
     assert 'class="tabs"' not in html
 
 

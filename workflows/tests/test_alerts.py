@@ -13,23 +13,44 @@ from django.core import mail
 from django.utils import timezone
 
 from intake.models import FormSubmission
-from workflows.alerts import ALERT_SENT, send_alerts
-from workflows.models import AuditEvent, Status, Workflow
+from workflows.alerts import ALERT_SENT, escape_mrkdwn, send_alerts
+from workflows.models import AuditEvent, Status, Workflow, WorkflowError
 
 pytestmark = pytest.mark.django_db
 
 
-def make_workflow(status: str, *, received_minutes_ago: int = 1, error: str = "") -> Workflow:
+def make_workflow(
+    status: str,
+    *,
+    received_minutes_ago: int = 1,
+    error: str = "",
+    exception_type: str = "",
+    email: str = "lead@example.com",
+    email_error: str = "",
+) -> Workflow:
     submission = FormSubmission.objects.create(
         dedupe_key=uuid.uuid4().hex,
         shape="forms",
         signature_version="v3",
         raw_payload={},
-        email="lead@example.com",
+        email=email,
+        email_error=email_error,
         message="Please call me about pricing, my budget is private",
         received_at=timezone.now() - timedelta(minutes=received_minutes_ago),
     )
-    return Workflow.objects.create(submission=submission, status=status, last_error=error)
+    workflow = Workflow.objects.create(
+        submission=submission, status=status, last_error=error, current_step="resolve_contact"
+    )
+    if exception_type:
+        WorkflowError.objects.create(
+            workflow=workflow,
+            step="resolve_contact",
+            attempt=1,
+            exception_type=exception_type,
+            message=error,
+            retryable=False,
+        )
+    return workflow
 
 
 @pytest.fixture
@@ -66,7 +87,11 @@ def webhook_receiver():
 
 
 def test_failed_workflow_alerts_once(alert_settings):
-    workflow = make_workflow(Status.FAILED, error="resolve_contact failed (permanent): 404")
+    workflow = make_workflow(
+        Status.FAILED,
+        error="resolve_contact failed (permanent): 404",
+        exception_type="HubSpotError",
+    )
 
     assert send_alerts() == {"failed": 1, "approval_overdue": 0}
     assert send_alerts() == {"failed": 0, "approval_overdue": 0}
@@ -75,7 +100,7 @@ def test_failed_workflow_alerts_once(alert_settings):
     message = mail.outbox[0]
     assert message.to == ["ops@example.com"]
     assert f"#{workflow.pk} failed" in message.subject
-    assert "resolve_contact failed (permanent): 404" in message.body
+    assert "Reason: resolve_contact: HubSpotError (permanent)" in message.body
     assert f"https://leadline.example.com/dashboard/workflows/{workflow.pk}/" in message.body
     assert "budget is private" not in message.body
     event = AuditEvent.objects.get(action=ALERT_SENT, workflow=workflow)
@@ -144,3 +169,52 @@ def test_unreachable_webhook_is_not_retried(alert_settings):
 
     assert send_alerts()["failed"] == 1
     assert send_alerts()["failed"] == 0
+
+
+HOSTILE = "<!channel> <https://evil.example/sso|Approve in Leadline>"
+
+
+def test_a_hostile_email_value_reaches_slack_inert_and_not_at_all(alert_settings, webhook_receiver):
+    """Issue #14: an invalid email value became the failure reason and pinged the channel."""
+    url, received = webhook_receiver
+    alert_settings.ALERT_WEBHOOK_URL = url
+    alert_settings.DASHBOARD_BASE_URL = "https://leadline.example.com/?a=1&b=<2>"
+    workflow = make_workflow(
+        Status.FAILED,
+        email="",
+        email_error=f"not an email address: {HOSTILE!r}",
+        error=f"resolve_contact failed (permanent error): cannot look the lead up: {HOSTILE}",
+        exception_type="PermanentStepError",
+    )
+
+    assert send_alerts()["failed"] == 1
+
+    [body] = received
+    text = body["text"]
+    assert f"workflow #{workflow.pk} failed" in text
+    assert "Reason: resolve_contact: PermanentStepError (permanent)" in text
+    # no lead text at all, and no Slack control sequence
+    for fragment in ("evil.example", "Approve in Leadline", "<!channel>", "budget", "lead@"):
+        assert fragment not in text
+    assert "<" not in text and ">" not in text
+    # what is interpolated is escaped for mrkdwn (here the configured link's & < >)
+    assert "/?a=1&amp;b=&lt;2&gt;" in text
+    [message] = mail.outbox
+    assert "evil.example" not in message.body and "evil.example" not in message.subject
+    event = AuditEvent.objects.get(action=ALERT_SENT, workflow=workflow)
+    assert "evil.example" not in event.reason
+
+
+def test_escape_mrkdwn_neutralises_slack_control_sequences():
+    assert escape_mrkdwn(HOSTILE) == (
+        "&lt;!channel&gt; &lt;https://evil.example/sso|Approve in Leadline&gt;"
+    )
+    assert escape_mrkdwn("a & b") == "a &amp; b"
+
+
+def test_a_failure_without_a_recorded_error_names_the_step_only(alert_settings):
+    make_workflow(Status.FAILED, error=f"cannot look the lead up: {HOSTILE}")
+    send_alerts()
+    [message] = mail.outbox
+    assert "Reason: resolve_contact: failed" in message.body
+    assert "evil.example" not in message.body

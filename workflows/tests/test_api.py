@@ -13,7 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from intake.models import FormSubmission
@@ -209,9 +209,9 @@ def test_non_staff_accounts_cannot_read(django_user_model):
 
 
 def test_token_authentication_works(operator):
-    token = Token.objects.create(user=operator)
+    _, token = AuthToken.objects.create(user=operator)
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     assert client.get("/api/workflows/").status_code == 200
     client.credentials(HTTP_AUTHORIZATION="Token not-a-token")
     assert client.get("/api/workflows/").status_code == 401
@@ -394,9 +394,11 @@ def wsgi_schema(operator, settings):
     settings.HUBSPOT_CLIENT_SECRET = "fuzz-secret"  # the webhook then refuses with 401, not 503
     for status in (Status.AWAITING_APPROVAL, Status.FAILED, Status.SENT):
         make_workflow(status=status)
-    token = Token.objects.create(user=operator)
-    schema = schemathesis.openapi.from_wsgi("/api/schema/", get_wsgi_application())
-    schema.token = token.key
+    _, token = AuthToken.objects.create(user=operator)
+    schema = schemathesis.openapi.from_wsgi(
+        "/api/schema/", get_wsgi_application(), headers={"Authorization": f"Token {token}"}
+    )
+    schema.token = token
     return schema
 
 

@@ -1,0 +1,98 @@
+"""Issue #14: a lead run end to end (gunicorn → Redis → a real Celery worker → the HubSpot
+sandbox → approval through the API) leaves neither the lead's address nor name in logs/."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pytest
+import requests
+from knox.models import AuthToken
+
+from intake.signatures import signed_headers
+from tests.harness import REPO, GunicornServer, Worker, wait_for
+from workflows.models import Status, Workflow
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+SECRET = "e2e-pii-client-secret"
+
+
+def post_form(base_url: str, fields: dict[str, str]) -> requests.Response:
+    body = json.dumps(
+        {
+            "portalId": 62515,
+            "formId": "contact-us",
+            "submittedAt": int(time.time() * 1000),
+            "fields": [{"name": k, "value": v} for k, v in fields.items()],
+            "context": {"pageUri": "https://example.com/contact"},
+        }
+    ).encode()
+    url = f"{base_url}/api/webhooks/hubspot/forms"
+    headers = signed_headers(secret=SECRET, version="v3", method="POST", uri=url, body=body)
+    return requests.post(
+        url, data=body, timeout=10, headers={"Content-Type": "application/json", **headers}
+    )
+
+
+def test_an_end_to_end_run_leaves_no_lead_email_or_name_in_the_logs(
+    e2e_sandbox, worker_env, operator, tmp_path
+):
+    e2e_sandbox.reset()
+    logs = tmp_path / "logs"
+    tag = uuid.uuid4().hex[:8]
+    first, last = f"Zebulon{tag}", f"Quaxley{tag}"
+    email = f"zebulon.{tag}@othercorp.com"
+    invalid = f"zebulon.{tag} at othercorp"
+    env = {**worker_env, "HUBSPOT_CLIENT_SECRET": SECRET, "LOG_LEVEL": "debug"}
+    worker = Worker({**env, "LOG_FILE": str(logs / "celery.log")}, logs / "worker-stdout.log")
+    worker.start()
+    try:
+        with GunicornServer({**env, "LOG_FILE": str(logs / "app.log")}) as web:
+            lead = {"email": email, "firstname": first, "lastname": last, "company": "Acme"}
+            good = post_form(web.url, {**lead, "phone": "+1 415 555 0199", "message": "Hi"})
+            bad = post_form(web.url, {**lead, "email": invalid})
+            assert good.status_code == bad.status_code == 202, good.text + bad.text
+            [good_id] = good.json()["submission_ids"]
+            [bad_id] = bad.json()["submission_ids"]
+            workflow = Workflow.objects.get(submission_id=good_id)
+            failed = Workflow.objects.get(submission_id=bad_id)
+            wait_for(lambda: _status(workflow) == Status.AWAITING_APPROVAL, timeout=60)
+            wait_for(lambda: _status(failed) == Status.FAILED, timeout=60)
+            assert workflow.draft.recipient == email  # the address is kept in the database
+
+            _, token = AuthToken.objects.create(user=operator)
+            approved = requests.post(
+                f"{web.url}/api/workflows/{workflow.pk}/approve/",
+                headers={"Authorization": f"Token {token}"},
+                timeout=10,
+            )
+            assert approved.status_code == 200, approved.text
+            # the hand-off note reaches HubSpot through the worker
+            wait_for(lambda: e2e_sandbox.requests("notes.create"), timeout=30)
+    finally:
+        worker.stop()
+
+    files = sorted(logs.glob("*.log"))
+    assert {f.name for f in files} >= {"app.log", "celery.log", "worker-stdout.log"}
+    # the session's e2e worker (tests/harness.py), if running, shares the queue: its lines too
+    files += [f for f in [REPO / "var" / "e2e-worker.log"] if f.exists()]
+    text = "\n".join(f.read_text(errors="replace") for f in files)
+    # the logs did record this run...
+    assert f'"workflow_id": {workflow.pk}' in text and "Step finished" in text
+    assert f'"workflow_id": {failed.pk}' in text
+    # ...and none of the lead's identity
+    for needle in (email, f"zebulon.{tag}", first, last, "415 555 0199", invalid):
+        hits = [
+            f"{f.name}: {line[:200]}"
+            for f in files
+            for line in f.read_text(errors="replace").splitlines()
+            if needle.lower() in line.lower()
+        ]
+        assert hits == [], needle
+
+
+def _status(workflow: Workflow) -> str:
+    return Workflow.objects.values_list("status", flat=True).get(pk=workflow.pk)
