@@ -28,6 +28,7 @@ MAX_AGE = timedelta(days=1)
 _LOCAL_SECONDS = 60.0
 _local: dict[str, tuple[float, dict[str, tuple[str, object]]]] = {}
 _requested: dict[tuple[str, str], float] = {}
+_publish_blocked_until = 0.0
 _lock = threading.Lock()
 
 
@@ -52,7 +53,10 @@ def display_name(kind: str, hubspot_id: str) -> str:
 
 
 def _request_refresh(key: tuple[str, str], now: float) -> None:
+    global _publish_blocked_until
     with _lock:
+        if now < _publish_blocked_until:
+            return
         if now - _requested.get(key, float("-inf")) < _LOCAL_SECONDS:
             return
         _requested[key] = now
@@ -61,6 +65,9 @@ def _request_refresh(key: tuple[str, str], now: float) -> None:
     try:
         refresh_names.apply_async(kwargs={"kind": key[0], "ids": [key[1]]}, retry=False)
     except Exception:  # a broker outage must not break a page; the daily refresh catches up
+        # Hold every other miss back for a minute: one slow connect per page, not one per id.
+        with _lock:
+            _publish_blocked_until = now + _LOCAL_SECONDS
         log.warning("could not enqueue a name refresh", extra={"kind": key[0]})
 
 

@@ -3,6 +3,8 @@ import os
 import pytest
 import redis
 
+from intake.tests.conftest import broker_down  # noqa: F401  (a fixture, shared)
+
 
 @pytest.fixture(scope="session")
 def redis_url() -> str:

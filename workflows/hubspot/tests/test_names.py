@@ -66,3 +66,17 @@ def test_the_dashboard_shows_the_daily_limit_pause(client, operator, settings):
     finally:
         throttle._backend.halted_until = 0.0
     assert b"daily API limit is reached" in page.content
+
+
+@pytest.mark.django_db
+def test_a_miss_asks_the_worker_once_and_a_broker_outage_never_breaks_the_page(broker_down):
+    names._local.clear()
+    names._requested.clear()
+    names._publish_blocked_until = 0.0
+
+    page = render("{{ 'owner-a'|owner_name }} {{ 'owner-b'|owner_name }}")
+
+    assert page == '<span title="owner-a">owner-a</span> <span title="owner-b">owner-b</span>'
+    assert (NameKind.OWNER, "owner-a") in names._requested
+    assert (NameKind.OWNER, "owner-b") not in names._requested  # held back after a failure
+    names._publish_blocked_until = 0.0
