@@ -14,6 +14,7 @@ from django.db import connection
 from django.db.models import (
     Count,
     DurationField,
+    Exists,
     ExpressionWrapper,
     F,
     OuterRef,
@@ -25,7 +26,7 @@ from django.db.models.functions import TruncDay
 from django.utils import timezone
 
 from intake.models import FormSubmission
-from workflows.models import AuditEvent, Status, Trigger, Workflow
+from workflows.models import LIVE_STATUSES, AuditEvent, Status, Trigger, Workflow
 
 PAGE_SIZE = 25
 #: Tab counts stop at this many: "1000+" is all an operator needs, and it keeps each count an
@@ -214,8 +215,18 @@ def form_choices(limit: int = 100) -> list[str]:
 
 
 def failed_matching(filters: WorkflowFilters) -> QuerySet[Workflow]:
-    """The failed workflows a "Replay all failed" button acts on (the filter, status forced)."""
-    return filters.apply(Workflow.objects.filter(status=Status.FAILED), with_status=False)
+    """The failed workflows a "Replay all failed" button acts on (the filter, status forced):
+    never one already replayed, nor one whose submission has a live run (the replay service
+    would refuse both), so pressing again reaches the rest and never the same row twice."""
+    live = Workflow.objects.filter(
+        submission_id=OuterRef("submission_id"), status__in=LIVE_STATUSES, shadow=False
+    )
+    return filters.apply(
+        Workflow.objects.filter(status=Status.FAILED, superseded_by__isnull=True).exclude(
+            Exists(live)
+        ),
+        with_status=False,
+    )
 
 
 def replay_candidates(filters: WorkflowFilters, *, limit: int) -> tuple[list[int], bool]:

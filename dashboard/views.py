@@ -50,7 +50,7 @@ from outreach.services import (
     workflows_decide,
 )
 from workflows.models import Status, Workflow
-from workflows.services import workflows_replay
+from workflows.services import ReplayResult, workflows_replay
 
 #: "Replay all failed matching this filter" acts on at most this many rows per click.
 REPLAY_FAILED_MAX = 5000
@@ -198,11 +198,21 @@ def replay_failed(request: HttpRequest) -> HttpResponse:
     text = f"Replaying {len(result.created)} failed workflow(s)"
     if result.shadow:
         text += f" ({len(result.shadow)} in shadow mode: an email may already have gone out)"
+    text += _refused_text(result)
     text += "; press again for the rest." if capped else "."
     if request.htmx:
         return message_response(request, text, status=200)
     messages.success(request, text)
     return redirect(f"{reverse('dashboard:workflow_list')}?{_filter_query(filters)}")
+
+
+def _refused_text(result: ReplayResult) -> str:
+    """'; 2 not replayed (#812 already replayed as #901; …)': each refusal, briefly."""
+    if not result.refused:
+        return ""
+    shown = "; ".join(f"#{r.workflow_id} {r.reason}" for r in result.refused[:5])
+    more = f"; and {len(result.refused) - 5} more" if len(result.refused) > 5 else ""
+    return f"; {len(result.refused)} not replayed ({shown}{more})"
 
 
 @staff_required
@@ -221,7 +231,8 @@ def replay_selected(request: HttpRequest) -> HttpResponse:
     if error:
         return error
     text = f"Replaying {len(result.created)} workflow(s)"
-    text += f", {len(result.shadow)} in shadow mode." if result.shadow else "."
+    text += f", {len(result.shadow)} in shadow mode" if result.shadow else ""
+    text += _refused_text(result) + "."
     if request.htmx:
         return message_response(request, text, status=200)
     messages.success(request, text)
@@ -369,6 +380,8 @@ def workflow_replay_view(request: HttpRequest, pk: int) -> HttpResponse:
     )
     if error:
         return error
+    if result.refused:
+        return message_response(request, f"Not replayed: {result.refused[0].reason}.", status=409)
     if not result.created:
         raise Http404("No such workflow.")
     new_id = result.created[0]

@@ -114,7 +114,12 @@ class WorkflowAdmin(admin.ModelAdmin):
         text = f"Started {len(result.created)} replay(s): {created}."
         if result.shadow:
             text += f" {len(result.shadow)} in shadow mode (an email may already have gone out)."
-        self.message_user(request, text, messages.SUCCESS)
+        if result.created or not result.refused:
+            self.message_user(request, text, messages.SUCCESS)
+        for refusal in result.refused:
+            self.message_user(
+                request, f"#{refusal.workflow_id} not replayed: {refusal.reason}", messages.WARNING
+            )
 
     @admin.display(description="contact")
     def contact_facts(self, obj: Workflow) -> str:

@@ -161,7 +161,14 @@ class WorkflowViewSet(viewsets.ReadOnlyModelViewSet):
     @extend_schema(
         summary="Replay one workflow: a new run (trigger=replay) of the same submission",
         request=s.ReplayRequestSerializer,
-        responses={201: s.ReplayResultSerializer, **_ERRORS},
+        responses={
+            201: s.ReplayResultSerializer,
+            **_ERRORS,
+            409: OpenApiResponse(
+                s.ReplayResultSerializer,
+                description='Refused: the submission has a live run ("already replayed as #N").',
+            ),
+        },
     )
     @action(detail=True, methods=["post"])
     def replay(self, request: Request, pk: str) -> Response:
@@ -174,7 +181,8 @@ class WorkflowViewSet(viewsets.ReadOnlyModelViewSet):
             shadow=body.validated_data["shadow"],
             reason=body.validated_data["reason"] or "api: replay",
         )
-        return Response(s.ReplayResultSerializer(result).data, status=status.HTTP_201_CREATED)
+        code = status.HTTP_409_CONFLICT if result.refused else status.HTTP_201_CREATED
+        return Response(s.ReplayResultSerializer(result).data, status=code)
 
     @extend_schema(
         summary="Replay every failed workflow matching the filters (oldest first, up to limit)",
@@ -194,7 +202,12 @@ class WorkflowViewSet(viewsets.ReadOnlyModelViewSet):
             shadow=params.validated_data["shadow"],
             reason=params.validated_data["reason"] or "api: replay failed",
         )
-        data = {"created": result.created, "shadow": result.shadow, "matched": len(ids)}
+        data = {
+            "created": result.created,
+            "shadow": result.shadow,
+            "refused": result.refused,
+            "matched": len(ids),
+        }
         return Response(s.BulkReplayResultSerializer({**data, "more": more}).data)
 
 

@@ -267,12 +267,20 @@ class ActionResultSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Status.choices, allow_null=True)
 
 
+class ReplayRefusalSerializer(serializers.Serializer):
+    workflow_id = serializers.IntegerField()
+    reason = serializers.CharField(help_text='Why it was not replayed ("already replayed as #N").')
+
+
 class ReplayResultSerializer(serializers.Serializer):
     created = serializers.ListField(
         child=serializers.IntegerField(), help_text="Ids of the new workflows (trigger=replay)."
     )
     shadow = serializers.ListField(
         child=serializers.IntegerField(), help_text="Which of them run in shadow mode."
+    )
+    refused = ReplayRefusalSerializer(
+        many=True, help_text="Workflows not replayed: at most one live run per submission."
     )
 
 
