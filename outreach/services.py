@@ -102,6 +102,15 @@ def refused(exc: Exception) -> Refused:
 # --- Drafting and hand-off ------------------------------------------------------------------
 
 
+class DraftRefused(ValueError):
+    """The lead's input cannot be drafted without changing its meaning (message says why)."""
+
+
+def fit(text: str, limit: int) -> str:
+    """``text`` shortened to ``limit`` characters, ending in an ellipsis when it was cut."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def draft_create(*, workflow_id: int, drafter: Drafter | None = None) -> EmailDraft:
     """Draft the workflow's email once; idempotent (returns the existing draft if any).
 
@@ -114,18 +123,28 @@ def draft_create(*, workflow_id: int, drafter: Drafter | None = None) -> EmailDr
     workflow = Workflow.objects.select_related("submission").get(pk=workflow_id)
     drafter = drafter or get_drafter()
     context = _draft_context(workflow)
+    limit = EmailDraft._meta.get_field("recipient").max_length
+    if len(context.email) > limit:
+        # Shortening an address makes it someone else's: refuse, never truncate.
+        raise DraftRefused(
+            f"the lead's email address is {len(context.email)} characters; an address has at "
+            f"most {limit}, so it cannot be drafted to"
+        )
     content = drafter.draft(context)
+    # Lead input (a 300-character company) can make a subject longer than its column; a
+    # human reads it, so it is shortened with an ellipsis rather than failing the workflow.
+    subject = fit(content.subject, EmailDraft._meta.get_field("subject").max_length)
     try:
         with transaction.atomic():
             draft = EmailDraft.objects.create(
                 workflow=workflow,
                 recipient=context.email,
-                subject=content.subject,
+                subject=subject,
                 body=content.body,
                 body_html=content.body_html,
-                template=content.template,
+                template=fit(content.template, EmailDraft._meta.get_field("template").max_length),
                 drafter=drafter.name,
-                original_subject=content.subject,
+                original_subject=subject,
                 original_body=content.body,
                 idempotency_key=_idempotency_key(workflow.pk),
             )
