@@ -296,3 +296,8 @@ ALERT_EMAILS = env_json_list("ALERT_EMAILS")
 # A Slack-compatible incoming webhook; receives {"text": "..."}. Empty: no HTTP alerts.
 ALERT_WEBHOOK_URL = env.str("ALERT_WEBHOOK_URL", default="").strip()
 ALERT_LOOKBACK_HOURS = env_int("ALERT_LOOKBACK_HOURS", 24, minimum=1)
+
+# --- issue #13: recipient cooldown ------------------------------------------------------------
+# At most one email per recipient in this many hours, whatever the path (approval, auto-send,
+# replay, redelivery, admin): enforced when a send is claimed (outreach/cooldown.py). 0: off.
+RECIPIENT_COOLDOWN_HOURS = env_int("RECIPIENT_COOLDOWN_HOURS", 72, minimum=0)

@@ -28,7 +28,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from outreach import metrics
+from outreach import cooldown, metrics
 from outreach.drafting import DraftContext, Drafter, get_drafter
 from outreach.gate import GateDecision, SendMode, current_mode, decide
 from outreach.models import Decision, EmailDraft, GateAction
@@ -577,10 +577,32 @@ def _claim_send(workflow_id: int) -> tuple[EmailDraft, str]:
                 "worker stopped mid-send); check the mail provider, then resolve by hand",
             )
             return draft, "send_unknown"
+        shadow = Workflow.objects.values_list("shadow", flat=True).get(pk=workflow_id)
+        held = (
+            None if shadow else cooldown.claim(recipient=draft.recipient, workflow_id=workflow_id)
+        )
+        if held is not None:
+            _hold_for_cooldown(draft, held)
+            return draft, f"held: {held.reason}"
         draft.send_attempts += 1
         draft.send_claimed_at = now
         draft.save(update_fields=["send_attempts", "send_claimed_at", "updated_at"])
     return draft, ""
+
+
+def _hold_for_cooldown(draft: EmailDraft, held: cooldown.Held) -> None:
+    """Back to a human: the address was emailed inside the cooldown. An earlier approval does
+    not carry over; the operator sees why and decides again (or rejects)."""
+    transition(
+        draft.workflow_id,
+        from_status=Status.SENDING,
+        to_status=Status.AWAITING_APPROVAL,
+        reason=held.reason,
+        details={"cooldown_workflow": held.workflow_id},
+    )
+    draft.decision, draft.approver, draft.decided_at = Decision.PENDING, None, None
+    draft.save(update_fields=["decision", "approver", "decided_at", "updated_at"])
+    _store_gate_decision(draft, GateDecision(GateAction.HOLD, held.reason))
 
 
 def _is_permanent(exc: BaseException) -> bool:
@@ -608,6 +630,7 @@ def _record_definite_failure(workflow_id: int, exc: BaseException) -> str:
             details={"attempt": draft.send_attempts, "permanent": permanent},
         )
         if permanent or draft.send_attempts >= MAX_SEND_ATTEMPTS:
+            cooldown.release(recipient=draft.recipient, workflow_id=workflow_id)
             transition(
                 workflow_id,
                 from_status=Status.SENDING,
