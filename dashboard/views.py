@@ -29,6 +29,7 @@ from django_htmx.http import reswap, retarget
 
 from dashboard import charts, selectors
 from dashboard.forms import (
+    ApproveForm,
     BulkDecisionForm,
     DraftForm,
     FilterForm,
@@ -36,6 +37,8 @@ from dashboard.forms import (
     ReplayFailedForm,
     ReplayForm,
     ResolveSendForm,
+    is_id,
+    versions_from,
 )
 from outreach.models import EmailDraft
 from outreach.services import (
@@ -219,7 +222,7 @@ def _refused_text(result: ReplayResult) -> str:
 @require_POST
 def replay_selected(request: HttpRequest) -> HttpResponse:
     """Replay the rows ticked in the list (one service call)."""
-    ids = [int(v) for v in request.POST.getlist("ids") if v.isdigit()]
+    ids = [int(v) for v in request.POST.getlist("ids") if is_id(v)]
     if not ids:
         return message_response(request, "Select at least one workflow to replay.", status=400)
     result, error = _run(
@@ -259,10 +262,12 @@ def _detail_context(pk: int) -> dict[str, Any]:
         "hubspot": _hubspot_links(submission.portal_id, workflow),
         "diff": _draft_diff(draft),
         "send_unknown": selectors.send_outcome_unknown(workflow),
-        "draft_form": DraftForm(initial={"subject": draft.subject, "body": draft.body})
+        "draft_form": DraftForm(
+            initial={"subject": draft.subject, "body": draft.body, "version": draft.version}
+        )
         if draft
         else None,
-        "reject_form": RejectForm(),
+        "reject_form": RejectForm(initial={"version": draft.version if draft else 1}),
         "resolve_form": ResolveSendForm(),
         "replay_form": ReplayForm(),
         "awaiting": workflow.status == Status.AWAITING_APPROVAL,
@@ -322,10 +327,19 @@ def _after_result(request: HttpRequest, pk: int, result: ActionResult) -> HttpRe
 @staff_required
 @require_POST
 def workflow_approve_view(request: HttpRequest, pk: int) -> HttpResponse:
-    subject, body = request.POST.get("subject"), request.POST.get("body")
+    form = ApproveForm(request.POST)
+    if not form.is_valid():
+        return message_response(request, _form_errors(form), status=400)
+    data = form.cleaned_data
     result, error = _run(
         request,
-        lambda: workflow_approve(workflow_id=pk, user=request.user, subject=subject, body=body),
+        lambda: workflow_approve(
+            workflow_id=pk,
+            user=request.user,
+            subject=data["subject"] if "subject" in request.POST else None,
+            body=data["body"] if "body" in request.POST else None,
+            version=data["version"],
+        ),
     )
     return error or _after_result(request, pk, result)
 
@@ -335,11 +349,16 @@ def workflow_approve_view(request: HttpRequest, pk: int) -> HttpResponse:
 def workflow_reject_view(request: HttpRequest, pk: int) -> HttpResponse:
     form = RejectForm(request.POST)
     if not form.is_valid():
-        return message_response(request, "Say why the draft is rejected.", status=400)
+        if "reason" in form.errors:
+            return message_response(request, "Say why the draft is rejected.", status=400)
+        return message_response(request, _form_errors(form), status=400)
     result, error = _run(
         request,
         lambda: workflow_reject(
-            workflow_id=pk, user=request.user, reason=form.cleaned_data["reason"]
+            workflow_id=pk,
+            user=request.user,
+            reason=form.cleaned_data["reason"],
+            version=form.cleaned_data["version"],
         ),
     )
     return error or _after_result(request, pk, result)
@@ -350,7 +369,7 @@ def workflow_reject_view(request: HttpRequest, pk: int) -> HttpResponse:
 def draft_edit_view(request: HttpRequest, pk: int) -> HttpResponse:
     form = DraftForm(request.POST)
     if not form.is_valid():
-        return message_response(request, "An email needs a subject and a body.", status=400)
+        return message_response(request, _form_errors(form), status=400)
     _draft, error = _run(
         request,
         lambda: draft_edit(
@@ -358,6 +377,7 @@ def draft_edit_view(request: HttpRequest, pk: int) -> HttpResponse:
             user=request.user,
             subject=form.cleaned_data["subject"],
             body=form.cleaned_data["body"],
+            version=form.cleaned_data["version"],
         ),
     )
     return error or _after_action(request, pk, "success", "Draft saved.")
@@ -453,6 +473,7 @@ def inbox_bulk(request: HttpRequest) -> HttpResponse:
             user=request.user,
             approve=action == "approve",
             reason=reason,
+            versions=versions_from(request.POST),
         )
     except PermissionDenied as exc:
         return message_response(request, f"Not allowed: {exc}", status=403)

@@ -55,7 +55,9 @@ _ERRORS = {
 _CONFLICT = {
     409: OpenApiResponse(
         s.ActionResultSerializer,
-        description="The workflow is no longer awaiting approval (e.g. someone decided first).",
+        description="The workflow is no longer awaiting approval (e.g. someone decided first), "
+        'or the draft was edited since the version you sent ("edited by X at T since you loaded '
+        'it; review again").',
     )
 }
 
@@ -139,6 +141,7 @@ class WorkflowViewSet(viewsets.ReadOnlyModelViewSet):
                 user=request.user,
                 subject=body.validated_data.get("subject"),
                 body=body.validated_data.get("body"),
+                version=body.validated_data["version"],
             )
         )
 
@@ -154,7 +157,10 @@ class WorkflowViewSet(viewsets.ReadOnlyModelViewSet):
         body.is_valid(raise_exception=True)
         return _perform(
             lambda: workflow_reject(
-                workflow_id=workflow.pk, user=request.user, reason=body.validated_data["reason"]
+                workflow_id=workflow.pk,
+                user=request.user,
+                reason=body.validated_data["reason"],
+                version=body.validated_data["version"],
             )
         )
 

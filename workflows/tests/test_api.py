@@ -223,8 +223,8 @@ def test_viewer_without_permissions_gets_403_on_every_action(viewer):
     client.force_authenticate(viewer)
     assert client.get(f"/api/workflows/{workflow.pk}/").status_code == 200
     base = f"/api/workflows/{workflow.pk}"
-    assert client.post(f"{base}/approve/").status_code == 403
-    assert client.post(f"{base}/reject/", {"reason": "spam"}).status_code == 403
+    assert client.post(f"{base}/approve/", {"version": 1}).status_code == 403
+    assert client.post(f"{base}/reject/", {"reason": "spam", "version": 1}).status_code == 403
     assert client.post(f"{base}/replay/").status_code == 403
     assert client.post("/api/workflows/replay/", {"status": "failed"}).status_code == 403
     workflow.refresh_from_db()
@@ -239,7 +239,7 @@ def test_approve_with_an_edit_approves_through_the_service(api, operator):
     workflow = make_workflow()
     response = api.post(
         f"/api/workflows/{workflow.pk}/approve/",
-        {"subject": "Your demo", "body": "Hi Ada, Tuesday?"},
+        {"subject": "Your demo", "body": "Hi Ada, Tuesday?", "version": 1},
         format="json",
     )
     assert response.status_code == 200, response.content
@@ -257,8 +257,8 @@ def test_approve_with_an_edit_approves_through_the_service(api, operator):
 
 def test_second_approval_loses_the_race_with_409(api):
     workflow = make_workflow()
-    assert api.post(f"/api/workflows/{workflow.pk}/approve/").status_code == 200
-    response = api.post(f"/api/workflows/{workflow.pk}/approve/")
+    assert api.post(f"/api/workflows/{workflow.pk}/approve/", {"version": 1}).status_code == 200
+    response = api.post(f"/api/workflows/{workflow.pk}/approve/", {"version": 1})
     assert response.status_code == 409
     assert response.json()["message"].startswith("Already approved by olivia")
 
@@ -273,7 +273,7 @@ def test_approve_with_an_empty_subject_is_400(api):
 
 def test_approve_without_a_draft_is_409(api):
     workflow = make_workflow(status=Status.FAILED, draft=False)
-    assert api.post(f"/api/workflows/{workflow.pk}/approve/").status_code == 409
+    assert api.post(f"/api/workflows/{workflow.pk}/approve/", {"version": 1}).status_code == 409
 
 
 def test_reject_needs_a_reason(api):
@@ -286,7 +286,9 @@ def test_reject_needs_a_reason(api):
 def test_reject_with_a_reason_rejects(api):
     workflow = make_workflow()
     response = api.post(
-        f"/api/workflows/{workflow.pk}/reject/", {"reason": "duplicate lead"}, format="json"
+        f"/api/workflows/{workflow.pk}/reject/",
+        {"reason": "duplicate lead", "version": 1},
+        format="json",
     )
     assert response.status_code == 200
     workflow.refresh_from_db()
@@ -375,8 +377,10 @@ def test_actions_need_their_own_permission_not_just_staff(viewer):
     workflow = make_workflow()
     client = APIClient()
     client.force_authenticate(viewer)
-    assert client.post(f"/api/workflows/{workflow.pk}/approve/").status_code == 403
-    response = client.post(f"/api/workflows/{workflow.pk}/reject/", {"reason": "spam"})
+    assert client.post(f"/api/workflows/{workflow.pk}/approve/", {"version": 1}).status_code == 403
+    response = client.post(
+        f"/api/workflows/{workflow.pk}/reject/", {"reason": "spam", "version": 1}
+    )
     assert response.status_code == 200
 
 
