@@ -70,7 +70,7 @@ class WorkflowFilters:
             qs = qs.filter(submission__form_id=self.form_id)
         if self.date_from:
             qs = qs.filter(created_at__gte=_start_of(self.date_from))
-        if self.date_to:
+        if self.date_to and self.date_to < dt.date.max:  # the last day has no day after it
             qs = qs.filter(created_at__lt=_start_of(self.date_to + dt.timedelta(days=1)))
         return qs
 
@@ -93,11 +93,18 @@ def encode_cursor(workflow: Workflow) -> str:
 
 
 def decode_cursor(token: str) -> tuple[dt.datetime, int] | None:
-    try:
-        micros, pk = (int(part) for part in token.split("_", 1))
-    except ValueError:
+    """The cursor's (created_at, id), or None for anything we did not hand out: not two
+    ASCII integers, a time outside what datetime holds, an id outside a bigint."""
+    parts = token.split("_", 1)
+    if len(parts) != 2 or not all(p.isascii() and p.isdigit() and len(p) <= 19 for p in parts):
         return None
-    return _EPOCH + dt.timedelta(microseconds=micros), pk
+    micros, pk = (int(part) for part in parts)
+    if pk >= 2**63:
+        return None
+    try:
+        return _EPOCH + dt.timedelta(microseconds=micros), pk
+    except OverflowError:
+        return None
 
 
 @dataclass

@@ -115,10 +115,15 @@ def _form_errors(form) -> str:
 @vary_on_headers("HX-Request", "HX-Target")
 def workflow_list(request: HttpRequest) -> HttpResponse:
     form = FilterForm(request.GET)
+    if not form.is_valid():
+        return message_response(request, f"Invalid filter: {_form_errors(form)}", status=400)
     filters = form.filters()
-    page = selectors.workflow_page(
-        filters, before=request.GET.get("before", ""), after=request.GET.get("after", "")
-    )
+    before, after = request.GET.get("before", ""), request.GET.get("after", "")
+    if any(token and selectors.decode_cursor(token) is None for token in (before, after)):
+        return message_response(
+            request, "That page link is invalid; start again from the first page.", status=400
+        )
+    page = selectors.workflow_page(filters, before=before, after=after)
     context: dict[str, Any] = {
         "filter_form": form,
         "filters": filters,
@@ -183,7 +188,10 @@ def _tabs(
 @require_POST
 def replay_failed(request: HttpRequest) -> HttpResponse:
     """Replay every failed workflow matching the list's filter (one service call)."""
-    filters = FilterForm(request.POST).filters()
+    filter_form = FilterForm(request.POST)
+    if not filter_form.is_valid():  # never widen "every failed match" to every failed row
+        return message_response(request, f"Invalid filter: {_form_errors(filter_form)}", status=400)
+    filters = filter_form.filters()
     confirm = ReplayFailedForm(request.POST)
     if not confirm.is_valid():
         return message_response(request, _form_errors(confirm), status=400)
