@@ -16,11 +16,13 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Count, Min, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -93,6 +95,19 @@ class WorkflowCursorPagination(CursorPagination):
 
     ordering = ("-created_at", "-id")
     page_size = 50
+
+    def decode_cursor(self, request: Request) -> Any:
+        """DRF's cursor, refused (404 "Invalid cursor", as DRF answers a malformed one) when its
+        position is not a time: an edited cursor must not reach the query as a 500."""
+        cursor = super().decode_cursor(request)
+        if cursor is not None and cursor.position is not None:
+            try:
+                valid = parse_datetime(cursor.position) is not None
+            except ValueError:
+                valid = False
+            if not valid:
+                raise NotFound(self.invalid_cursor_message)
+        return cursor
 
 
 @extend_schema_view(
