@@ -22,8 +22,8 @@ import json
 import uuid
 from collections import defaultdict
 from contextlib import suppress
-from itertools import pairwise
 from datetime import datetime, timedelta
+from itertools import pairwise
 
 import pytest
 from django.conf import settings as django_settings
