@@ -136,3 +136,45 @@ def test_the_actions_never_answer_5xx(operator_client, rows, data, version_field
     for name in ("replay_failed", "replay_selected", "inbox_bulk"):
         _no_server_error(operator_client.post(reverse(f"dashboard:{name}"), form))
     _no_server_error(operator_client.post(reverse("dashboard:workflow_replay", args=[pk]), form))
+
+
+ADMIN_PAGES = [
+    "admin:workflows_workflow_changelist",
+    "admin:workflows_workflowerror_changelist",
+    "admin:workflows_auditevent_changelist",
+    "admin:outreach_emaildraft_changelist",
+    "admin:intake_formsubmission_changelist",
+]
+ADMIN_PARAMS = [
+    "q",
+    "o",
+    "p",
+    "e",
+    "status__exact",
+    "trigger__exact",
+    "shadow__exact",
+    "created_at__year",
+    "created_at__month",
+    "created_at__day",
+    "id__in",
+    "_changelist_filters",
+    "all",
+]
+
+
+@FUZZ
+@given(query=params(ADMIN_PARAMS), page=st.sampled_from(ADMIN_PAGES))
+@example(
+    query={"created_at__year": ["99999"], "created_at__month": ["13"]},
+    page="admin:workflows_workflow_changelist",
+)
+@example(query={"q": ["a\x00b"], "p": ["99999999999999999999"]}, page=ADMIN_PAGES[0])
+def test_the_admin_changelists_never_answer_5xx(superuser_client, rows, query, page):
+    _no_server_error(superuser_client.get(reverse(page), query))
+
+
+@pytest.fixture
+def superuser_client(client, django_user_model):
+    user = django_user_model.objects.create_superuser(username="root", password="pw-root-1234")
+    client.force_login(user)
+    return client

@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from intake.models import FormSubmission
-from workflows import pipeline
+from workflows import alerts, pipeline
 from workflows.models import Status, Step, Workflow, WorkflowError
 from workflows.sweeper import EXCEEDED, sweep
 
@@ -52,7 +52,9 @@ def run_until_settled(workflow_id: int, runs: int = 10) -> list[float]:
     raise AssertionError("the workflow never settled")
 
 
-def test_an_unexpected_exception_is_retried_with_backoff_then_fails_with_error_rows(monkeypatch):
+def test_an_unexpected_exception_is_retried_with_backoff_then_fails_with_error_rows(
+    monkeypatch, settings, mailoutbox
+):
     def broken(workflow, client):
         raise KeyError("surprise")
 
@@ -70,6 +72,10 @@ def test_an_unexpected_exception_is_retried_with_backoff_then_fails_with_error_r
     assert [e.exception_type for e in errors] == ["KeyError"] * 3
     assert all("Traceback" in e.traceback and "surprise" in e.traceback for e in errors)
     assert len(countdowns) == 2 and all(c > 0 for c in countdowns)
+    settings.ALERT_EMAILS = ["ops@example.com"]
+    assert alerts.send_alerts()["failed"] == 1
+    assert f"#{workflow.pk} failed" in mailoutbox[-1].body
+    assert "retries exhausted after 3 attempts" in mailoutbox[-1].body
 
 
 def test_a_300_character_company_still_reaches_awaiting_approval():
