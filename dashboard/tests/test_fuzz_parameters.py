@@ -72,7 +72,18 @@ def rows(db):
     return waiting, failed
 
 
+REQUESTS = {"sent": 0, "5xx": 0}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report():
+    yield
+    print(f"\ndashboard/admin fuzz: {REQUESTS['sent']} requests, 5xx = {REQUESTS['5xx']}")
+
+
 def _no_server_error(response) -> None:
+    REQUESTS["sent"] += 1
+    REQUESTS["5xx"] += response.status_code >= 500
     assert response.status_code < 500, response.content[:500]
 
 

@@ -388,6 +388,21 @@ def test_actions_need_their_own_permission_not_just_staff(viewer):
 # --- Fuzzing (schemathesis) -------------------------------------------------------------------
 
 schemathesis = pytest.importorskip("schemathesis")
+
+#: Counted by the fuzz tests for docs/reliability.md (printed with -s).
+API_CALLS = {"stateless": 0, "stateful": 0, "5xx": 0}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report_fuzz_calls():
+    yield
+    if API_CALLS["stateless"] or API_CALLS["stateful"]:
+        print(
+            f"\nschemathesis: {API_CALLS['stateless']} stateless + {API_CALLS['stateful']} "
+            f"stateful calls, 5xx = {API_CALLS['5xx']}"
+        )
+
+
 fuzzed_schema = schemathesis.pytest.from_fixture("wsgi_schema")
 
 
@@ -426,10 +441,6 @@ def test_fuzzed_requests_never_cause_a_server_error(case, wsgi_schema):
     case.validate_response(
         response, checks=[not_a_server_error, status_code_conformance, response_schema_conformance]
     )
-
-
-#: Counted by the fuzz tests for docs/reliability.md (printed with -s).
-API_CALLS = {"stateless": 0, "stateful": 0, "5xx": 0}
 
 
 @pytest.mark.django_db(transaction=True)
