@@ -50,6 +50,7 @@ class EmailDraft(models.Model):
     decided_at = models.DateTimeField(null=True, blank=True)
     version = models.PositiveIntegerField(
         default=1,
+        db_default=1,  # rows inserted by SQL (bench seeding, data fixes) start at 1 too
         help_text="Bumped by every edit; a decision names the version the operator read.",
     )
     gate_action = models.CharField(max_length=5, choices=GateAction.choices, blank=True, default="")
