@@ -173,6 +173,7 @@ _WORKFLOW_FIELDS = [
     "trigger",
     "shadow",
     "replay_of",
+    "superseded_by",
     "current_step",
     "attempts",
     "created_at",

@@ -38,6 +38,10 @@ def test_dashboard_replay_twice_yields_one_run_and_says_where(operator_client, w
     assert len(_replays_of(failed)) == 1
     failed.refresh_from_db()
     assert failed.superseded_by_id == replay.pk
+    page = operator_client.get(reverse("dashboard:workflow_detail", args=[failed.pk]))
+    assert f'replayed as <a href="/dashboard/workflows/{replay.pk}/">#{replay.pk}</a>' in (
+        page.content.decode()
+    )
 
 
 def test_replay_all_failed_twice_replays_each_row_once(operator_client, workflow_factory):
