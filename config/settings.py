@@ -454,3 +454,7 @@ AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "config.security.axes_client_ip"
 # Lockout log lines name the client address and path only, not the username tried.
 AXES_VERBOSE = False
+# --- issue #13: recipient cooldown ------------------------------------------------------------
+# At most one email per recipient in this many hours, whatever the path (approval, auto-send,
+# replay, redelivery, admin): enforced when a send is claimed (outreach/cooldown.py). 0: off.
+RECIPIENT_COOLDOWN_HOURS = env_int("RECIPIENT_COOLDOWN_HOURS", 72, minimum=0)

@@ -35,15 +35,51 @@ class FilterForm(forms.Form):
         )
 
 
+def version_field() -> forms.IntegerField:
+    """The draft version the operator read; decisions on a newer draft are refused (409)."""
+    return forms.IntegerField(
+        min_value=1,
+        max_value=2**31 - 1,
+        widget=forms.HiddenInput,
+        error_messages={"required": "The page did not say which draft version you read: reload."},
+    )
+
+
 class DraftForm(forms.Form):
     subject = forms.CharField(max_length=300)
     body = forms.CharField(widget=forms.Textarea(attrs={"rows": 12}))
+    version = version_field()
+
+
+class ApproveForm(forms.Form):
+    """Approve from the detail page: the version read, and the text as it stands in the form."""
+
+    version = version_field()
+    subject = forms.CharField(max_length=300, required=False)
+    body = forms.CharField(required=False, strip=False)
 
 
 class RejectForm(forms.Form):
     reason = forms.CharField(
         max_length=2000, widget=forms.TextInput(attrs={"placeholder": "Why is it rejected?"})
     )
+    version = version_field()
+
+
+def versions_from(data) -> dict[int, int]:
+    """``version_<id>`` fields of a bulk form: per workflow id, the draft version on screen."""
+    versions = {}
+    for key, value in data.items():
+        name, _, pk = key.partition("_")
+        if name == "version" and is_id(pk) and is_id(value):
+            versions[int(pk)] = int(value)
+    return versions
+
+
+def is_id(value: object) -> bool:
+    """A positive row id that fits a PostgreSQL integer ("²" is a digit to str.isdigit)."""
+    text = str(value)
+    return text.isascii() and text.isdigit() and 0 < int(text) < 2**31
 
 
 class ResolveSendForm(forms.Form):
@@ -78,7 +114,7 @@ class BulkDecisionForm(forms.Form):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         # Any integer is acceptable here: the services decide per id what may happen.
-        self.fields["ids"].valid_value = lambda value: str(value).isdigit()  # type: ignore[attr-defined]
+        self.fields["ids"].valid_value = is_id  # type: ignore[attr-defined]
         self.fields["ids"].error_messages["required"] = "Select at least one draft."
 
     def clean(self) -> dict:

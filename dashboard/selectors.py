@@ -14,6 +14,7 @@ from django.db import connection
 from django.db.models import (
     Count,
     DurationField,
+    Exists,
     ExpressionWrapper,
     F,
     OuterRef,
@@ -25,7 +26,7 @@ from django.db.models.functions import TruncDay
 from django.utils import timezone
 
 from intake.models import FormSubmission
-from workflows.models import AuditEvent, Status, Trigger, Workflow
+from workflows.models import LIVE_STATUSES, AuditEvent, Status, Trigger, Workflow
 
 PAGE_SIZE = 25
 #: Tab counts stop at this many: "1000+" is all an operator needs, and it keeps each count an
@@ -69,7 +70,7 @@ class WorkflowFilters:
             qs = qs.filter(submission__form_id=self.form_id)
         if self.date_from:
             qs = qs.filter(created_at__gte=_start_of(self.date_from))
-        if self.date_to:
+        if self.date_to and self.date_to < dt.date.max:  # the last day has no day after it
             qs = qs.filter(created_at__lt=_start_of(self.date_to + dt.timedelta(days=1)))
         return qs
 
@@ -92,11 +93,18 @@ def encode_cursor(workflow: Workflow) -> str:
 
 
 def decode_cursor(token: str) -> tuple[dt.datetime, int] | None:
-    try:
-        micros, pk = (int(part) for part in token.split("_", 1))
-    except ValueError:
+    """The cursor's (created_at, id), or None for anything we did not hand out: not two
+    ASCII integers, a time outside what datetime holds, an id outside a bigint."""
+    parts = token.split("_", 1)
+    if len(parts) != 2 or not all(p.isascii() and p.isdigit() and len(p) <= 19 for p in parts):
         return None
-    return _EPOCH + dt.timedelta(microseconds=micros), pk
+    micros, pk = (int(part) for part in parts)
+    if pk >= 2**63:
+        return None
+    try:
+        return _EPOCH + dt.timedelta(microseconds=micros), pk
+    except OverflowError:
+        return None
 
 
 @dataclass
@@ -214,8 +222,18 @@ def form_choices(limit: int = 100) -> list[str]:
 
 
 def failed_matching(filters: WorkflowFilters) -> QuerySet[Workflow]:
-    """The failed workflows a "Replay all failed" button acts on (the filter, status forced)."""
-    return filters.apply(Workflow.objects.filter(status=Status.FAILED), with_status=False)
+    """The failed workflows a "Replay all failed" button acts on (the filter, status forced):
+    never one already replayed, nor one whose submission has a live run (the replay service
+    would refuse both), so pressing again reaches the rest and never the same row twice."""
+    live = Workflow.objects.filter(
+        submission_id=OuterRef("submission_id"), status__in=LIVE_STATUSES, shadow=False
+    )
+    return filters.apply(
+        Workflow.objects.filter(status=Status.FAILED, superseded_by__isnull=True).exclude(
+            Exists(live)
+        ),
+        with_status=False,
+    )
 
 
 def replay_candidates(filters: WorkflowFilters, *, limit: int) -> tuple[list[int], bool]:

@@ -29,6 +29,7 @@ from django_htmx.http import reswap, retarget
 
 from dashboard import charts, selectors
 from dashboard.forms import (
+    ApproveForm,
     BulkDecisionForm,
     DraftForm,
     FilterForm,
@@ -36,6 +37,8 @@ from dashboard.forms import (
     ReplayFailedForm,
     ReplayForm,
     ResolveSendForm,
+    is_id,
+    versions_from,
 )
 from outreach.models import EmailDraft
 from outreach.services import (
@@ -50,7 +53,7 @@ from outreach.services import (
     workflows_decide,
 )
 from workflows.models import Status, Workflow
-from workflows.services import workflows_replay
+from workflows.services import ReplayResult, workflows_replay
 
 #: "Replay all failed matching this filter" acts on at most this many rows per click.
 REPLAY_FAILED_MAX = 5000
@@ -112,10 +115,15 @@ def _form_errors(form) -> str:
 @vary_on_headers("HX-Request", "HX-Target")
 def workflow_list(request: HttpRequest) -> HttpResponse:
     form = FilterForm(request.GET)
+    if not form.is_valid():
+        return message_response(request, f"Invalid filter: {_form_errors(form)}", status=400)
     filters = form.filters()
-    page = selectors.workflow_page(
-        filters, before=request.GET.get("before", ""), after=request.GET.get("after", "")
-    )
+    before, after = request.GET.get("before", ""), request.GET.get("after", "")
+    if any(token and selectors.decode_cursor(token) is None for token in (before, after)):
+        return message_response(
+            request, "That page link is invalid; start again from the first page.", status=400
+        )
+    page = selectors.workflow_page(filters, before=before, after=after)
     context: dict[str, Any] = {
         "filter_form": form,
         "filters": filters,
@@ -180,7 +188,10 @@ def _tabs(
 @require_POST
 def replay_failed(request: HttpRequest) -> HttpResponse:
     """Replay every failed workflow matching the list's filter (one service call)."""
-    filters = FilterForm(request.POST).filters()
+    filter_form = FilterForm(request.POST)
+    if not filter_form.is_valid():  # never widen "every failed match" to every failed row
+        return message_response(request, f"Invalid filter: {_form_errors(filter_form)}", status=400)
+    filters = filter_form.filters()
     confirm = ReplayFailedForm(request.POST)
     if not confirm.is_valid():
         return message_response(request, _form_errors(confirm), status=400)
@@ -198,6 +209,7 @@ def replay_failed(request: HttpRequest) -> HttpResponse:
     text = f"Replaying {len(result.created)} failed workflow(s)"
     if result.shadow:
         text += f" ({len(result.shadow)} in shadow mode: an email may already have gone out)"
+    text += _refused_text(result)
     text += "; press again for the rest." if capped else "."
     if request.htmx:
         return message_response(request, text, status=200)
@@ -205,11 +217,20 @@ def replay_failed(request: HttpRequest) -> HttpResponse:
     return redirect(f"{reverse('dashboard:workflow_list')}?{_filter_query(filters)}")
 
 
+def _refused_text(result: ReplayResult) -> str:
+    """'; 2 not replayed (#812 already replayed as #901; …)': each refusal, briefly."""
+    if not result.refused:
+        return ""
+    shown = "; ".join(f"#{r.workflow_id} {r.reason}" for r in result.refused[:5])
+    more = f"; and {len(result.refused) - 5} more" if len(result.refused) > 5 else ""
+    return f"; {len(result.refused)} not replayed ({shown}{more})"
+
+
 @staff_required
 @require_POST
 def replay_selected(request: HttpRequest) -> HttpResponse:
     """Replay the rows ticked in the list (one service call)."""
-    ids = [int(v) for v in request.POST.getlist("ids") if v.isdigit()]
+    ids = [int(v) for v in request.POST.getlist("ids") if is_id(v)]
     if not ids:
         return message_response(request, "Select at least one workflow to replay.", status=400)
     result, error = _run(
@@ -221,7 +242,8 @@ def replay_selected(request: HttpRequest) -> HttpResponse:
     if error:
         return error
     text = f"Replaying {len(result.created)} workflow(s)"
-    text += f", {len(result.shadow)} in shadow mode." if result.shadow else "."
+    text += f", {len(result.shadow)} in shadow mode" if result.shadow else ""
+    text += _refused_text(result) + "."
     if request.htmx:
         return message_response(request, text, status=200)
     messages.success(request, text)
@@ -248,10 +270,12 @@ def _detail_context(pk: int) -> dict[str, Any]:
         "hubspot": _hubspot_links(submission.portal_id, workflow),
         "diff": _draft_diff(draft),
         "send_unknown": selectors.send_outcome_unknown(workflow),
-        "draft_form": DraftForm(initial={"subject": draft.subject, "body": draft.body})
+        "draft_form": DraftForm(
+            initial={"subject": draft.subject, "body": draft.body, "version": draft.version}
+        )
         if draft
         else None,
-        "reject_form": RejectForm(),
+        "reject_form": RejectForm(initial={"version": draft.version if draft else 1}),
         "resolve_form": ResolveSendForm(),
         "replay_form": ReplayForm(),
         "awaiting": workflow.status == Status.AWAITING_APPROVAL,
@@ -311,10 +335,19 @@ def _after_result(request: HttpRequest, pk: int, result: ActionResult) -> HttpRe
 @staff_required
 @require_POST
 def workflow_approve_view(request: HttpRequest, pk: int) -> HttpResponse:
-    subject, body = request.POST.get("subject"), request.POST.get("body")
+    form = ApproveForm(request.POST)
+    if not form.is_valid():
+        return message_response(request, _form_errors(form), status=400)
+    data = form.cleaned_data
     result, error = _run(
         request,
-        lambda: workflow_approve(workflow_id=pk, user=request.user, subject=subject, body=body),
+        lambda: workflow_approve(
+            workflow_id=pk,
+            user=request.user,
+            subject=data["subject"] if "subject" in request.POST else None,
+            body=data["body"] if "body" in request.POST else None,
+            version=data["version"],
+        ),
     )
     return error or _after_result(request, pk, result)
 
@@ -324,11 +357,16 @@ def workflow_approve_view(request: HttpRequest, pk: int) -> HttpResponse:
 def workflow_reject_view(request: HttpRequest, pk: int) -> HttpResponse:
     form = RejectForm(request.POST)
     if not form.is_valid():
-        return message_response(request, "Say why the draft is rejected.", status=400)
+        if "reason" in form.errors:
+            return message_response(request, "Say why the draft is rejected.", status=400)
+        return message_response(request, _form_errors(form), status=400)
     result, error = _run(
         request,
         lambda: workflow_reject(
-            workflow_id=pk, user=request.user, reason=form.cleaned_data["reason"]
+            workflow_id=pk,
+            user=request.user,
+            reason=form.cleaned_data["reason"],
+            version=form.cleaned_data["version"],
         ),
     )
     return error or _after_result(request, pk, result)
@@ -339,7 +377,7 @@ def workflow_reject_view(request: HttpRequest, pk: int) -> HttpResponse:
 def draft_edit_view(request: HttpRequest, pk: int) -> HttpResponse:
     form = DraftForm(request.POST)
     if not form.is_valid():
-        return message_response(request, "An email needs a subject and a body.", status=400)
+        return message_response(request, _form_errors(form), status=400)
     _draft, error = _run(
         request,
         lambda: draft_edit(
@@ -347,6 +385,7 @@ def draft_edit_view(request: HttpRequest, pk: int) -> HttpResponse:
             user=request.user,
             subject=form.cleaned_data["subject"],
             body=form.cleaned_data["body"],
+            version=form.cleaned_data["version"],
         ),
     )
     return error or _after_action(request, pk, "success", "Draft saved.")
@@ -369,6 +408,8 @@ def workflow_replay_view(request: HttpRequest, pk: int) -> HttpResponse:
     )
     if error:
         return error
+    if result.refused:
+        return message_response(request, f"Not replayed: {result.refused[0].reason}.", status=409)
     if not result.created:
         raise Http404("No such workflow.")
     new_id = result.created[0]
@@ -440,6 +481,7 @@ def inbox_bulk(request: HttpRequest) -> HttpResponse:
             user=request.user,
             approve=action == "approve",
             reason=reason,
+            versions=versions_from(request.POST),
         )
     except PermissionDenied as exc:
         return message_response(request, f"Not allowed: {exc}", status=403)

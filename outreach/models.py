@@ -48,6 +48,11 @@ class EmailDraft(models.Model):
         related_name="+",
     )
     decided_at = models.DateTimeField(null=True, blank=True)
+    version = models.PositiveIntegerField(
+        default=1,
+        db_default=1,  # rows inserted by SQL (bench seeding, data fixes) start at 1 too
+        help_text="Bumped by every edit; a decision names the version the operator read.",
+    )
     gate_action = models.CharField(max_length=5, choices=GateAction.choices, blank=True, default="")
     gate_reason = models.TextField(blank=True, default="")
     idempotency_key = models.CharField(max_length=64, unique=True)
@@ -80,3 +85,23 @@ class EmailDraft(models.Model):
     @property
     def was_edited(self) -> bool:
         return (self.subject, self.body) != (self.original_subject, self.original_body)
+
+
+class RecipientSend(models.Model):
+    """The last send claimed to one (normalised) recipient: the recipient cooldown's lock.
+
+    One row per address; a send claim locks it (``SELECT … FOR UPDATE``) in the transaction
+    that claims the send, so two sends to one address serialise here whatever their path.
+    """
+
+    recipient = models.CharField(max_length=254, primary_key=True)
+    last_sent_at = models.DateTimeField()
+    workflow = models.ForeignKey(
+        "workflows.Workflow", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        db_table = "recipient_sends"
+
+    def __str__(self) -> str:
+        return f"{self.recipient} at {self.last_sent_at:%Y-%m-%d %H:%M}"

@@ -16,7 +16,7 @@ from __future__ import annotations
 import difflib
 import logging
 import smtplib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from email.utils import parseaddr
@@ -28,7 +28,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from outreach import metrics
+from outreach import cooldown, metrics
 from outreach.drafting import DraftContext, Drafter, get_drafter
 from outreach.gate import GateDecision, SendMode, current_mode, decide
 from outreach.models import Decision, EmailDraft, GateAction
@@ -102,6 +102,15 @@ def refused(exc: Exception) -> Refused:
 # --- Drafting and hand-off ------------------------------------------------------------------
 
 
+class DraftRefused(ValueError):
+    """The lead's input cannot be drafted without changing its meaning (message says why)."""
+
+
+def fit(text: str, limit: int) -> str:
+    """``text`` shortened to ``limit`` characters, ending in an ellipsis when it was cut."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def draft_create(*, workflow_id: int, drafter: Drafter | None = None) -> EmailDraft:
     """Draft the workflow's email once; idempotent (returns the existing draft if any).
 
@@ -114,18 +123,28 @@ def draft_create(*, workflow_id: int, drafter: Drafter | None = None) -> EmailDr
     workflow = Workflow.objects.select_related("submission").get(pk=workflow_id)
     drafter = drafter or get_drafter()
     context = _draft_context(workflow)
+    limit = EmailDraft._meta.get_field("recipient").max_length
+    if len(context.email) > limit:
+        # Shortening an address makes it someone else's: refuse, never truncate.
+        raise DraftRefused(
+            f"the lead's email address is {len(context.email)} characters; an address has at "
+            f"most {limit}, so it cannot be drafted to"
+        )
     content = drafter.draft(context)
+    # Lead input (a 300-character company) can make a subject longer than its column; a
+    # human reads it, so it is shortened with an ellipsis rather than failing the workflow.
+    subject = fit(content.subject, EmailDraft._meta.get_field("subject").max_length)
     try:
         with transaction.atomic():
             draft = EmailDraft.objects.create(
                 workflow=workflow,
                 recipient=context.email,
-                subject=content.subject,
+                subject=subject,
                 body=content.body,
                 body_html=content.body_html,
-                template=content.template,
+                template=fit(content.template, EmailDraft._meta.get_field("template").max_length),
                 drafter=drafter.name,
-                original_subject=content.subject,
+                original_subject=subject,
                 original_body=content.body,
                 idempotency_key=_idempotency_key(workflow.pk),
             )
@@ -228,10 +247,40 @@ def _require(user: AbstractBaseUser, permission: str) -> None:
         raise PermissionDenied(f"{user.get_username()} lacks the permission {permission}.")
 
 
-def draft_edit(*, workflow_id: int, user: AbstractBaseUser, subject: str, body: str) -> EmailDraft:
+class StaleDraft(ActionRefused):
+    """The draft changed after the operator loaded it: what they read is not what is there."""
+
+
+def check_version(draft: EmailDraft, version: int | None) -> None:
+    """Raise StaleDraft unless ``version`` is the draft's current one. The human paths
+    (dashboard, inbox, admin, API) always pass the version the operator saw; ``None`` is for
+    system callers only. Call it with the draft row locked (``select_for_update``)."""
+    if version is None or version == draft.version:
+        return
+    who = draft.edited_by.get_username() if draft.edited_by else "someone"
+    when = (
+        timezone.localtime(draft.edited_at).strftime("%Y-%m-%d %H:%M:%S %Z")
+        if draft.edited_at
+        else "an unknown time"
+    )
+    raise StaleDraft(
+        f"Edited by {who} at {when} since you loaded it (you saw version {version}, it is now "
+        f"version {draft.version}); review again."
+    )
+
+
+def draft_edit(
+    *,
+    workflow_id: int,
+    user: AbstractBaseUser,
+    subject: str,
+    body: str,
+    version: int | None = None,
+) -> EmailDraft:
     """Replace the draft's subject and body while it awaits approval; the original stays.
 
-    Raises PermissionDenied without ``approve_workflow``, ActionRefused once decided.
+    Raises PermissionDenied without ``approve_workflow``, ActionRefused once decided,
+    StaleDraft when ``version`` is not the draft's current version.
     """
     _require(user, APPROVE_PERMISSION)
     with transaction.atomic():
@@ -239,6 +288,7 @@ def draft_edit(*, workflow_id: int, user: AbstractBaseUser, subject: str, body: 
         status = Workflow.objects.values_list("status", flat=True).get(pk=workflow_id)
         if status != Status.AWAITING_APPROVAL:
             raise ActionRefused(_already_message(workflow_id, status))
+        check_version(draft, version)
         _apply_edit(draft, user=user, subject=subject, body=body)
     return draft
 
@@ -247,6 +297,13 @@ def _apply_edit(draft: EmailDraft, *, user: AbstractBaseUser, subject: str, body
     subject = " ".join(subject.split())
     if not subject or not body.strip():
         raise ValidationError("An email needs a subject and a body.")
+    limit = EmailDraft._meta.get_field("subject").max_length
+    if len(subject) > limit:
+        raise ValidationError(
+            f"A subject has at most {limit} characters; this one has {len(subject)}."
+        )
+    if "\x00" in subject or "\x00" in body:
+        raise ValidationError("The subject and body cannot contain NUL characters.")
     if (subject, body) == (draft.subject, draft.body):
         return
     summary = _diff_summary(draft.subject, draft.body, subject, body)
@@ -254,8 +311,17 @@ def _apply_edit(draft: EmailDraft, *, user: AbstractBaseUser, subject: str, body
     # The HTML part was rendered from the original text; a human edit supersedes it.
     draft.body_html = ""
     draft.edited_by, draft.edited_at = user, timezone.now()
+    draft.version += 1
     draft.save(
-        update_fields=["subject", "body", "body_html", "edited_by", "edited_at", "updated_at"]
+        update_fields=[
+            "subject",
+            "body",
+            "body_html",
+            "edited_by",
+            "edited_at",
+            "version",
+            "updated_at",
+        ]
     )
     audit.record(
         action="draft.edited",
@@ -263,7 +329,7 @@ def _apply_edit(draft: EmailDraft, *, user: AbstractBaseUser, subject: str, body
         object_id=draft.pk,
         workflow_id=draft.workflow_id,
         user=user,
-        details=summary,
+        details={**summary, "version": draft.version},
     )
 
 
@@ -283,16 +349,21 @@ def workflow_approve(
     user: AbstractBaseUser,
     subject: str | None = None,
     body: str | None = None,
+    version: int | None = None,
 ) -> ActionResult:
     """Approve a waiting draft (applying an edit first if given), then ask the gate again.
 
     SEND -> ``sending`` and the send is enqueued after commit; otherwise -> ``completed`` and
     the final text is written to the HubSpot contact as a note for the rep. A second approval
-    (or one racing a rejection) loses and is told who won. Raises PermissionDenied.
+    (or one racing a rejection) loses and is told who won. Raises PermissionDenied, and
+    StaleDraft when ``version`` (what the operator read) is no longer the draft's.
     """
     _require(user, APPROVE_PERMISSION)
     with transaction.atomic():
         draft = EmailDraft.objects.select_for_update().get(workflow_id=workflow_id)
+        status = Workflow.objects.values_list("status", flat=True).get(pk=workflow_id)
+        if status == Status.AWAITING_APPROVAL:
+            check_version(draft, version)
         won = transition(
             workflow_id,
             from_status=Status.AWAITING_APPROVAL,
@@ -341,10 +412,13 @@ def workflow_approve(
         return ActionResult(True, f"Approved; not sent: {gate.reason}.", Status.COMPLETED)
 
 
-def workflow_reject(*, workflow_id: int, user: AbstractBaseUser, reason: str) -> ActionResult:
+def workflow_reject(
+    *, workflow_id: int, user: AbstractBaseUser, reason: str, version: int | None = None
+) -> ActionResult:
     """Reject a waiting draft with a reason; nothing is sent. Loses cleanly to a rival decision.
 
-    Raises PermissionDenied without ``reject_workflow`` and ValidationError without a reason.
+    Raises PermissionDenied without ``reject_workflow``, ValidationError without a reason, and
+    StaleDraft when ``version`` (what the operator read) is no longer the draft's.
     """
     _require(user, REJECT_PERMISSION)
     reason = (reason or "").strip()
@@ -352,6 +426,9 @@ def workflow_reject(*, workflow_id: int, user: AbstractBaseUser, reason: str) ->
         raise ValidationError({"reason": "Say why the draft is rejected."})
     with transaction.atomic():
         draft = EmailDraft.objects.select_for_update().get(workflow_id=workflow_id)
+        status = Workflow.objects.values_list("status", flat=True).get(pk=workflow_id)
+        if status == Status.AWAITING_APPROVAL:
+            check_version(draft, version)
         won = transition(
             workflow_id,
             from_status=Status.AWAITING_APPROVAL,
@@ -379,18 +456,32 @@ class RowOutcome:
 
 
 def workflows_decide(
-    *, workflow_ids: Iterable[int], user: AbstractBaseUser, approve: bool, reason: str = ""
+    *,
+    workflow_ids: Iterable[int],
+    user: AbstractBaseUser,
+    approve: bool,
+    reason: str = "",
+    versions: Mapping[int, int] | None = None,
 ) -> list[RowOutcome]:
     """Approve (as drafted) or reject each workflow, one service call per id, and say how
-    each went. The bulk paths (inbox, admin) use this. Raises PermissionDenied at the first
-    refusal: it applies to every row. A row that lost a race or had no draft is reported."""
+    each went. The bulk paths (inbox, admin) use this and pass ``versions``: per id, the draft
+    version the operator read; a row without one, or whose draft changed since, is refused
+    and reported. Raises PermissionDenied at the first refusal: it applies to every row. A row
+    that lost a race or had no draft is reported."""
     outcomes = []
     for workflow_id in dict.fromkeys(workflow_ids):
+        version = None if versions is None else versions.get(workflow_id)
+        if versions is not None and version is None:
+            message = "No draft version was sent for this row: reload the page and review again."
+            outcomes.append(RowOutcome(workflow_id, False, message))
+            continue
         try:
             if approve:
-                result = workflow_approve(workflow_id=workflow_id, user=user)
+                result = workflow_approve(workflow_id=workflow_id, user=user, version=version)
             else:
-                result = workflow_reject(workflow_id=workflow_id, user=user, reason=reason)
+                result = workflow_reject(
+                    workflow_id=workflow_id, user=user, reason=reason, version=version
+                )
         except REFUSALS as exc:
             result = ActionResult(False, refused(exc).message)
         outcomes.append(RowOutcome(workflow_id, result.ok, result.message))
@@ -558,10 +649,32 @@ def _claim_send(workflow_id: int) -> tuple[EmailDraft, str]:
                 "worker stopped mid-send); check the mail provider, then resolve by hand",
             )
             return draft, "send_unknown"
+        shadow = Workflow.objects.values_list("shadow", flat=True).get(pk=workflow_id)
+        held = (
+            None if shadow else cooldown.claim(recipient=draft.recipient, workflow_id=workflow_id)
+        )
+        if held is not None:
+            _hold_for_cooldown(draft, held)
+            return draft, f"held: {held.reason}"
         draft.send_attempts += 1
         draft.send_claimed_at = now
         draft.save(update_fields=["send_attempts", "send_claimed_at", "updated_at"])
     return draft, ""
+
+
+def _hold_for_cooldown(draft: EmailDraft, held: cooldown.Held) -> None:
+    """Back to a human: the address was emailed inside the cooldown. An earlier approval does
+    not carry over; the operator sees why and decides again (or rejects)."""
+    transition(
+        draft.workflow_id,
+        from_status=Status.SENDING,
+        to_status=Status.AWAITING_APPROVAL,
+        reason=held.reason,
+        details={"cooldown_workflow": held.workflow_id},
+    )
+    draft.decision, draft.approver, draft.decided_at = Decision.PENDING, None, None
+    draft.save(update_fields=["decision", "approver", "decided_at", "updated_at"])
+    _store_gate_decision(draft, GateDecision(GateAction.HOLD, held.reason))
 
 
 def _is_permanent(exc: BaseException) -> bool:
@@ -589,6 +702,7 @@ def _record_definite_failure(workflow_id: int, exc: BaseException) -> str:
             details={"attempt": draft.send_attempts, "permanent": permanent},
         )
         if permanent or draft.send_attempts >= MAX_SEND_ATTEMPTS:
+            cooldown.release(recipient=draft.recipient, workflow_id=workflow_id)
             transition(
                 workflow_id,
                 from_status=Status.SENDING,

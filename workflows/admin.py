@@ -5,6 +5,7 @@ from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 
 from config.admin_display import pretty_json
+from dashboard.forms import versions_from
 from outreach.services import workflows_decide
 from workflows.hubspot.names import NameKind, display_name
 from workflows.models import AuditEvent, Workflow, WorkflowError
@@ -74,7 +75,11 @@ class WorkflowAdmin(admin.ModelAdmin):
         ids = queryset.order_by("created_at").values_list("pk", flat=True)
         try:
             outcomes = workflows_decide(
-                workflow_ids=ids, user=request.user, approve=approve, reason=reason
+                workflow_ids=ids,
+                user=request.user,
+                approve=approve,
+                reason=reason,
+                versions=versions_from(request.POST),
             )
         except PermissionDenied as exc:
             self.message_user(request, f"Not allowed: {exc}", messages.ERROR)
@@ -83,9 +88,27 @@ class WorkflowAdmin(admin.ModelAdmin):
             level = messages.SUCCESS if outcome.ok else messages.WARNING
             self.message_user(request, f"#{outcome.id}: {outcome.message}", level)
 
-    @admin.action(description="Approve selected drafts as drafted", permissions=["approve"])
-    def approve_selected(self, request, queryset) -> None:
-        self._decide_each(request, queryset, approve=True)
+    def _confirmation(self, request, queryset, *, title: str, template: str, form=None):
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "opts": self.model._meta,
+            "form": form,
+            "workflows": queryset.select_related("submission", "draft__edited_by"),
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, template, context)
+
+    @admin.action(description="Approve selected drafts as drafted…", permissions=["approve"])
+    def approve_selected(self, request, queryset) -> TemplateResponse | None:
+        """Shows each draft's text first; approves the versions shown (an edit made meanwhile
+        refuses that row: approve what you read)."""
+        if "apply" in request.POST:
+            self._decide_each(request, queryset, approve=True)
+            return None
+        return self._confirmation(
+            request, queryset, title="Approve drafts", template="dashboard/admin_approve.html"
+        )
 
     @admin.action(description="Reject selected drafts…", permissions=["reject"])
     def reject_selected(self, request, queryset) -> TemplateResponse | None:
@@ -95,15 +118,13 @@ class WorkflowAdmin(admin.ModelAdmin):
             reason = form.cleaned_data["reason"]
             self._decide_each(request, queryset, approve=False, reason=reason)
             return None
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Reject drafts",
-            "opts": self.model._meta,
-            "form": form,
-            "workflows": queryset.select_related("submission"),
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-        }
-        return TemplateResponse(request, "dashboard/admin_reject.html", context)
+        return self._confirmation(
+            request,
+            queryset,
+            title="Reject drafts",
+            template="dashboard/admin_reject.html",
+            form=form,
+        )
 
     @admin.action(description="Replay selected workflows", permissions=["replay"])
     def replay_selected(self, request, queryset) -> None:
@@ -120,7 +141,12 @@ class WorkflowAdmin(admin.ModelAdmin):
         text = f"Started {len(result.created)} replay(s): {created}."
         if result.shadow:
             text += f" {len(result.shadow)} in shadow mode (an email may already have gone out)."
-        self.message_user(request, text, messages.SUCCESS)
+        if result.created or not result.refused:
+            self.message_user(request, text, messages.SUCCESS)
+        for refusal in result.refused:
+            self.message_user(
+                request, f"#{refusal.workflow_id} not replayed: {refusal.reason}", messages.WARNING
+            )
 
     @admin.display(description="contact")
     def contact_facts(self, obj: Workflow) -> str:

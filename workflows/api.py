@@ -16,12 +16,14 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Count, Min, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from knox.auth import TokenAuthentication
 from rest_framework import mixins, status, viewsets
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -57,7 +59,9 @@ _ERRORS = {
 _CONFLICT = {
     409: OpenApiResponse(
         s.ActionResultSerializer,
-        description="The workflow is no longer awaiting approval (e.g. someone decided first).",
+        description="The workflow is no longer awaiting approval (e.g. someone decided first), "
+        'or the draft was edited since the version you sent ("edited by X at T since you loaded '
+        'it; review again").',
     )
 }
 
@@ -93,6 +97,19 @@ class WorkflowCursorPagination(CursorPagination):
 
     ordering = ("-created_at", "-id")
     page_size = 50
+
+    def decode_cursor(self, request: Request) -> Any:
+        """DRF's cursor, refused (404 "Invalid cursor", as DRF answers a malformed one) when its
+        position is not a time: an edited cursor must not reach the query as a 500."""
+        cursor = super().decode_cursor(request)
+        if cursor is not None and cursor.position is not None:
+            try:
+                valid = parse_datetime(cursor.position) is not None
+            except ValueError:
+                valid = False
+            if not valid:
+                raise NotFound(self.invalid_cursor_message)
+        return cursor
 
 
 @extend_schema_view(
@@ -141,6 +158,7 @@ class WorkflowViewSet(viewsets.ReadOnlyModelViewSet):
                 user=request.user,
                 subject=body.validated_data.get("subject"),
                 body=body.validated_data.get("body"),
+                version=body.validated_data["version"],
             )
         )
 
@@ -156,14 +174,24 @@ class WorkflowViewSet(viewsets.ReadOnlyModelViewSet):
         body.is_valid(raise_exception=True)
         return _perform(
             lambda: workflow_reject(
-                workflow_id=workflow.pk, user=request.user, reason=body.validated_data["reason"]
+                workflow_id=workflow.pk,
+                user=request.user,
+                reason=body.validated_data["reason"],
+                version=body.validated_data["version"],
             )
         )
 
     @extend_schema(
         summary="Replay one workflow: a new run (trigger=replay) of the same submission",
         request=s.ReplayRequestSerializer,
-        responses={201: s.ReplayResultSerializer, **_ERRORS},
+        responses={
+            201: s.ReplayResultSerializer,
+            **_ERRORS,
+            409: OpenApiResponse(
+                s.ReplayResultSerializer,
+                description='Refused: the submission has a live run ("already replayed as #N").',
+            ),
+        },
     )
     @action(detail=True, methods=["post"])
     def replay(self, request: Request, pk: str) -> Response:
@@ -176,7 +204,8 @@ class WorkflowViewSet(viewsets.ReadOnlyModelViewSet):
             shadow=body.validated_data["shadow"],
             reason=body.validated_data["reason"] or "api: replay",
         )
-        return Response(s.ReplayResultSerializer(result).data, status=status.HTTP_201_CREATED)
+        code = status.HTTP_409_CONFLICT if result.refused else status.HTTP_201_CREATED
+        return Response(s.ReplayResultSerializer(result).data, status=code)
 
     @extend_schema(
         summary="Replay every failed workflow matching the filters (oldest first, up to limit)",
@@ -196,7 +225,12 @@ class WorkflowViewSet(viewsets.ReadOnlyModelViewSet):
             shadow=params.validated_data["shadow"],
             reason=params.validated_data["reason"] or "api: replay failed",
         )
-        data = {"created": result.created, "shadow": result.shadow, "matched": len(ids)}
+        data = {
+            "created": result.created,
+            "shadow": result.shadow,
+            "refused": result.refused,
+            "matched": len(ids),
+        }
         return Response(s.BulkReplayResultSerializer({**data, "more": more}).data)
 
 

@@ -18,6 +18,8 @@ class Status(models.TextChoices):
 
 
 TERMINAL_STATUSES = frozenset({Status.SENT, Status.COMPLETED, Status.REJECTED, Status.FAILED})
+#: The statuses of a run that is still live: it may yet send, or waits for a human who may.
+LIVE_STATUSES = tuple(s for s in Status.values if s not in TERMINAL_STATUSES)
 
 
 class Trigger(models.TextChoices):
@@ -48,6 +50,14 @@ class Workflow(models.Model):
     )
     shadow = models.BooleanField(
         default=False, help_text="Shadow replay: look up and draft only; no CRM task, no send."
+    )
+    superseded_by = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The replay that took this run's place; a superseded run is not replayed again.",
     )
     current_step = models.CharField(max_length=20, choices=Step.choices, blank=True, default="")
     attempts = models.PositiveIntegerField(default=0, help_text="Attempts of the current step.")
@@ -94,6 +104,14 @@ class Workflow(models.Model):
             ),
             models.CheckConstraint(
                 condition=models.Q(trigger__in=Trigger.values), name="workflow_trigger_valid"
+            ),
+            # At most one live run per submission: two replays racing each other (or a replay
+            # racing the run it replays) cannot both insert. Shadow runs never send: exempt.
+            models.UniqueConstraint(
+                fields=["submission"],
+                condition=models.Q(status__in=LIVE_STATUSES, shadow=False),
+                name="workflow_one_live_run_per_submission",
+                violation_error_message="This submission already has a live run.",
             ),
         ]
         permissions = [

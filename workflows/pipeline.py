@@ -223,9 +223,12 @@ def _new_contact_properties(submission) -> dict[str, str]:
 
 
 def draft_email(workflow: Workflow, client: HubSpotClient | None) -> str:
-    from outreach.services import draft_create
+    from outreach.services import DraftRefused, draft_create
 
-    draft = draft_create(workflow_id=workflow.pk)
+    try:
+        draft = draft_create(workflow_id=workflow.pk)
+    except DraftRefused as exc:
+        raise PermanentStepError(str(exc)) from exc
     return f"draft {draft.pk} from {draft.template}"
 
 
@@ -321,6 +324,18 @@ def run_workflow(workflow_id: int, *, task_id: str) -> Outcome:
         for step, func in STEPS:
             if workflow.step_log.get(step, {}).get("finished_at"):
                 continue
+            if _attempts_used(workflow, step) >= settings.WORKFLOW_MAX_ATTEMPTS:
+                # A redelivered message after a crash mid-step: never a run past the limit.
+                why = f"exceeded attempts ({settings.WORKFLOW_MAX_ATTEMPTS})"
+                _fail(
+                    workflow,
+                    step,
+                    _attempts_used(workflow, step),
+                    ExceededAttempts(why),
+                    retryable=True,
+                    why=why,
+                )
+                raise StepFailed(why)
             if not _start_step(workflow, step, task_id):
                 return Outcome("skipped", "lease taken over by another task")
             _run_step(workflow, step, func, client)
@@ -329,6 +344,10 @@ def run_workflow(workflow_id: int, *, task_id: str) -> Outcome:
             client.close()
     status = Workflow.objects.filter(pk=workflow_id).values_list("status", flat=True).first()
     return Outcome(status or "gone")
+
+
+def _attempts_used(workflow: Workflow, step: str) -> int:
+    return workflow.step_log.get(step, {}).get("attempts", 0)
 
 
 def _run_step(workflow: Workflow, step: str, func, client) -> None:
@@ -355,6 +374,14 @@ def _run_step(workflow: Workflow, step: str, func, client) -> None:
         metrics.STEP_SECONDS.labels(step, "failed").observe(duration)
         _fail(workflow, step, attempt, exc, retryable=False)
         raise StepFailed(str(exc)) from exc
+    except Exception as exc:
+        # Not known to be permanent, so treated as transient: recorded with its traceback,
+        # retried with backoff, and failed (and alerted) once the attempts run out. Letting
+        # it escape left the workflow ``running`` for the sweeper to re-run forever.
+        duration = time.monotonic() - started
+        metrics.STEP_SECONDS.labels(step, "retry").observe(duration)
+        _on_transient(workflow, step, attempt, exc, duration)
+        return  # _on_transient always raises
     duration = time.monotonic() - started
     metrics.STEP_SECONDS.labels(step, "ok").observe(duration)
     entry.update(
@@ -412,6 +439,10 @@ def _on_hubspot_paused(
 
 class StepFailed(Exception):
     """The workflow was moved to ``failed``; the task should stop without retrying."""
+
+
+class ExceededAttempts(Exception):
+    """A step was started WORKFLOW_MAX_ATTEMPTS times without an outcome (workers died)."""
 
 
 def _record_error(

@@ -62,7 +62,14 @@ class BulkReplayRequestSerializer(WorkflowFilterSerializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
 
 
+_VERSION_HELP = (
+    "The draft's `version` as you read it (from GET /api/workflows/{id}/). If the draft was "
+    "edited since, the decision is refused with 409: review it again."
+)
+
+
 class ApproveRequestSerializer(serializers.Serializer):
+    version = serializers.IntegerField(min_value=1, max_value=2**31 - 1, help_text=_VERSION_HELP)
     subject = serializers.CharField(
         required=False, max_length=300, help_text="Replace the draft's subject before approving."
     )
@@ -74,6 +81,7 @@ class ApproveRequestSerializer(serializers.Serializer):
 
 
 class RejectRequestSerializer(serializers.Serializer):
+    version = serializers.IntegerField(min_value=1, max_value=2**31 - 1, help_text=_VERSION_HELP)
     reason = serializers.CharField(max_length=2000, help_text="Why the draft is rejected.")
 
 
@@ -110,7 +118,7 @@ class SubmissionSummarySerializer(serializers.ModelSerializer):
 class DraftSummarySerializer(serializers.ModelSerializer):
     class Meta:
         model = EmailDraft
-        fields = ["recipient", "subject", "decision", "gate_action"]
+        fields = ["recipient", "subject", "decision", "gate_action", "version"]
 
 
 class DraftSerializer(serializers.ModelSerializer):
@@ -127,6 +135,8 @@ class DraftSerializer(serializers.ModelSerializer):
             "original_subject",
             "original_body",
             "was_edited",
+            "version",
+            "edited_at",
             "template",
             "drafter",
             "decision",
@@ -163,6 +173,7 @@ _WORKFLOW_FIELDS = [
     "trigger",
     "shadow",
     "replay_of",
+    "superseded_by",
     "current_step",
     "attempts",
     "created_at",
@@ -267,12 +278,20 @@ class ActionResultSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Status.choices, allow_null=True)
 
 
+class ReplayRefusalSerializer(serializers.Serializer):
+    workflow_id = serializers.IntegerField()
+    reason = serializers.CharField(help_text='Why it was not replayed ("already replayed as #N").')
+
+
 class ReplayResultSerializer(serializers.Serializer):
     created = serializers.ListField(
         child=serializers.IntegerField(), help_text="Ids of the new workflows (trigger=replay)."
     )
     shadow = serializers.ListField(
         child=serializers.IntegerField(), help_text="Which of them run in shadow mode."
+    )
+    refused = ReplayRefusalSerializer(
+        many=True, help_text="Workflows not replayed: at most one live run per submission."
     )
 
 

@@ -5,20 +5,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from celery import current_app
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
-from workflows.models import AuditEvent, Status, Trigger, Workflow
+from workflows.models import LIVE_STATUSES, AuditEvent, Status, Trigger, Workflow
 
 log = logging.getLogger("leadline.workflows")
 
 PROCESS_TASK = "workflows.process_workflow"
 SEND_TASK = "outreach.send_email"
 CRM_NOTE_TASK = "outreach.write_crm_note"
+ONE_LIVE_RUN = "workflow_one_live_run_per_submission"
 
 
 FANOUT_TASK = "workflows.enqueue_workflows"
@@ -87,9 +88,38 @@ def enqueue_on_commit(workflow_ids: Sequence[int], *, task: str = PROCESS_TASK) 
 
 
 @dataclass(frozen=True)
+class ReplayRefusal:
+    workflow_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
 class ReplayResult:
     created: list[int]
     shadow: list[int]
+    #: Originals not replayed, each with the reason ("already replayed as #N").
+    refused: list[ReplayRefusal] = field(default_factory=list)
+
+
+def _live_runs(submission_ids: Iterable[int]) -> dict[int, tuple[int, str, str]]:
+    """Per submission, its live (non-terminal, non-shadow) run: (id, status, trigger)."""
+    rows = Workflow.objects.filter(
+        submission_id__in=list(submission_ids), status__in=LIVE_STATUSES, shadow=False
+    ).values_list("submission_id", "id", "status", "trigger")
+    return {sub: (pk, status, trigger) for sub, pk, status, trigger in rows}
+
+
+def _refusal_reason(original: Workflow, live: tuple[int, str, str] | None) -> str:
+    if original.superseded_by_id is not None:
+        return f"already replayed as #{original.superseded_by_id}"
+    if live is None:
+        return ""
+    pk, status, trigger = live
+    if pk == original.pk:
+        return f"#{pk} is still {status}: it has not ended, so there is nothing to replay yet"
+    if trigger == Trigger.REPLAY:
+        return f"already replayed as #{pk} (still {status})"
+    return f"#{pk}, a run of the same submission, is still {status}"
 
 
 def workflows_replay(
@@ -103,9 +133,15 @@ def workflows_replay(
 ) -> ReplayResult:
     """Create a new ``pending`` workflow (trigger=replay, linked to the original) per id.
 
-    History is never rewritten: the original keeps its status. A replay is forced into shadow
-    mode (look up and draft only; no CRM task, no email) when any earlier run of the same
-    submission sent, or may have sent, an email. Bulk: rows and audit rows are inserted in
+    At most one live run per submission: an original that was already replayed (its
+    ``superseded_by`` is set), or whose submission still has a run that has not ended, is
+    refused with the reason; so is the loser of two concurrent replays (the database's
+    partial unique index decides). A replayed original is marked ``superseded_by`` the new run.
+
+    History is otherwise never rewritten: the original keeps its status. A replay is forced
+    into shadow mode (look up and draft only; no CRM task, no email) when any earlier run of the
+    same submission sent, or may have sent, an email. A shadow replay asked for explicitly is a
+    preview: it neither counts as live nor supersedes the original. Bulk: rows are inserted in
     batches, and the messages are published over one broker connection after commit.
     """
     if user is not None and not user.has_perm("workflows.replay_workflow"):
@@ -115,28 +151,48 @@ def workflows_replay(
     actor_user = user if user is not None and user.is_authenticated else None
     created: list[int] = []
     shadowed: list[int] = []
+    refusals: list[ReplayRefusal] = []
     for start in range(0, len(ids), batch_size):
         chunk = ids[start : start + batch_size]
-        originals = list(Workflow.objects.filter(pk__in=chunk).only("id", "submission_id"))
-        sent_submissions = set(
-            Workflow.objects.filter(
-                submission_id__in=[w.submission_id for w in originals],
-                status__in=[Status.SENT, Status.SENDING, Status.SEND_UNKNOWN],
-            ).values_list("submission_id", flat=True)
-        )
         with transaction.atomic():
-            new = Workflow.objects.bulk_create(
-                [
-                    Workflow(
-                        submission_id=w.submission_id,
-                        status=Status.PENDING,
-                        trigger=Trigger.REPLAY,
-                        replay_of_id=w.pk,
-                        shadow=shadow or w.submission_id in sent_submissions,
-                    )
-                    for w in originals
-                ]
+            # Locking the originals makes a second replay of the same run wait, then see the
+            # first one's superseded_by; the unique index catches replays of sibling runs.
+            originals = list(
+                Workflow.objects.select_for_update()
+                .filter(pk__in=chunk)
+                .order_by("pk")
+                .only("id", "submission_id", "superseded_by_id")
             )
+            submissions = {w.submission_id for w in originals}
+            sent_submissions = set(
+                Workflow.objects.filter(
+                    submission_id__in=submissions,
+                    status__in=[Status.SENT, Status.SENDING, Status.SEND_UNKNOWN],
+                ).values_list("submission_id", flat=True)
+            )
+            live = _live_runs(submissions)
+            wanted: list[tuple[Workflow, bool]] = []
+            for original in originals:
+                is_shadow = shadow or original.submission_id in sent_submissions
+                why = "" if shadow else _refusal_reason(original, live.get(original.submission_id))
+                if why:
+                    refusals.append(ReplayRefusal(original.pk, why))
+                    continue
+                wanted.append((original, is_shadow))
+                if not is_shadow:  # a second id of the same submission in this batch
+                    live[original.submission_id] = (original.pk, "being replayed", Trigger.REPLAY)
+            new, lost = _insert_replays(wanted)
+            for original in lost:
+                winner = _live_runs([original.submission_id]).get(original.submission_id)
+                why = _refusal_reason(original, winner) or "a concurrent replay won; try again"
+                refusals.append(ReplayRefusal(original.pk, why))
+            if not shadow:
+                by_id = {w.pk: w for w in originals}
+                superseded = []
+                for replay in new:
+                    by_id[replay.replay_of_id].superseded_by_id = replay.pk
+                    superseded.append(by_id[replay.replay_of_id])
+                Workflow.objects.bulk_update(superseded, ["superseded_by"])
             AuditEvent.objects.bulk_create(
                 [
                     AuditEvent(
@@ -156,4 +212,40 @@ def workflows_replay(
             enqueue_on_commit([w.pk for w in new])
         created += [w.pk for w in new]
         shadowed += [w.pk for w in new if w.shadow]
-    return ReplayResult(created=created, shadow=shadowed)
+    return ReplayResult(created=created, shadow=shadowed, refused=refusals)
+
+
+def _insert_replays(wanted: list[tuple[Workflow, bool]]) -> tuple[list[Workflow], list[Workflow]]:
+    """Insert the new runs: (inserted, originals whose insert the one-live-run index refused).
+
+    One multi-row INSERT in a savepoint; only if a concurrent replay made it violate the index
+    are the rows inserted one by one, so that each loser is told and the winners still go."""
+    rows = [
+        Workflow(
+            submission_id=original.submission_id,
+            status=Status.PENDING,
+            trigger=Trigger.REPLAY,
+            replay_of_id=original.pk,
+            shadow=is_shadow,
+        )
+        for original, is_shadow in wanted
+    ]
+    try:
+        with transaction.atomic():
+            return Workflow.objects.bulk_create(rows), []
+    except IntegrityError as exc:
+        if ONE_LIVE_RUN not in str(exc):
+            raise
+    inserted, lost = [], []
+    for row, (original, _shadow) in zip(rows, wanted, strict=True):
+        row.pk = None
+        try:
+            with transaction.atomic():
+                row.save(force_insert=True)
+        except IntegrityError as exc:
+            if ONE_LIVE_RUN not in str(exc):
+                raise
+            lost.append(original)
+        else:
+            inserted.append(row)
+    return inserted, lost

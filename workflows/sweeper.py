@@ -16,10 +16,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from workflows import metrics
-from workflows.models import Status, Workflow
+from workflows.models import Status, Step, Workflow, WorkflowError
 from workflows.services import SEND_TASK, workflows_enqueue
+from workflows.transitions import transition
 
 log = logging.getLogger("leadline.sweeper")
+
+
+EXCEEDED = "exceeded attempts (sweeper)"
 
 
 @dataclass
@@ -28,6 +32,8 @@ class SweepResult:
     expired_leases: int = 0
     sends: int = 0
     published: int = 0
+    #: Expired leases whose step had used every attempt: failed, not re-run.
+    exceeded: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -50,12 +56,23 @@ def sweep(*, now: datetime | None = None, batch_size: int | None = None) -> Swee
         Workflow.objects.filter(pk__in=pending).update(enqueued_at=now)
         # Dead workers: running rows whose lease ran out. Releasing the claim lets the next
         # task take the lease; the fresh lease keeps the next sweep from re-enqueueing it.
-        expired = list(
+        expired_rows = list(
             Workflow.objects.select_for_update(skip_locked=True)
             .filter(status=Status.RUNNING, lease_expires_at__lt=now)
             .order_by("lease_expires_at")
-            .values_list("pk", flat=True)[:batch]
+            .values_list("pk", "attempts", "current_step")[:batch]
         )
+        # A worker died in each of the step's allowed attempts: running it again would go past
+        # WORKFLOW_MAX_ATTEMPTS, so it ends here, with an error row, and is alerted as failed.
+        exceeded = [
+            (pk, attempts, step)
+            for pk, attempts, step in expired_rows
+            if attempts >= settings.WORKFLOW_MAX_ATTEMPTS
+        ]
+        for pk, attempts, step in exceeded:
+            _fail_exceeded(pk, attempts, step)
+        failed_ids = {pk for pk, _attempts, _step in exceeded}
+        expired = [pk for pk, _attempts, _step in expired_rows if pk not in failed_ids]
         Workflow.objects.filter(pk__in=expired).update(
             claimed_by="",
             lease_expires_at=now + timedelta(seconds=settings.WORKFLOW_LEASE_SECONDS),
@@ -71,6 +88,7 @@ def sweep(*, now: datetime | None = None, batch_size: int | None = None) -> Swee
         )
         Workflow.objects.filter(pk__in=sends).update(enqueued_at=now)
     result.pending, result.expired_leases, result.sends = len(pending), len(expired), len(sends)
+    result.exceeded = len(exceeded)
     if sends:
         result.published += workflows_enqueue(sends, task=SEND_TASK)
         metrics.SWEPT.labels("send").inc(len(sends))
@@ -78,6 +96,31 @@ def sweep(*, now: datetime | None = None, batch_size: int | None = None) -> Swee
         result.published += workflows_enqueue([*pending, *expired])
         metrics.SWEPT.labels("pending").inc(len(pending))
         metrics.SWEPT.labels("expired_lease").inc(len(expired))
+    if exceeded:
+        log.error("Sweeper failed workflows that used every attempt", extra=result.as_dict())
     if pending or expired or sends:
         log.warning("Sweeper re-enqueued stuck workflows", extra=result.as_dict())
     return result
+
+
+def _fail_exceeded(workflow_id: int, attempts: int, step: str) -> None:
+    reason = f"{step or 'a step'}: {EXCEEDED} after {attempts} attempts whose worker never returned"
+    WorkflowError.objects.create(
+        workflow_id=workflow_id,
+        step=step or Step.RESOLVE_CONTACT,
+        attempt=attempts,
+        exception_type="ExceededAttempts",
+        message=reason,
+        traceback="",
+        retryable=False,
+    )
+    transition(
+        workflow_id,
+        from_status=Status.RUNNING,
+        to_status=Status.FAILED,
+        actor="sweeper",
+        reason=reason,
+        details={"step": step, "attempt": attempts, "error": "ExceededAttempts"},
+        fields={"last_error": reason, "claimed_by": ""},
+    )
+    metrics.WORKFLOW_FAILURES.labels(step or "unknown", "exhausted").inc()

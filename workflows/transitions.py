@@ -36,6 +36,7 @@ TRANSITIONS: Mapping[tuple[Status, Status], str] = {
     (S.SENDING, S.COMPLETED): "the gate re-check right before sending said no; rep sends by hand",
     (S.SENDING, S.FAILED): "the provider refused the message, retries exhausted",
     (S.SENDING, S.SEND_UNKNOWN): "the outcome is unknown (timeout or crash after the claim)",
+    (S.SENDING, S.AWAITING_APPROVAL): "recipient cooldown: emailed recently; a human decides",
     (S.SEND_UNKNOWN, S.SENT): "an operator confirms the message went out",
     (S.SEND_UNKNOWN, S.COMPLETED): "an operator confirms it did not; the rep follows up by hand",
 }

@@ -63,7 +63,9 @@ def test_a_viewer_may_look_but_not_approve(viewer_client, workflow_factory):
     detail = reverse("dashboard:workflow_detail", args=[workflow.pk])
     assert viewer_client.get(detail).status_code == 200
     response = viewer_client.post(
-        reverse("dashboard:workflow_approve", args=[workflow.pk]), HTTP_HX_REQUEST="true"
+        reverse("dashboard:workflow_approve", args=[workflow.pk]),
+        {"version": 1},
+        HTTP_HX_REQUEST="true",
     )
     assert response.status_code == 403
     assert b"Not allowed" in response.content
@@ -76,7 +78,7 @@ def test_a_viewer_may_not_reject_or_replay(viewer_client, workflow_factory):
     workflow = workflow_factory()
     reject = reverse("dashboard:workflow_reject", args=[workflow.pk])
     replay = reverse("dashboard:workflow_replay", args=[workflow.pk])
-    assert viewer_client.post(reject, {"reason": "spam"}).status_code == 403
+    assert viewer_client.post(reject, {"reason": "spam", "version": 1}).status_code == 403
     assert viewer_client.post(replay).status_code == 403
     assert Workflow.objects.count() == 1
 
@@ -85,7 +87,7 @@ def test_a_viewer_may_not_bulk_approve(viewer_client, workflow_factory):
     workflow = workflow_factory()
     response = viewer_client.post(
         reverse("dashboard:inbox_bulk"),
-        {"ids": [workflow.pk], "action": "approve", "confirm": "on"},
+        {"ids": [workflow.pk], "action": "approve", "confirm": "on", f"version_{workflow.pk}": 1},
     )
     assert response.status_code == 403
     workflow.refresh_from_db()
@@ -110,6 +112,7 @@ def test_a_post_with_the_csrf_header_htmx_sends_is_accepted(operator, workflow_f
     token = page.context["csrf_token"]
     response = client.post(
         reverse("dashboard:workflow_approve", args=[workflow.pk]),
+        {"version": 1},
         HTTP_HX_REQUEST="true",
         HTTP_X_CSRFTOKEN=str(token),
     )

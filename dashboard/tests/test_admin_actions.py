@@ -24,7 +24,11 @@ def _messages(response) -> list[str]:
 
 def test_admin_approve_decides_each_and_reports_races(operator_client, workflow_factory):
     waiting, done = workflow_factory(), workflow_factory(status=Status.REJECTED)
-    response = _act(operator_client, "approve_selected", [waiting, done])
+    page = _act(operator_client, "approve_selected", [waiting, done])
+    assert "Thanks for reaching out" in page.content.decode()  # the text is shown first
+    assert waiting.status == Status.AWAITING_APPROVAL
+    versions = {f"version_{w.pk}": 1 for w in (waiting, done)}
+    response = _act(operator_client, "approve_selected", [waiting, done], apply="yes", **versions)
     waiting.refresh_from_db()
     assert waiting.status == Status.COMPLETED
     assert AuditEvent.objects.filter(
@@ -51,7 +55,12 @@ def test_admin_reject_asks_for_a_reason_first(operator_client, workflow_factory)
 def test_admin_reject_with_a_reason_rejects(operator_client, workflow_factory):
     workflow = workflow_factory()
     response = _act(
-        operator_client, "reject_selected", [workflow], apply="yes", reason="Competitor"
+        operator_client,
+        "reject_selected",
+        [workflow],
+        apply="yes",
+        reason="Competitor",
+        **{f"version_{workflow.pk}": 1},
     )
     workflow.refresh_from_db()
     assert workflow.status == Status.REJECTED

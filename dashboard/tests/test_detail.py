@@ -86,7 +86,9 @@ def test_timeline_merges_audit_steps_and_errors(operator_client, workflow_factor
 
 def test_an_htmx_approval_swaps_the_new_status_in_place(operator_client, workflow_factory):
     workflow = workflow_factory()
-    response = operator_client.post(url("workflow_approve", workflow), HTTP_HX_REQUEST="true")
+    response = operator_client.post(
+        url("workflow_approve", workflow), {"version": 1}, HTTP_HX_REQUEST="true"
+    )
     html = response.content.decode()
     assert response.status_code == 200
     assert "<html" not in html and html.lstrip().startswith('<div id="detail-body">')
@@ -100,7 +102,11 @@ def test_approving_with_edits_keeps_the_original_and_shows_a_diff(
     workflow = workflow_factory()
     response = operator_client.post(
         url("workflow_approve", workflow),
-        {"subject": "Hello <Ada>", "body": "Hi Ada,\n\nLet's talk on Monday.\n\nBest,\nSam"},
+        {
+            "subject": "Hello <Ada>",
+            "body": "Hi Ada,\n\nLet's talk on Monday.\n\nBest,\nSam",
+            "version": 1,
+        },
     )
     assert response.status_code == 302
     draft = EmailDraft.objects.get(workflow=workflow)
@@ -113,7 +119,9 @@ def test_approving_with_edits_keeps_the_original_and_shows_a_diff(
 def test_saving_an_edit_without_approving(operator_client, workflow_factory):
     workflow = workflow_factory()
     response = operator_client.post(
-        url("draft_edit", workflow), {"subject": "New", "body": "Body"}, HTTP_HX_REQUEST="true"
+        url("draft_edit", workflow),
+        {"subject": "New", "body": "Body", "version": 1},
+        HTTP_HX_REQUEST="true",
     )
     assert b"Draft saved." in response.content
     workflow.refresh_from_db()
@@ -124,7 +132,9 @@ def test_saving_an_edit_without_approving(operator_client, workflow_factory):
 def test_editing_a_decided_draft_is_refused(operator_client, workflow_factory):
     workflow = workflow_factory(status=Status.REJECTED)
     response = operator_client.post(
-        url("draft_edit", workflow), {"subject": "New", "body": "Body"}, HTTP_HX_REQUEST="true"
+        url("draft_edit", workflow),
+        {"subject": "New", "body": "Body", "version": 1},
+        HTTP_HX_REQUEST="true",
     )
     assert response.status_code == 409
     assert response["HX-Retarget"] == "#flash"
@@ -135,7 +145,9 @@ def test_approving_a_workflow_without_a_draft_is_409_as_in_the_api(
 ):
     workflow = workflow_factory(status=Status.RUNNING)
     EmailDraft.objects.filter(workflow=workflow).delete()
-    response = operator_client.post(url("workflow_approve", workflow), HTTP_HX_REQUEST="true")
+    response = operator_client.post(
+        url("workflow_approve", workflow), {"version": 1}, HTTP_HX_REQUEST="true"
+    )
     assert response.status_code == 409
     assert "has no draft" in response.content.decode()
 
@@ -152,7 +164,9 @@ def test_reject_needs_a_reason(operator_client, workflow_factory):
 def test_reject_with_a_reason(operator_client, workflow_factory):
     workflow = workflow_factory()
     response = operator_client.post(
-        url("workflow_reject", workflow), {"reason": "Existing customer"}, HTTP_HX_REQUEST="true"
+        url("workflow_reject", workflow),
+        {"reason": "Existing customer", "version": 1},
+        HTTP_HX_REQUEST="true",
     )
     assert 'data-status="rejected"' in response.content.decode()
     assert b"Existing customer" in response.content
@@ -160,8 +174,10 @@ def test_reject_with_a_reason(operator_client, workflow_factory):
 
 def test_second_approval_loses_the_race_and_is_told_who_won(operator_client, workflow_factory):
     workflow = workflow_factory()
-    operator_client.post(url("workflow_reject", workflow), {"reason": "spam"})
-    response = operator_client.post(url("workflow_approve", workflow), HTTP_HX_REQUEST="true")
+    operator_client.post(url("workflow_reject", workflow), {"reason": "spam", "version": 1})
+    response = operator_client.post(
+        url("workflow_approve", workflow), {"version": 1}, HTTP_HX_REQUEST="true"
+    )
     html = response.content.decode()
     assert response.status_code == 200
     assert "notice warning" in html and "Already rejected by olivia" in html

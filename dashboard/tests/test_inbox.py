@@ -54,7 +54,12 @@ def test_bulk_approve_reports_each_outcome_including_lost_races(operator_client,
     gone = workflow_factory(status=Status.REJECTED)
     response = operator_client.post(
         BULK,
-        {"ids": [a.pk, b.pk, gone.pk], "action": "approve", "confirm": "on"},
+        {
+            "ids": [a.pk, b.pk, gone.pk],
+            "action": "approve",
+            "confirm": "on",
+            **{f"version_{w.pk}": 1 for w in (a, b, gone)},
+        },
         HTTP_HX_REQUEST="true",
     )
     outcomes = {o["id"]: o for o in response.context["outcomes"]}
@@ -87,7 +92,14 @@ def test_bulk_reject_needs_a_reason(operator_client, workflow_factory):
 def test_bulk_reject_with_a_reason(operator_client, workflow_factory):
     a, b = workflow_factory(), workflow_factory()
     response = operator_client.post(
-        BULK, {"ids": [a.pk, b.pk], "action": "reject", "reason": "test leads", "confirm": "on"}
+        BULK,
+        {
+            "ids": [a.pk, b.pk],
+            "action": "reject",
+            "reason": "test leads",
+            "confirm": "on",
+            **{f"version_{w.pk}": 1 for w in (a, b)},
+        },
     )
     assert response.status_code == 200
     a.refresh_from_db()

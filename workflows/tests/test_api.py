@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import os
 import uuid
 
 import hypothesis
@@ -223,8 +224,8 @@ def test_viewer_without_permissions_gets_403_on_every_action(viewer):
     client.force_authenticate(viewer)
     assert client.get(f"/api/workflows/{workflow.pk}/").status_code == 200
     base = f"/api/workflows/{workflow.pk}"
-    assert client.post(f"{base}/approve/").status_code == 403
-    assert client.post(f"{base}/reject/", {"reason": "spam"}).status_code == 403
+    assert client.post(f"{base}/approve/", {"version": 1}).status_code == 403
+    assert client.post(f"{base}/reject/", {"reason": "spam", "version": 1}).status_code == 403
     assert client.post(f"{base}/replay/").status_code == 403
     assert client.post("/api/workflows/replay/", {"status": "failed"}).status_code == 403
     workflow.refresh_from_db()
@@ -239,7 +240,7 @@ def test_approve_with_an_edit_approves_through_the_service(api, operator):
     workflow = make_workflow()
     response = api.post(
         f"/api/workflows/{workflow.pk}/approve/",
-        {"subject": "Your demo", "body": "Hi Ada, Tuesday?"},
+        {"subject": "Your demo", "body": "Hi Ada, Tuesday?", "version": 1},
         format="json",
     )
     assert response.status_code == 200, response.content
@@ -257,8 +258,8 @@ def test_approve_with_an_edit_approves_through_the_service(api, operator):
 
 def test_second_approval_loses_the_race_with_409(api):
     workflow = make_workflow()
-    assert api.post(f"/api/workflows/{workflow.pk}/approve/").status_code == 200
-    response = api.post(f"/api/workflows/{workflow.pk}/approve/")
+    assert api.post(f"/api/workflows/{workflow.pk}/approve/", {"version": 1}).status_code == 200
+    response = api.post(f"/api/workflows/{workflow.pk}/approve/", {"version": 1})
     assert response.status_code == 409
     assert response.json()["message"].startswith("Already approved by olivia")
 
@@ -273,7 +274,7 @@ def test_approve_with_an_empty_subject_is_400(api):
 
 def test_approve_without_a_draft_is_409(api):
     workflow = make_workflow(status=Status.FAILED, draft=False)
-    assert api.post(f"/api/workflows/{workflow.pk}/approve/").status_code == 409
+    assert api.post(f"/api/workflows/{workflow.pk}/approve/", {"version": 1}).status_code == 409
 
 
 def test_reject_needs_a_reason(api):
@@ -286,7 +287,9 @@ def test_reject_needs_a_reason(api):
 def test_reject_with_a_reason_rejects(api):
     workflow = make_workflow()
     response = api.post(
-        f"/api/workflows/{workflow.pk}/reject/", {"reason": "duplicate lead"}, format="json"
+        f"/api/workflows/{workflow.pk}/reject/",
+        {"reason": "duplicate lead", "version": 1},
+        format="json",
     )
     assert response.status_code == 200
     workflow.refresh_from_db()
@@ -375,14 +378,31 @@ def test_actions_need_their_own_permission_not_just_staff(viewer):
     workflow = make_workflow()
     client = APIClient()
     client.force_authenticate(viewer)
-    assert client.post(f"/api/workflows/{workflow.pk}/approve/").status_code == 403
-    response = client.post(f"/api/workflows/{workflow.pk}/reject/", {"reason": "spam"})
+    assert client.post(f"/api/workflows/{workflow.pk}/approve/", {"version": 1}).status_code == 403
+    response = client.post(
+        f"/api/workflows/{workflow.pk}/reject/", {"reason": "spam", "version": 1}
+    )
     assert response.status_code == 200
 
 
 # --- Fuzzing (schemathesis) -------------------------------------------------------------------
 
 schemathesis = pytest.importorskip("schemathesis")
+
+#: Counted by the fuzz tests for docs/reliability.md (printed with -s).
+API_CALLS = {"stateless": 0, "stateful": 0, "5xx": 0}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report_fuzz_calls():
+    yield
+    if API_CALLS["stateless"] or API_CALLS["stateful"]:
+        print(
+            f"\nschemathesis: {API_CALLS['stateless']} stateless + {API_CALLS['stateful']} "
+            f"stateful calls, 5xx = {API_CALLS['5xx']}"
+        )
+
+
 fuzzed_schema = schemathesis.pytest.from_fixture("wsgi_schema")
 
 
@@ -417,7 +437,50 @@ def test_fuzzed_requests_never_cause_a_server_error(case, wsgi_schema):
         status_code_conformance,
     )
 
-    case.call_and_validate(
-        headers={"Authorization": f"Token {wsgi_schema.token}"},
-        checks=[not_a_server_error, status_code_conformance, response_schema_conformance],
+    response = case.call(headers={"Authorization": f"Token {wsgi_schema.token}"})
+    API_CALLS["stateless"] += 1
+    API_CALLS["5xx"] += response.status_code >= 500
+    case.validate_response(
+        response, checks=[not_a_server_error, status_code_conformance, response_schema_conformance]
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stateful_fuzzing_of_the_whole_api_never_causes_a_server_error(wsgi_schema):
+    """Schemathesis chains calls (list → one workflow → approve/reject/replay with the ids and
+    versions it read) through links it infers from the schema; any 5xx fails."""
+    from schemathesis.checks import not_a_server_error
+
+    base = wsgi_schema.as_state_machine()
+
+    class APIWorkflow(base):
+        def get_call_kwargs(self, case):
+            return {"headers": {"Authorization": f"Token {wsgi_schema.token}"}}
+
+        def after_call(self, response, case):
+            API_CALLS["stateful"] += 1
+            API_CALLS["5xx"] += response.status_code >= 500
+
+        def validate_response(self, response, case, **kwargs):
+            case.validate_response(response, checks=[not_a_server_error])
+
+    APIWorkflow.run(
+        settings=hypothesis.settings(
+            max_examples=int(os.environ.get("LEADLINE_FUZZ_EXAMPLES", "15")),
+            stateful_step_count=6,
+            deadline=None,
+            suppress_health_check=list(hypothesis.HealthCheck),
+        )
+    )
+    print(f"\nschemathesis stateful: {API_CALLS['stateful']} calls, 5xx = {API_CALLS['5xx']}")
+    assert API_CALLS["stateful"] > 0 and API_CALLS["5xx"] == 0
+
+
+@pytest.mark.parametrize("raw", ["p=notadate", "p=99999-01-01T00:00:00"])
+def test_an_edited_list_cursor_is_404_not_500(api, raw):
+    import base64
+
+    cursor = base64.b64encode(raw.encode()).decode()
+    response = api.get("/api/workflows/", {"cursor": cursor})
+    assert response.status_code == 404
+    assert response.json()["detail"] == "Invalid cursor"

@@ -146,6 +146,7 @@ class Command(BaseCommand):
         actor = f"manage.py replay ({getpass.getuser()})"
         created: list[int] = []
         shadow: list[int] = []
+        refused = []
         for start in range(0, total, size):
             result = workflows_replay(
                 workflow_ids=ids[start : start + size],
@@ -156,13 +157,23 @@ class Command(BaseCommand):
             )
             created += result.created
             shadow += result.shadow
+            refused += result.refused
             if total > size:
                 self.stdout.write(f"queued {min(start + size, total)}/{total}")
         self.stdout.write(
             self.style.SUCCESS(
-                f"Replayed {len(created)} workflow(s): {len(shadow)} in shadow mode."
+                f"Replayed {len(created)} workflow(s): {len(shadow)} in shadow mode"
+                + (
+                    f"; {len(refused)} refused (at most one live run per submission)."
+                    if refused
+                    else "."
+                )
             )
         )
+        for refusal in refused[:LISTED_AT_MOST]:
+            self.stdout.write(f"  #{refusal.workflow_id} not replayed: {refusal.reason}")
+        if len(refused) > LISTED_AT_MOST:
+            self.stdout.write(f"  … and {len(refused) - LISTED_AT_MOST} more not replayed")
         self._report_shadow(shadow, forced=not options["shadow"])
 
     def _report_shadow(self, shadow: list[int], *, forced: bool) -> None:
