@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.conf import settings
+from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -17,6 +19,9 @@ from outreach.erasure import ERASED, drafts_erase
 from workflows import audit
 from workflows.models import AuditEvent, Status, Workflow, WorkflowError
 from workflows.transitions import transition
+
+#: Seconds after a step's lease runs out before a privacy deletion erases once more.
+ERASE_AGAIN_MARGIN = 30
 
 #: How an open workflow is stopped: the move that ends it from each status.
 _STOP = {
@@ -107,7 +112,18 @@ def contact_merge(*, primary_id: str, merged_ids: Iterable[str]) -> str:
     return f"contacts {merged_text} merged into {primary_id}: {len(moved)} open workflows moved"
 
 
-def contact_erase(*, contact_id: str) -> str:
+def _erase_again_later(contact_id: str):
+    def publish() -> None:
+        from intake.tasks import erase_contact
+
+        erase_contact.apply_async(
+            args=[contact_id], countdown=settings.WORKFLOW_LEASE_SECONDS + ERASE_AGAIN_MARGIN
+        )
+
+    return publish
+
+
+def contact_erase(*, contact_id: str, again: bool = False) -> str:
     """HubSpot's GDPR delete: erase this contact's personal data from Leadline.
 
     Open workflows are stopped first. Then, for every delivery of the contact
@@ -117,7 +133,14 @@ def contact_erase(*, contact_id: str) -> str:
     the dashboard's numbers do not change; the erasure itself is audited. Idempotent.
     """
     reason = f"contact {contact_id}: privacy deletion"
+    in_flight = Workflow.objects.filter(
+        submission__in=submissions_of_contact(contact_id), status=Status.RUNNING
+    ).exists()
     stopped = contact_stop(contact_id=contact_id, reason=reason)
+    if in_flight and not again:
+        # A worker inside a step may still write its result (contact facts, a draft) after
+        # this commit; erase once more when every step's lease has run out.
+        transaction.on_commit(_erase_again_later(contact_id))
     submissions = list(submissions_of_contact(contact_id).values_list("pk", "lead_id"))
     submission_ids = [sid for sid, _ in submissions]
     lead_ids = {lead for _, lead in submissions if lead is not None}
@@ -155,7 +178,7 @@ def contact_erase(*, contact_id: str) -> str:
         f"{len(workflow_ids)} workflows ({len(stopped)} stopped), {drafts} drafts"
     )
     audit.record(
-        action="contact.erased",
+        action="contact.erased_again" if again else "contact.erased",
         object_type="contact",
         object_id=contact_id,
         actor="hubspot",

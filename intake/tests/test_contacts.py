@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 
 from intake.models import FormSubmission, NonLeadDelivery
+from intake.tasks import erase_contact
 from intake.tests.test_identity import Lead1, deliver, run_pending
 from intake.tests.test_routing import event
 from outreach.models import EmailDraft
@@ -125,3 +126,26 @@ def dump() -> bytes:
         capture_output=True,
         env={"PGPASSWORD": db.get("PASSWORD") or ""},
     ).stdout
+
+
+@pytest.mark.django_db
+def test_a_privacy_deletion_mid_step_erases_again_after_the_lease(
+    crm, post_webhook, django_capture_on_commit_callbacks, settings
+):
+    lead = Lead1(5, contact_id="805")
+    deliver(lead, "forms_post")
+    workflow = Workflow.objects.get()
+    # A worker resolved the contact and is now inside the draft step.
+    Workflow.objects.filter(pk=workflow.pk).update(
+        status=Status.RUNNING, claimed_by="w-1", contact_id="805"
+    )
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        post_webhook([event(21, "contact.privacyDeletion", objectId=805)])
+    # The worker's step, already under way, writes its result after the erasure.
+    Workflow.objects.filter(pk=workflow.pk).update(contact={"email": lead.email})
+    erase_contact("805")  # what the scheduled task runs once the lease is over
+
+    assert any("erase_again" in repr(callback) for callback in callbacks)
+    assert Workflow.objects.get().contact == {}
+    assert AuditEvent.objects.filter(action="contact.erased_again").count() == 1
