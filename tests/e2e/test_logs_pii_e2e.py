@@ -67,6 +67,7 @@ def test_an_end_to_end_run_leaves_no_lead_email_or_name_in_the_logs(
             approved = requests.post(
                 f"{web.url}/api/workflows/{workflow.pk}/approve/",
                 headers={"Authorization": f"Token {token}"},
+                json={"version": workflow.draft.version},
                 timeout=10,
             )
             assert approved.status_code == 200, approved.text
