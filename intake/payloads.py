@@ -231,6 +231,10 @@ def _parse_event(event: Any, index: int) -> NormalisedItem:
     kind, _, action = event_type.partition(".")
     if kind == "object":
         type_id = event.get("objectTypeId")
+        if action == "associationChange" and "objectTypeId" not in event:
+            # A generic association change names its objects' types in fromObjectTypeId /
+            # toObjectTypeId, not objectTypeId; it is routed by its action (never a lead).
+            type_id = event.get("fromObjectTypeId")
         if not isinstance(type_id, str) or not type_id.strip():
             raise PayloadError(f"event {index} ({event_type}) lacks objectTypeId")
         kind = OBJECT_TYPES.get(type_id.strip(), type_id.strip())

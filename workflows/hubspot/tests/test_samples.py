@@ -32,16 +32,8 @@ def test_every_sample_is_listed_with_a_hubspot_documentation_page():
 
 # A generic association change names its objects' types in fromObjectTypeId/toObjectTypeId
 # (HubSpot's changelog: only creation, deletion, merge, restore and property change carry
-# objectTypeId); intake.payloads refuses it for lacking objectTypeId instead of ignoring it.
-GENERIC_ASSOCIATION = pytest.param(
-    "event-object-association-change.json",
-    marks=pytest.mark.xfail(strict=True, reason="intake refuses it: lacks objectTypeId"),
-)
-DELIVERIES = [
-    GENERIC_ASSOCIATION if n == "event-object-association-change.json" else n
-    for n in SAMPLES
-    if n != "forms-api-submissions.json"
-]
+# objectTypeId); intake reads it by those and routes it as an ignored delivery.
+DELIVERIES = [n for n in SAMPLES if n != "forms-api-submissions.json"]
 
 
 @pytest.mark.parametrize("name", DELIVERIES)
