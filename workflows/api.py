@@ -56,6 +56,12 @@ _ERRORS = {
     403: OpenApiResponse(s.ErrorSerializer, description="Not staff, or lacks the permission."),
     404: OpenApiResponse(s.ErrorSerializer, description="No such workflow."),
 }
+#: Every action that reads a body: DRF refuses a Content-Type it has no parser for.
+_MEDIA = {
+    415: OpenApiResponse(
+        s.ErrorSerializer, description="The body is not JSON, form data or multipart."
+    ),
+}
 _CONFLICT = {
     409: OpenApiResponse(
         s.ActionResultSerializer,
@@ -145,7 +151,7 @@ class WorkflowViewSet(viewsets.ReadOnlyModelViewSet):
     @extend_schema(
         summary="Approve a waiting draft (optionally editing subject/body first)",
         request=s.ApproveRequestSerializer,
-        responses={200: s.ActionResultSerializer, **_ERRORS, **_CONFLICT},
+        responses={200: s.ActionResultSerializer, **_ERRORS, **_MEDIA, **_CONFLICT},
     )
     @action(detail=True, methods=["post"])
     def approve(self, request: Request, pk: str) -> Response:
@@ -165,7 +171,7 @@ class WorkflowViewSet(viewsets.ReadOnlyModelViewSet):
     @extend_schema(
         summary="Reject a waiting draft; nothing is sent",
         request=s.RejectRequestSerializer,
-        responses={200: s.ActionResultSerializer, **_ERRORS, **_CONFLICT},
+        responses={200: s.ActionResultSerializer, **_ERRORS, **_MEDIA, **_CONFLICT},
     )
     @action(detail=True, methods=["post"])
     def reject(self, request: Request, pk: str) -> Response:
@@ -187,6 +193,7 @@ class WorkflowViewSet(viewsets.ReadOnlyModelViewSet):
         responses={
             201: s.ReplayResultSerializer,
             **_ERRORS,
+            **_MEDIA,
             409: OpenApiResponse(
                 s.ReplayResultSerializer,
                 description='Refused: the submission has a live run ("already replayed as #N").',
@@ -211,7 +218,7 @@ class WorkflowViewSet(viewsets.ReadOnlyModelViewSet):
         summary="Replay every failed workflow matching the filters (oldest first, up to limit)",
         operation_id="workflows_replay_failed",
         request=s.BulkReplayRequestSerializer,
-        responses={200: s.BulkReplayResultSerializer, **_ERRORS},
+        responses={200: s.BulkReplayResultSerializer, **_ERRORS, **_MEDIA},
     )
     @action(detail=False, methods=["post"], url_path="replay")
     def replay_failed(self, request: Request) -> Response:
