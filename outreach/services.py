@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from outreach import metrics
 from outreach.drafting import DraftContext, Drafter, get_drafter
-from outreach.gate import GateDecision, SendMode, current_mode, decide
+from outreach.gate import AI_DRAFTER, GateDecision, SendMode, current_mode, decide
 from outreach.models import Decision, EmailDraft, GateAction
 from workflows import audit
 from workflows.models import AuditEvent, Status, Workflow
@@ -124,17 +124,22 @@ def draft_create(*, workflow_id: int, drafter: Drafter | None = None) -> EmailDr
                 body=content.body,
                 body_html=content.body_html,
                 template=content.template,
-                drafter=drafter.name,
+                drafter=content.drafter or drafter.name,
                 original_subject=content.subject,
                 original_body=content.body,
                 idempotency_key=_idempotency_key(workflow.pk),
+                **content.ai,
             )
             audit.record(
                 action="draft.created",
                 object_type="email_draft",
                 object_id=draft.pk,
                 workflow_id=workflow.pk,
-                details={"template": content.template, "drafter": drafter.name},
+                details={
+                    "template": content.template,
+                    "drafter": content.drafter or drafter.name,
+                    **({"ai_outcome": content.ai.get("ai_outcome")} if content.ai else {}),
+                },
             )
     except IntegrityError:
         # Another worker drafted the same workflow first; theirs is the draft.
@@ -181,7 +186,12 @@ def hand_off(*, workflow_id: int) -> GateDecision:
         decision = SHADOW_BLOCK
         to_status = Status.COMPLETED
     else:
-        decision = decide(mode=current_mode(), recipient=draft.recipient, approved=False)
+        decision = decide(
+            mode=current_mode(),
+            recipient=draft.recipient,
+            approved=False,
+            ai_drafted=draft.drafter == AI_DRAFTER,
+        )
         to_status = (
             Status.SENDING if decision.action == GateAction.SEND else Status.AWAITING_APPROVAL
         )
@@ -490,7 +500,12 @@ def email_send(*, workflow_id: int) -> str:
         gate = SHADOW_BLOCK
     else:
         approved = draft.decision == Decision.APPROVED
-        gate = decide(mode=current_mode(), recipient=draft.recipient, approved=approved)
+        gate = decide(
+            mode=current_mode(),
+            recipient=draft.recipient,
+            approved=approved,
+            ai_drafted=draft.drafter == AI_DRAFTER,
+        )
     if gate.action != GateAction.SEND:
         return _stop_before_send(draft, gate)
 
