@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -179,13 +180,9 @@ class LlmDrafter:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise _Fallback(TIMEOUT, self._timeout_text())
-        client = openai.OpenAI(
-            base_url=self.base_url,
-            api_key=settings.LLM_API_KEY or "no-key",
-            timeout=remaining,
-            max_retries=0,
-        )
+        client = _client(self.base_url, settings.LLM_API_KEY or "no-key")
         kwargs: dict[str, Any] = {
+            "timeout": remaining,
             "model": self.model,
             "messages": messages,
             "max_tokens": self.max_tokens,
@@ -224,6 +221,19 @@ class LlmDrafter:
         )
 
 
+_CLIENTS: dict[tuple[int, str, str], openai.OpenAI] = {}
+
+
+def _client(base_url: str, api_key: str) -> openai.OpenAI:
+    """One SDK client (and connection pool) per process and endpoint; never shared across a
+    fork (the key holds the process id)."""
+    key = (os.getpid(), base_url, api_key)
+    if key not in _CLIENTS:
+        _CLIENTS.clear()
+        _CLIENTS[key] = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0)
+    return _CLIENTS[key]
+
+
 def trusted_text(ctx: DraftContext) -> str:
     """Everything the guards accept facts from: the context without the lead's message, and
     the template draft rendered without it (the template quotes the message)."""
@@ -242,3 +252,8 @@ def _usage(completion: Any) -> tuple[int | None, int | None]:
 
 def _short(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:300]
+
+
+def warm_up() -> None:
+    """Load what the first draft would otherwise load on the clock: the language model."""
+    language.detect("warming up the language model")
