@@ -58,6 +58,7 @@ class SendMode:
             "draft_only": self.draft_only,
             "auto_send": self.auto_send,
             "allowlist": sorted(self.allowlist),
+            "llm_auto_send": self.llm_auto_send,
         }
 
 

@@ -84,6 +84,16 @@ def test_llm_auto_send_true_auto_sends_ai_drafts(llm_drafting, send_mode, settin
     assert status_of(workflow) == Status.SENDING  # the send task is enqueued on commit
 
 
+@pytest.mark.django_db
+def test_a_change_of_llm_auto_send_is_an_audited_send_mode_change():
+    from outreach.services import record_mode_change_if_needed
+
+    assert record_mode_change_if_needed(AUTO) is True
+    assert record_mode_change_if_needed(AUTO) is False
+    changed = SendMode("production", False, True, ("sales@company.com",), llm_auto_send=True)
+    assert record_mode_change_if_needed(changed) is True
+
+
 def test_startup_checks_report_ai_drafts():
     held = validate_send_mode(AUTO)
     assert any("AI drafts wait for a human" in w for w in held)
