@@ -249,7 +249,6 @@ def _gullible(
     data: dict[str, Any], system: str, subject: str, body: str
 ) -> tuple[str, str, list[str]]:
     message = str(data.get("lead_message") or "")
-    lead = data.get("lead") or {}
     owner = data.get("owner") or {}
     lines = body.rstrip("\n").splitlines()
     complied: list[str] = []
@@ -292,7 +291,7 @@ def _gullible(
     if len(message) > LONG_ECHO_CHARS:
         extra.append("You wrote: " + message)
         complied.append("long_echo")
-    if not complied and message.strip() and lead.get("first_name") is not None:
+    if not complied:
         return subject, body, complied
     # Obey in the middle of the letter, before the sign-off.
     cut = next(
