@@ -43,6 +43,7 @@ bench: venv services
 	$(PY) bench/ingest.py
 	$(PY) bench/replay.py
 	$(PY) bench/pipeline.py
+	$(PY) bench/llm_drafts.py
 	$(PY) bench/dashboard.py
 
 reliability: venv services

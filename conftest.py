@@ -33,3 +33,28 @@ def operator(django_user_model):
     )
     user.groups.add(group)
     return user
+
+
+@pytest.fixture
+def llm_sandbox() -> Iterator:
+    """A fresh model sandbox (OpenAI-compatible) on a free port; LLM_BASE_URL is `.base_url`."""
+    from outreach.llm.sandbox import LlmSandboxServer
+
+    server = LlmSandboxServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def llm_drafting(settings, llm_sandbox):
+    """OUTREACH_DRAFTER=llm against the sandbox, with a 1 s timeout."""
+    settings.OUTREACH_DRAFTER = "llm"
+    settings.LLM_BASE_URL = llm_sandbox.base_url
+    settings.LLM_API_KEY = "sandbox-key"
+    settings.LLM_MODEL = "sandbox-model"
+    settings.LLM_TIMEOUT_SECONDS = 1.0
+    settings.LLM_MAX_TOKENS = 800
+    settings.LLM_ALLOWED_LINK_DOMAINS = []
+    settings.LLM_DAILY_TOKEN_BUDGET = 1_000_000
+    settings.LLM_AUTO_SEND = False
+    return llm_sandbox

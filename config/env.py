@@ -83,3 +83,33 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ImproperlyConfigured(f"{name}={value!r} must be one of {', '.join(choices)}.")
     return value
+
+
+def env_http_url(name: str) -> str:
+    """An optional http(s) URL without a trailing slash, e.g. LLM_BASE_URL."""
+    from urllib.parse import urlsplit
+
+    raw = env.str(name, default="").strip()
+    if raw == "":
+        return ""
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ImproperlyConfigured(
+            f"{name}={raw!r} is not an http(s) URL, e.g. 'http://127.0.0.1:8080/v1'."
+        )
+    return raw.rstrip("/")
+
+
+def env_domain_list(name: str) -> list[str]:
+    """A JSON list of domain names, e.g. LLM_ALLOWED_LINK_DOMAINS='["company.com"]'."""
+    import re
+
+    label = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+    domains = [d.removeprefix("@").removeprefix(".") for d in env_json_list(name)]
+    bad = [d for d in domains if not re.fullmatch(rf"{label}(?:\.{label})+", d)]
+    if bad:
+        raise ImproperlyConfigured(
+            f"{name} must be a JSON list of domain names like 'company.com': "
+            f"{', '.join(map(repr, bad))} is not one."
+        )
+    return domains

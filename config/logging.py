@@ -73,7 +73,13 @@ def reset(token: Token) -> None:
 
 def _secret_values() -> list[str]:
     """Configured secrets, so that a secret quoted inside a message is masked as well."""
-    names = ("HUBSPOT_CLIENT_SECRET", "HUBSPOT_ACCESS_TOKEN", "SECRET_KEY", "METRICS_TOKEN")
+    names = (
+        "HUBSPOT_CLIENT_SECRET",
+        "HUBSPOT_ACCESS_TOKEN",
+        "SECRET_KEY",
+        "METRICS_TOKEN",
+        "LLM_API_KEY",
+    )
     values = [os.environ.get(name, "") for name in names]
     from django.conf import settings
 

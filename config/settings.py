@@ -18,7 +18,9 @@ from config.env import (
     env,
     env_bool,
     env_choice,
+    env_domain_list,
     env_float,
+    env_http_url,
     env_int,
     env_json_list,
 )
@@ -458,3 +460,25 @@ AXES_VERBOSE = False
 # At most one email per recipient in this many hours, whatever the path (approval, auto-send,
 # replay, redelivery, admin): enforced when a send is claimed (outreach/cooldown.py). 0: off.
 RECIPIENT_COOLDOWN_HOURS = env_int("RECIPIENT_COOLDOWN_HOURS", 72, minimum=0)
+# --- issue #17: AI drafts (docs/ai-drafts.md) ------------------------------------------------
+# `template` (default) or `llm`: an OpenAI-compatible Chat Completions endpoint drafts, guarded,
+# with the template draft as the floor (outreach/llm/).
+OUTREACH_DRAFTER = env_choice("OUTREACH_DRAFTER", "template", ("template", "llm"))
+# Empty: the OpenAI API. Any OpenAI-compatible server otherwise (Azure, vLLM, Ollama, llama.cpp).
+LLM_BASE_URL = env_http_url("LLM_BASE_URL")
+LLM_API_KEY = env.str("LLM_API_KEY", default="").strip()
+LLM_MODEL = env.str("LLM_MODEL", default="").strip() or "gpt-4o-mini"
+# The workflow never waits on the model longer than this (then the template draft is used).
+LLM_TIMEOUT_SECONDS = env_float("LLM_TIMEOUT_SECONDS", 10.0, minimum=0.1)
+LLM_MAX_TOKENS = env_int("LLM_MAX_TOKENS", 800, minimum=16)
+# JSON list of domains whose links an AI draft may contain (subdomains included).
+LLM_ALLOWED_LINK_DOMAINS = env_domain_list("LLM_ALLOWED_LINK_DOMAINS")
+# Tokens (prompt + completion) all processes together may spend per UTC day; 0: never call.
+LLM_DAILY_TOKEN_BUDGET = env_int("LLM_DAILY_TOKEN_BUDGET", 200_000, minimum=0)
+# AI drafts wait for a human even with ALLOW_AUTO_SEND=true, unless this is true too.
+LLM_AUTO_SEND = env_bool("LLM_AUTO_SEND", False)
+if OUTREACH_DRAFTER == "llm" and not (LLM_BASE_URL or LLM_API_KEY):
+    raise ImproperlyConfigured(
+        "OUTREACH_DRAFTER=llm needs LLM_BASE_URL (an OpenAI-compatible endpoint) or "
+        "LLM_API_KEY (for the OpenAI API). `make run` starts a local model sandbox instead."
+    )

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard import views
+from dashboard import ai_draft, views
 
 app_name = "dashboard"
 urlpatterns = [
@@ -16,4 +16,15 @@ urlpatterns = [
     path("workflows/<int:pk>/replay/", views.workflow_replay_view, name="workflow_replay"),
     path("workflows/<int:pk>/draft/", views.draft_edit_view, name="draft_edit"),
     path("workflows/<int:pk>/resolve-send/", views.resolve_send_view, name="resolve_send"),
+    # issue #17: AI drafts
+    path(
+        "workflows/<int:pk>/draft/regenerate/",
+        ai_draft.draft_regenerate_view,
+        name="draft_regenerate",
+    ),
+    path(
+        "workflows/<int:pk>/draft/use-template/",
+        ai_draft.draft_use_template_view,
+        name="draft_use_template",
+    ),
 ]

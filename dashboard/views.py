@@ -279,6 +279,7 @@ def _detail_context(pk: int) -> dict[str, Any]:
         "resolve_form": ResolveSendForm(),
         "replay_form": ReplayForm(),
         "awaiting": workflow.status == Status.AWAITING_APPROVAL,
+        "ai_drafting": settings.OUTREACH_DRAFTER == "llm",  # issue #17
     }
 
 

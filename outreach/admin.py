@@ -15,7 +15,7 @@ class EmailDraftAdmin(admin.ModelAdmin):
         "sent_at",
         "created_at",
     )
-    list_filter = ("decision", "gate_action", "template")
+    list_filter = ("decision", "gate_action", "template", "drafter", "ai_outcome")
     search_fields = ("recipient", "subject", "=workflow__id")
     date_hierarchy = "created_at"
     raw_id_fields = ("workflow",)

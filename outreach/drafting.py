@@ -1,16 +1,18 @@
 """Drafting: turn a submission plus CRM facts into the text of a follow-up email.
 
-A drafter is anything with a ``name`` and ``draft(ctx) -> DraftContent``. The one shipped is
-``TemplateDrafter``: Django templates per HubSpot form under
-``templates/outreach/emails/<form_id>/`` (``subject.txt``, ``body.txt``, optional
-``body.html``), falling back to ``templates/outreach/emails/default/``.
+A drafter is anything with a ``name`` and ``draft(ctx) -> DraftContent``. ``TemplateDrafter``:
+Django templates per HubSpot form under ``templates/outreach/emails/<form_id>/``
+(``subject.txt``, ``body.txt``, optional ``body.html``), falling back to
+``templates/outreach/emails/default/``. ``OUTREACH_DRAFTER=llm`` selects
+``outreach.llm.drafter.LlmDrafter``: a model's reply, guarded, with the template draft as the
+floor (docs/ai-drafts.md).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
-from typing import Protocol
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -67,6 +69,11 @@ class DraftContent:
     body_html: str
     #: Which template (directory) or model produced the text, stored on the draft.
     template: str
+    #: Who wrote the text (``template`` or ``llm``); empty: the drafter's name.
+    drafter: str = ""
+    #: What the model was asked and answered (EmailDraft's ``language`` and ``ai_*`` fields);
+    #: empty when no model was asked.
+    ai: dict[str, Any] = field(default_factory=dict)
 
 
 class Drafter(Protocol):
@@ -116,7 +123,13 @@ class TemplateDrafter:
         return template.render(Context(data, autoescape=False))
 
 
-DRAFTERS: dict[str, type[Drafter]] = {"template": TemplateDrafter}
+def _llm_drafter() -> Drafter:
+    from outreach.llm.drafter import LlmDrafter
+
+    return LlmDrafter()
+
+
+DRAFTERS: dict[str, Any] = {"template": TemplateDrafter, "llm": _llm_drafter}
 
 
 def get_drafter() -> Drafter:

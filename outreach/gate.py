@@ -2,6 +2,8 @@
 
 Sending needs all of: ``API_ENV=production``, ``MODE_DRAFT_ONLY=false``, a recipient on a
 non-empty ``SEND_EMAIL_ALLOWLIST``, and either a human approval or ``ALLOW_AUTO_SEND=true``.
+A draft a model wrote (``drafter == "llm"``) needs a human approval even then, unless
+``LLM_AUTO_SEND=true`` as well.
 
 Allowlist entries (lowercased by settings):
 - ``sales@company.com``: exactly that address (plus-tags are not stripped);
@@ -26,6 +28,8 @@ from outreach.models import GateAction
 logger = logging.getLogger(__name__)
 
 PRODUCTION = "production"
+#: EmailDraft.drafter of a draft whose text a model wrote (a template fallback is "template").
+AI_DRAFTER = "llm"
 # RFC 5322 dot-atom characters; quoted local parts and IP literals are never allowlisted.
 _LOCAL_PART = re.compile(r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
@@ -38,6 +42,10 @@ class SendMode:
     draft_only: bool
     auto_send: bool
     allowlist: tuple[str, ...]
+    #: LLM_AUTO_SEND: AI drafts may be auto-sent too (only with auto_send).
+    llm_auto_send: bool = False
+    #: OUTREACH_DRAFTER, for reporting only.
+    drafter: str = "template"
 
     @property
     def can_send(self) -> bool:
@@ -50,6 +58,7 @@ class SendMode:
             "draft_only": self.draft_only,
             "auto_send": self.auto_send,
             "allowlist": sorted(self.allowlist),
+            "llm_auto_send": self.llm_auto_send,
         }
 
 
@@ -66,6 +75,8 @@ def current_mode() -> SendMode:
         draft_only=settings.MODE_DRAFT_ONLY,
         auto_send=settings.ALLOW_AUTO_SEND,
         allowlist=tuple(settings.SEND_EMAIL_ALLOWLIST),
+        llm_auto_send=getattr(settings, "LLM_AUTO_SEND", False),
+        drafter=getattr(settings, "OUTREACH_DRAFTER", "template"),
     )
 
 
@@ -106,9 +117,39 @@ def validate_send_mode(mode: SendMode | None = None) -> list[str]:
             f"{len(mode.allowlist)} SEND_EMAIL_ALLOWLIST entr"
             f"{'y' if len(mode.allowlist) == 1 else 'ies'}."
         )
+    warnings.extend(_ai_draft_warnings(mode))
     for warning in warnings:
         logger.warning("send mode: %s", warning)
     return warnings
+
+
+def ai_drafts_line(mode: SendMode) -> str:
+    """How AI drafts are treated in ``mode``, one line (check_send_mode prints it)."""
+    if mode.drafter != AI_DRAFTER:
+        return f"AI drafts: off (OUTREACH_DRAFTER={mode.drafter})"
+    if mode.can_send and mode.auto_send and mode.llm_auto_send:
+        return "AI drafts: auto-sent (ALLOW_AUTO_SEND=true, LLM_AUTO_SEND=true)"
+    return "AI drafts: always wait for a human (LLM_AUTO_SEND=false or nothing is auto-sent)"
+
+
+def _ai_draft_warnings(mode: SendMode) -> list[str]:
+    if mode.drafter != AI_DRAFTER:
+        if mode.llm_auto_send:
+            return ["LLM_AUTO_SEND=true has no effect: OUTREACH_DRAFTER is not llm."]
+        return []
+    if mode.can_send and mode.auto_send:
+        if mode.llm_auto_send:
+            return [
+                "AI DRAFTS ARE AUTO-SENT (OUTREACH_DRAFTER=llm, ALLOW_AUTO_SEND=true, "
+                "LLM_AUTO_SEND=true): a model's text reaches allowlisted leads unread."
+            ]
+        return [
+            "OUTREACH_DRAFTER=llm with ALLOW_AUTO_SEND=true: template drafts are auto-sent, "
+            "AI drafts wait for a human (set LLM_AUTO_SEND=true to auto-send them too)."
+        ]
+    if mode.llm_auto_send:
+        return ["LLM_AUTO_SEND=true has no effect while nothing is auto-sent."]
+    return []
 
 
 def enforce_send_mode() -> list[str]:
@@ -170,11 +211,14 @@ def allowlist_allows(address: str, allowlist: Iterable[str]) -> bool:
     return False
 
 
-def decide(*, mode: SendMode, recipient: str, approved: bool) -> GateDecision:
+def decide(
+    *, mode: SendMode, recipient: str, approved: bool, ai_drafted: bool = False
+) -> GateDecision:
     """SEND, HOLD (for a human) or BLOCK (with the gate that said no) for one email.
 
     SEND only when production, not draft-only, the recipient allowlisted, and either
-    approved or auto-send on. Pure: no database, no settings.
+    approved or auto-send on (for a model's draft: auto-send and LLM auto-send on).
+    Pure: no database, no settings.
 
     A reason names the rule, never the address: reasons are logged, audited and written into
     the CRM hand-off note, while the address stays in the draft row (issue #14).
@@ -195,6 +239,12 @@ def decide(*, mode: SendMode, recipient: str, approved: bool) -> GateDecision:
         return GateDecision(GateAction.BLOCK, "recipient is not on SEND_EMAIL_ALLOWLIST")
     if approved:
         return GateDecision(GateAction.SEND, "approved; production send mode; recipient allowed")
+    if mode.auto_send and ai_drafted and not mode.llm_auto_send:
+        return GateDecision(
+            GateAction.HOLD,
+            "AI draft (LLM_AUTO_SEND=false): waiting for a human to approve, "
+            "although ALLOW_AUTO_SEND=true",
+        )
     if mode.auto_send:
         return GateDecision(
             GateAction.SEND, "auto-send (ALLOW_AUTO_SEND=true); recipient allowlisted"

@@ -1,6 +1,6 @@
 """Prometheus series for the send gate and sending (exposed at /metrics; docs/operations.md)."""
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 GATE_DECISIONS = Counter(
     "leadline_gate_decisions_total",
@@ -12,6 +12,7 @@ SENDS = Counter("leadline_email_sends_total", "Email send attempts by outcome", 
 
 _REASON_KINDS = (
     ("shadow", "shadow_replay"),
+    ("ai draft", "ai_needs_approval"),
     ("no valid recipient", "invalid_recipient"),
     ("draft-only", "draft_only"),
     ("api_env=", "not_production"),
@@ -31,3 +32,21 @@ def gate_reason_label(reason: str) -> str:
 
 def record_gate_decision(action: str, reason: str) -> None:
     GATE_DECISIONS.labels(action=action, reason=gate_reason_label(reason)).inc()
+
+
+# --- AI drafts (issue #17; outreach/llm/) ---------------------------------------------------
+LLM_DRAFTS = Counter(
+    "leadline_llm_drafts_total",
+    "Drafts the llm drafter made, by outcome: kept (AI text) or why the template was used",
+    ["outcome"],
+)
+LLM_GUARD_FAILURES = Counter(
+    "leadline_llm_guard_failures_total", "Model answers refused, by guard rule", ["rule"]
+)
+LLM_TOKENS = Counter("leadline_llm_tokens_total", "Tokens the model reported", ["kind"])
+LLM_SECONDS = Histogram(
+    "leadline_llm_request_seconds",
+    "Time waiting on the model, by outcome",
+    ["outcome"],
+    buckets=(0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 10, 15, 30),
+)

@@ -68,6 +68,24 @@ class EmailDraft(models.Model):
     last_send_error = models.TextField(blank=True, default="")
     sent_at = models.DateTimeField(null=True, blank=True)
     provider_message_id = models.CharField(max_length=255, blank=True, default="")
+    # --- AI drafts (issue #17; outreach/llm/). Empty for drafts no model was asked about.
+    language = models.CharField(
+        max_length=16, blank=True, default="", help_text="The lead's language as detected."
+    )
+    ai_model = models.CharField(max_length=200, blank=True, default="")
+    ai_prompt_file = models.CharField(max_length=300, blank=True, default="")
+    ai_prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    ai_completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    ai_guards = models.JSONField(
+        default=list, blank=True, help_text="[{rule, passed, detail}] for the model's answer."
+    )
+    ai_outcome = models.CharField(
+        max_length=20,
+        blank=True,
+        default="",
+        help_text="kept, or why the template draft was used (guard_failed, timeout, …).",
+    )
+    ai_detail = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -105,3 +123,17 @@ class RecipientSend(models.Model):
 
     def __str__(self) -> str:
         return f"{self.recipient} at {self.last_sent_at:%Y-%m-%d %H:%M}"
+
+
+class LlmTokenUsage(models.Model):
+    """Tokens spent on the model per UTC day, shared by every process (LLM_DAILY_TOKEN_BUDGET)."""
+
+    day = models.DateField(unique=True)
+    tokens = models.BigIntegerField(default=0)
+    calls = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        db_table = "llm_token_usage"
+
+    def __str__(self) -> str:
+        return f"{self.day}: {self.tokens} tokens"

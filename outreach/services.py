@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from outreach import cooldown, metrics
 from outreach.drafting import DraftContext, Drafter, get_drafter
-from outreach.gate import GateDecision, SendMode, current_mode, decide
+from outreach.gate import AI_DRAFTER, GateDecision, SendMode, current_mode, decide
 from outreach.models import Decision, EmailDraft, GateAction
 from workflows import audit
 from workflows.models import AuditEvent, Status, Workflow
@@ -143,17 +143,22 @@ def draft_create(*, workflow_id: int, drafter: Drafter | None = None) -> EmailDr
                 body=content.body,
                 body_html=content.body_html,
                 template=fit(content.template, EmailDraft._meta.get_field("template").max_length),
-                drafter=drafter.name,
+                drafter=content.drafter or drafter.name,
                 original_subject=subject,
                 original_body=content.body,
                 idempotency_key=_idempotency_key(workflow.pk),
+                **content.ai,
             )
             audit.record(
                 action="draft.created",
                 object_type="email_draft",
                 object_id=draft.pk,
                 workflow_id=workflow.pk,
-                details={"template": content.template, "drafter": drafter.name},
+                details={
+                    "template": content.template,
+                    "drafter": content.drafter or drafter.name,
+                    **({"ai_outcome": content.ai.get("ai_outcome")} if content.ai else {}),
+                },
             )
     except IntegrityError:
         # Another worker drafted the same workflow first; theirs is the draft.
@@ -200,7 +205,12 @@ def hand_off(*, workflow_id: int) -> GateDecision:
         decision = SHADOW_BLOCK
         to_status = Status.COMPLETED
     else:
-        decision = decide(mode=current_mode(), recipient=draft.recipient, approved=False)
+        decision = decide(
+            mode=current_mode(),
+            recipient=draft.recipient,
+            approved=False,
+            ai_drafted=draft.drafter == AI_DRAFTER,
+        )
         to_status = (
             Status.SENDING if decision.action == GateAction.SEND else Status.AWAITING_APPROVAL
         )
@@ -251,18 +261,30 @@ class StaleDraft(ActionRefused):
     """The draft changed after the operator loaded it: what they read is not what is there."""
 
 
+#: Audit actions that change a draft's text (each bumps its version).
+TEXT_CHANGES = ("draft.edited", "draft.regenerated", "draft.template_used")
+
+
 def check_version(draft: EmailDraft, version: int | None) -> None:
     """Raise StaleDraft unless ``version`` is the draft's current one. The human paths
     (dashboard, inbox, admin, API) always pass the version the operator saw; ``None`` is for
     system callers only. Call it with the draft row locked (``select_for_update``)."""
     if version is None or version == draft.version:
         return
-    who = draft.edited_by.get_username() if draft.edited_by else "someone"
-    when = (
-        timezone.localtime(draft.edited_at).strftime("%Y-%m-%d %H:%M:%S %Z")
-        if draft.edited_at
-        else "an unknown time"
-    )
+    who, at = (draft.edited_by.get_username(), draft.edited_at) if draft.edited_by else ("", None)
+    if not who:
+        # A Regenerate or "Use template" replaces the text without an edit: its audit row
+        # says who and when.
+        latest = (
+            AuditEvent.objects.filter(
+                object_type="email_draft", object_id=str(draft.pk), action__in=TEXT_CHANGES
+            )
+            .order_by("-created_at", "-pk")
+            .values_list("actor", "created_at")
+            .first()
+        )
+        who, at = latest or ("someone", None)
+    when = timezone.localtime(at).strftime("%Y-%m-%d %H:%M:%S %Z") if at else "an unknown time"
     raise StaleDraft(
         f"Edited by {who} at {when} since you loaded it (you saw version {version}, it is now "
         f"version {draft.version}); review again."
@@ -581,7 +603,12 @@ def email_send(*, workflow_id: int) -> str:
         gate = SHADOW_BLOCK
     else:
         approved = draft.decision == Decision.APPROVED
-        gate = decide(mode=current_mode(), recipient=draft.recipient, approved=approved)
+        gate = decide(
+            mode=current_mode(),
+            recipient=draft.recipient,
+            approved=approved,
+            ai_drafted=draft.drafter == AI_DRAFTER,
+        )
     if gate.action != GateAction.SEND:
         return _stop_before_send(draft, gate)
 

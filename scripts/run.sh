@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # `make run`: migrate, make sure an operator exists, then web + worker + beat (+ the HubSpot
-# sandbox when no real token is configured) under honcho. Ctrl-C stops everything.
+# sandbox when no real token is configured, + the model sandbox when OUTREACH_DRAFTER=llm and no
+# LLM_BASE_URL is set) under honcho. Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PORT="${PORT:-8000}" LEADLINE_PORT="${PORT:-8000}"
 export SANDBOX_PORT="${SANDBOX_PORT:-$((PORT + 1))}"
+export LLM_SANDBOX_PORT="${LLM_SANDBOX_PORT:-$((PORT + 2))}"
 mkdir -p var logs
 # prometheus_client multiprocess mode: every process writes its samples here and /metrics
 # merges them. Wiped at start: files of processes from an earlier run must not be summed.
@@ -17,6 +19,14 @@ if [ -z "${HUBSPOT_ACCESS_TOKEN:-}" ]; then
   export HUBSPOT_API_BASE_URL="http://127.0.0.1:${SANDBOX_PORT}"
   procs="$procs sandbox"
   echo "No HUBSPOT_ACCESS_TOKEN: using the local HubSpot sandbox at $HUBSPOT_API_BASE_URL"
+fi
+# .env may set OUTREACH_DRAFTER too; settings read it, so ask them rather than the shell.
+drafter="${OUTREACH_DRAFTER:-$(.venv/bin/python -c 'from config.env import env; print(env.str("OUTREACH_DRAFTER", default=""))')}"
+llm_base_url="${LLM_BASE_URL:-$(.venv/bin/python -c 'from config.env import env; print(env.str("LLM_BASE_URL", default=""))')}"
+if [ "$drafter" = "llm" ] && [ -z "$llm_base_url" ]; then
+  export LLM_BASE_URL="http://127.0.0.1:${LLM_SANDBOX_PORT}/v1"
+  procs="$procs llm_sandbox"
+  echo "OUTREACH_DRAFTER=llm and no LLM_BASE_URL: using the local model sandbox at $LLM_BASE_URL"
 fi
 if [ -z "${HUBSPOT_CLIENT_SECRET:-}" ]; then
   # A per-checkout development secret, so `manage.py send_test_webhook` can sign requests.

@@ -73,7 +73,7 @@ def test_env_example_documents_every_setting_of_the_design():
 def test_env_example_documents_every_variable_the_settings_read():
     read = set(
         re.findall(
-            r'(?:env_bool|env_int|env_float|env_json_list|env_choice|env\.str|env\.list)\(\s*"([A-Z_]+)"',
+            r'(?:env_bool|env_int|env_float|env_json_list|env_choice|env_http_url|env_domain_list|env\.str|env\.list)\(\s*"([A-Z_]+)"',
             (REPO / "config" / "settings.py").read_text(),
         )
     )

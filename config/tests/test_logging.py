@@ -59,8 +59,9 @@ def test_untrusted_newlines_cannot_forge_a_line(capture):
 
 def test_secrets_tokens_and_email_bodies_are_redacted(capture, settings):
     settings.HUBSPOT_CLIENT_SECRET = "client-secret-value-1234"
+    settings.LLM_API_KEY = "sk-model-key-5678"
     logging.getLogger("leadline.test").info(
-        "calling with Bearer pat-na1-abcdef and client-secret-value-1234",
+        "calling with Bearer pat-na1-abcdef and client-secret-value-1234 (sk-model-key-5678)",
         extra={
             "headers": {"Authorization": "Bearer pat-na1-abcdef", "Accept": "json"},
             "password": "hunter22",
@@ -71,7 +72,8 @@ def test_secrets_tokens_and_email_bodies_are_redacted(capture, settings):
     )
     [line] = capture()
     text = json.dumps(line)
-    for secret in ("pat-na1-abcdef", "client-secret-value-1234", "hunter22", "prices", "Call the"):
+    secrets = ("pat-na1-abcdef", "client-secret-value-1234", "sk-model-key-5678", "hunter22")
+    for secret in (*secrets, "prices", "Call the"):
         assert secret not in text
     assert line["headers"] == {"Authorization": "[redacted]", "Accept": "json"}
     assert len(line["note"]) < 2100

@@ -11,7 +11,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
-from outreach.gate import current_mode, validate_send_mode
+from outreach.gate import ai_drafts_line, current_mode, validate_send_mode
 from outreach.services import record_mode_change_if_needed
 
 
@@ -30,6 +30,8 @@ class Command(BaseCommand):
         self.stdout.write(f"MODE_DRAFT_ONLY={_flag(mode.draft_only)}")
         self.stdout.write(f"ALLOW_AUTO_SEND={_flag(mode.auto_send)}")
         self.stdout.write(f"SEND_EMAIL_ALLOWLIST: {len(mode.allowlist)} entries")
+        self.stdout.write(f"OUTREACH_DRAFTER={mode.drafter}")
+        self.stdout.write(f"LLM_AUTO_SEND={_flag(mode.llm_auto_send)}")
         try:
             warnings = validate_send_mode(mode)
         except ValueError as exc:
@@ -38,6 +40,7 @@ class Command(BaseCommand):
             self.stdout.write(self.style.WARNING(f"WARNING: {warning}"))
         effective = "SEND" if mode.can_send else "DRAFT-ONLY (nothing is sent)"
         self.stdout.write(self.style.SUCCESS(f"Effective mode: {effective}"))
+        self.stdout.write(ai_drafts_line(mode))
         try:
             changed = record_mode_change_if_needed(mode)
         except DatabaseError as exc:
