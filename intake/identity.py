@@ -52,8 +52,9 @@ def lead_keys(item: NormalisedItem) -> list[str]:
     """The item's identity keys, strongest first (a contact id beats a conversion id beats
     form data when two keys name different leads)."""
     keys = []
-    if item.object_id and item.shape in ("event", "workflow"):
-        keys.append(contact_key(item.object_id))
+    contact = item.object_id if item.shape in ("event", "workflow") else item.contact_id
+    if contact:
+        keys.append(contact_key(contact))
     if item.conversion_id:
         keys.append("conversion:" + _digest(item.conversion_id))
     # An email too long for its column is not stored (intake/services.py), so not a key either.
@@ -64,6 +65,18 @@ def lead_keys(item: NormalisedItem) -> list[str]:
         neighbour = bucket - 1 if offset < FORM_WINDOW_SECONDS / 2 else bucket + 1
         keys += [f"form:{person}:{bucket}", f"form:{person}:{neighbour}"]
     return keys
+
+
+def items_of_known_leads(items: Sequence[NormalisedItem]) -> set[str]:
+    """Dedupe keys of the items any of whose keys a lead already holds: each joins that lead
+    when stored, so the Forms poll need not look its contact up. One query."""
+    keys = {item.dedupe_key: lead_keys(item) for item in items}
+    held = set(
+        LeadKey.objects.filter(key__in={k for ks in keys.values() for k in ks}).values_list(
+            "key", flat=True
+        )
+    )
+    return {dedupe_key for dedupe_key, ks in keys.items() if held.intersection(ks)}
 
 
 def _digest(text: str) -> str:
