@@ -67,16 +67,33 @@ def lead_keys(item: NormalisedItem) -> list[str]:
     return keys
 
 
-def items_of_known_leads(items: Sequence[NormalisedItem]) -> set[str]:
-    """Dedupe keys of the items any of whose keys a lead already holds: each joins that lead
-    when stored, so the Forms poll need not look its contact up. One query."""
+def items_of_contacted_leads(items: Sequence[NormalisedItem]) -> set[str]:
+    """Dedupe keys of the items that would join a lead which already holds a contact key.
+
+    Such an item needs no contact id of its own (the Forms poll skips its search): its
+    conversion or form key joins it to that lead, and the lead's contact key already meets
+    the contact's events. An item whose keys a lead without a contact key holds (a Forms-style
+    post not resolved yet) is not among them: given its contact id, it joins that lead and
+    brings the contact key with it (leads_join moves won keys), so a later event joins too.
+    """
     keys = {item.dedupe_key: lead_keys(item) for item in items}
-    held = set(
+    holders = dict(
         LeadKey.objects.filter(key__in={k for ks in keys.values() for k in ks}).values_list(
-            "key", flat=True
+            "key", "lead_id"
         )
     )
-    return {dedupe_key for dedupe_key, ks in keys.items() if held.intersection(ks)}
+    if not holders:
+        return set()
+    contacted = set(
+        LeadKey.objects.filter(
+            lead_id__in=set(holders.values()), key__startswith="contact:"
+        ).values_list("lead_id", flat=True)
+    )
+    return {
+        dedupe_key
+        for dedupe_key, ks in keys.items()
+        if any(holders.get(k) in contacted for k in ks)
+    }
 
 
 def _digest(text: str) -> str:

@@ -8,14 +8,15 @@ completely). Every submission goes through the same storage path and identity as
 (intake.services.submissions_ingest, trigger "reconcile"): one HubSpot already delivered is
 "known" and stored no second time; the others become leads.
 
-A Forms API submission names no contact, so before storing one whose lead is not known yet
-(none of its conversion and form keys is held in ``lead_keys``) the poll looks its contact up
-by email (one throttled search; known ones cost no call). With the contact id the submission
-also claims ``contact:<id>``, so it and that contact's ``contact.creation`` event or
-workflow body make one lead and one workflow in whichever order they come. A miss (search
-lags new contacts, or there is none yet) or a failed search stores the submission without
-the contact key, as before: nothing is lost, the pipeline's resolve step still joins it to
-the contact's lead (ending its workflow as a recorded duplicate before drafting).
+A Forms API submission names no contact, so before storing one the poll looks its contact up
+by email (one throttled search), unless it joins a lead that already holds a contact key
+(its conversion or form key is held by such a lead): those cost no call. With the contact id
+the submission also claims ``contact:<id>``, so it and that contact's ``contact.creation``
+event or workflow body make one lead and one workflow in whichever order they come. A miss
+(search lags new contacts, or there is none yet) or a failed search stores the submission
+without the contact key, as before: nothing is lost, and the pipeline's resolve step still
+meets the contact's lead (a second workflow ends there as a recorded duplicate, before
+drafting). docs/hubspot-app.md ("One lead, one workflow") states the rule.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from django.conf import settings
 from django.utils import timezone
 from prometheus_client import Counter
 
-from intake.identity import items_of_known_leads
+from intake.identity import items_of_contacted_leads
 from intake.models import FormSubmission, SignatureVersion
 from intake.payloads import NormalisedItem, PayloadError, parse_forms_api_submission
 from intake.services import submissions_ingest
@@ -218,12 +219,12 @@ def _reconcile_form(
 def _with_contacts(
     client: HubSpotClient, items: list[NormalisedItem], outcome: FormResult
 ) -> list[NormalisedItem]:
-    """The items, each whose lead is not known yet given the id of its contact (found by
-    email), so that it claims the contact's key. Items of known leads (a conversion or form
-    key held) join their lead anyway and cost no search. A miss or an error leaves the item
-    as it is: it is stored without the contact key, never dropped. After a daily-limit
+    """The items, each given the id of its contact (found by email) so that it claims the
+    contact's key, except those that join a lead which already holds a contact key: they
+    cost no search (intake.identity.items_of_contacted_leads). A miss or an error leaves the
+    item as it is: it is stored without the contact key, never dropped. After a daily-limit
     halt no further search is tried (each would fail at once)."""
-    known = items_of_known_leads(items)
+    known = items_of_contacted_leads(items)
     found: dict[str, str] = {}  # email -> contact id: one search per person and run
     halted = False
     result = []
