@@ -3,10 +3,12 @@
 A lead reaches Leadline up to four ways: a Webhooks API event (contact id only), a workflow
 "Send a webhook" body (contact id, email, sometimes the form and its conversionId), a
 Forms-style post (form, email, time) and the Forms API poll (form, email, time,
-conversionId). Each delivery names the keys it knows:
+conversionId, and the contact id the poll looked up by email). Each delivery names the keys
+it knows:
 
-- ``contact:<contact id>`` where the contact id is known (events, workflow bodies; the
-  pipeline adds it once ``resolve_contact`` has found the contact);
+- ``contact:<contact id>`` where the contact id is known (events, workflow bodies, polled
+  submissions whose contact the poll found: NormalisedItem.contact_id; the pipeline adds it
+  once ``resolve_contact`` has found the contact);
 - ``conversion:<conversionId>`` where HubSpot's conversion id is known;
 - ``form:<hash of form id + email>:<bucket>`` for form data, for the time bucket of
   FORM_WINDOW_SECONDS it falls in and the neighbouring bucket it is nearer to, so two
@@ -17,6 +19,18 @@ ON CONFLICT DO NOTHING, in the transaction that stores the submission) starts th
 its workflow; one that finds a key taken joins that lead: stored and linked, no workflow.
 The database decides, so two concurrent deliveries cannot both start the lead. Keys carry no
 personal data (emails are hashed), and contact ids are the portal of HUBSPOT_ACCESS_TOKEN's.
+
+So deliveries that share a key make one workflow row: any mix of events, workflow bodies and
+the poll (its search finding the contact); a Forms-style post with the poll or with a
+workflow body that carries the form fill; a Forms-style post and an event with the poll
+between them (joining the post's lead, the poll brings the contact key along). The one
+remaining case is a Forms-style post and an event (or a workflow body without form data)
+that both arrive before anything links them: they share no key, and nothing at the door can
+link them without a HubSpot call inside the webhook request. Each starts a workflow; at
+``resolve_contact`` the second to claim the contact key (lead_claim_contact) ends as a
+recorded duplicate, before any draft or task. A polled submission whose search missed or
+failed is stored without the contact key and ends the same way. docs/hubspot-app.md
+("One lead, one workflow") says this for operators.
 
 Conversion and form keys name one form fill, so they hold for good. A contact enquires again
 later, so its key holds for LEAD_CONTACT_WINDOW_HOURS (default 72, HubSpot's longest retry
