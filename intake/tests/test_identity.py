@@ -379,6 +379,17 @@ def test_keys_name_the_contact_the_conversion_and_the_form_fill():
     assert item.submitted_at == when
 
 
+def test_a_polled_submission_names_its_contact_only_when_the_poll_found_it():
+    lead = Lead1(4, contact_id="78")
+    found, missed = (
+        parse_forms_api_submission(lead.poll_item(), portal_id=PORTAL, form_id=FORM, contact_id=c)
+        for c in ("78", "")
+    )
+    assert lead_keys(found) == [contact_key("78"), *lead_keys(missed)]
+    assert not any(k.startswith("contact:") for k in lead_keys(missed))
+    assert found.dedupe_key == missed.dedupe_key, "the contact changes no dedupe key"
+
+
 def run_together(calls: list[Callable[[], None]]) -> list[BaseException]:
     """Start the calls at the same moment, each on its own thread and database connection."""
     barrier = threading.Barrier(len(calls))
