@@ -53,7 +53,7 @@ SUBMISSIONS = Counter(
 RUNS = Counter("leadline_reconcile_runs_total", "Forms poll runs, by outcome", ["outcome"])
 CONTACT_LOOKUPS = Counter(
     "leadline_reconcile_contact_lookups_total",
-    "Contact searches by email for polled submissions of unknown leads, by outcome "
+    "Contact searches by email for polled submissions whose lead knows no contact, by outcome "
     "(found, missed, failed)",
     ["outcome"],
 )
@@ -66,7 +66,7 @@ class FormResult:
     known: int = 0
     ingested: int = 0
     refused: int = 0
-    #: Contact searches for submissions of unknown leads: a contact found, none, an error.
+    #: Contact searches (submissions whose lead knows no contact yet): found, none, an error.
     contact_found: int = 0
     contact_missed: int = 0
     search_failed: int = 0
