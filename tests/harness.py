@@ -126,6 +126,9 @@ class GunicornServer:
                 "1",
                 "--threads",
                 "2",
+                # A stop must not wait out gunicorn's default 30 s for an idle keep-alive.
+                "--graceful-timeout",
+                "5",
             ],
             cwd=REPO,
             env=self.env,
@@ -148,7 +151,11 @@ class GunicornServer:
     def __exit__(self, *exc_info: object) -> None:
         assert self.proc is not None
         self.proc.terminate()
-        self.proc.wait(timeout=15)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:  # a loaded machine; the test's verdict stands
+            self.proc.kill()
+            self.proc.wait(timeout=5)
 
 
 def _free_port() -> int:
