@@ -227,7 +227,11 @@ class Relay:
             log.info("Outbox relay stopped")
 
     def _wait(self) -> None:
-        if self.listener is not None:
-            self.listener.wait(self.poll_seconds)
-        else:
+        """Until a NOTIFY, the poll interval, or a stop (checked at least once a second)."""
+        if self.listener is None:
             self.stop.wait(self.poll_seconds)
+            return
+        deadline = time.monotonic() + self.poll_seconds
+        while not self.stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            if self.listener.wait(min(1.0, left)):
+                return
