@@ -15,14 +15,18 @@ SETTLED = (Status.AWAITING_APPROVAL, Status.FAILED)
 PATH = "/api/webhooks/hubspot/forms"
 
 
-def post_lead(base_url: str, secret: str, *, timeout: float = 10) -> requests.Response:
-    """One signed Forms-style delivery for a new lead."""
+def post_lead(
+    base_url: str, secret: str, *, timeout: float = 10, email: str | None = None
+) -> requests.Response:
+    """One signed Forms-style delivery for a new lead (a random address unless given)."""
     body = json.dumps(
         {
             "portalId": 62515,
             "formId": "reliability",
             "submittedAt": int(time.time() * 1000),
-            "fields": [{"name": "email", "value": f"lead-{uuid.uuid4().hex[:12]}@example.com"}],
+            "fields": [
+                {"name": "email", "value": email or f"lead-{uuid.uuid4().hex[:12]}@example.com"}
+            ],
         }
     ).encode()
     url = f"{base_url}{PATH}"
