@@ -51,7 +51,7 @@ def main() -> None:
     os.environ.update(
         HUBSPOT_ACCESS_TOKEN=token,
         HUBSPOT_API_BASE_URL=f"http://127.0.0.1:{port}",
-        HUBSPOT_CLIENT_SECRET="costs-secret",
+        HUBSPOT_CLIENT_SECRET="costs-secret",  # noqa: S106 - signs local requests only
         HUBSPOT_RATE_LIMIT_PER_10S="1000000",
         HUBSPOT_SEARCH_RATE_PER_S="100000",
     )
@@ -148,9 +148,7 @@ def _run(leads: int, port: int, token: str, latency_ms: int) -> None:
     worker_cpu, worker_wall = time.process_time() - cpu, time.monotonic() - wall
     results["worker"] = worker_cpu / leads, _delta(before, _pg_stats(), leads)
     settled = Workflow.objects.filter(pk__in=ids, status=Status.AWAITING_APPROVAL).count()
-    calls = requests.get(
-        f"http://127.0.0.1:{port}/__sandbox__/requests", timeout=30
-    ).json()
+    calls = requests.get(f"http://127.0.0.1:{port}/__sandbox__/requests", timeout=30).json()
     crm_calls = len(calls.get("requests", calls)) if isinstance(calls, dict) else len(calls)
 
     print(f"\n{leads} leads, known contacts, sandbox latency {latency_ms} ms; "
