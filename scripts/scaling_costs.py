@@ -14,8 +14,8 @@ so that the figures do not depend on how busy the machine is.
 - PostgreSQL: rows written (inserted + updated + deleted) and commits per lead, per phase,
   from pg_stat (this process is the only client of the database).
 
-It migrates the database it is given and leaves the rows there; use a scratch database, never
-one a bench or a test uses. The broker's default queue is deleted at the end.
+It migrates the database it is given and leaves the rows there: give it an empty scratch
+database (it refuses one with workflows), never one a bench or a test uses. The broker's default queue is deleted at the end.
 """
 
 from __future__ import annotations
@@ -67,6 +67,10 @@ def main() -> None:
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)
+        from workflows.models import Workflow
+
+        if Workflow.objects.exists():  # the sandbox's contact ids restart with every run
+            sys.exit("use an empty scratch database: this one has workflows already")
         _wait_for_port(port)
         _run(args.leads, port, token, args.latency_ms)
     finally:
