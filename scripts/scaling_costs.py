@@ -15,7 +15,8 @@ so that the figures do not depend on how busy the machine is.
   from pg_stat (this process is the only client of the database).
 
 It migrates the database it is given and leaves the rows there: give it an empty scratch
-database (it refuses one with workflows), never one a bench or a test uses. The broker's default queue is deleted at the end.
+database (it refuses one with workflows), never one a bench or a test uses. The broker's
+default queue is deleted at the end.
 """
 
 from __future__ import annotations
