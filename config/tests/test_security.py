@@ -69,6 +69,8 @@ NOT_URL_SHAPED = {
     "METRICS_EXTRA_DIRS": "directories",
     "METRICS_ALLOWED_CIDRS": "must parse as CIDRs or the process refuses to start",
     "TRUSTED_PROXY_CIDRS": "must parse as CIDRs or the process refuses to start",
+    "LEAD_EVENT_TYPES": "must name Webhooks API event types or the process refuses to start",
+    "HUBSPOT_ACCOUNT_TIME_ZONE": "must be an IANA time zone or the process refuses to start",
 }
 SPECIFIC = {
     "DATABASE_URL": "postgres://postgres:PW-DB-s3cret@127.0.0.1:5432/leadline?sslmode=disable",

@@ -111,7 +111,7 @@ def test_overdue_approval_alerts_and_a_fresh_one_does_not(alert_settings):
     overdue = make_workflow(Status.AWAITING_APPROVAL, received_minutes_ago=40)
     make_workflow(Status.AWAITING_APPROVAL, received_minutes_ago=5)
 
-    assert send_alerts() == {"failed": 0, "approval_overdue": 1}
+    assert send_alerts() == {"failed": 0, "approval_overdue": 1, "outbox_lag": 0}
 
     assert len(mail.outbox) == 1
     assert f"#{overdue.pk} is waiting for approval" in mail.outbox[0].subject
