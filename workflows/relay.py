@@ -131,21 +131,29 @@ def listen_params() -> dict[str, Any] | None:
 
 
 class Listener:
-    """A dedicated autocommit connection that LISTENs on CHANNEL; reconnects when it drops."""
+    """A dedicated autocommit connection that LISTENs on CHANNEL; reconnects when it drops.
+    After a failed connect it waits RECONNECT_SECONDS before the next try (the relay polls
+    meanwhile), so an unreachable server does not slow every pass by its connect timeout."""
+
+    RECONNECT_SECONDS = 30.0
 
     def __init__(self, params: dict[str, Any]) -> None:
         self.params = params
         self.conn: Any = None
+        self.retry_at = 0.0
 
     def connect(self) -> bool:
         import psycopg
 
+        if time.monotonic() < self.retry_at:
+            return False
         try:
             self.conn = psycopg.connect(**self.params, autocommit=True)
             self.conn.execute(f"LISTEN {CHANNEL}")
         except psycopg.Error as exc:
             log.warning("Outbox relay cannot LISTEN; polling", extra={"error": type(exc).__name__})
             self.close()
+            self.retry_at = time.monotonic() + self.RECONNECT_SECONDS
             return False
         return True
 

@@ -197,3 +197,13 @@ def test_a_growing_lag_alerts_once_per_quarter_hour(settings):
     later = timezone.now() + timedelta(minutes=16)
     assert alerts.send_alerts(now=later)[alerts.OUTBOX_LAG] == 1
     assert len(mail.outbox) == 2
+
+
+@pytest.mark.django_db
+def test_an_unreachable_listen_server_is_retried_every_half_minute_not_every_pass():
+    listener = Listener({"host": "127.0.0.1", "port": 1, "dbname": "x", "connect_timeout": 2})
+    started = time.monotonic()
+    assert listener.connect() is False  # refused at once; the relay polls meanwhile
+    assert listener.wait(0.2) is False
+    assert listener.connect() is False and time.monotonic() - started < 2  # no new attempt
+    assert listener.retry_at - time.monotonic() > 25
