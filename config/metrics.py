@@ -37,10 +37,11 @@ import outreach.metrics  # noqa: F401
 import workflows.metrics  # noqa: F401
 from config.security import address_in, client_address
 from workflows.models import Status, Workflow
+from workflows.relay import outbox_lag_seconds
 
 
 class QueueCollector(Collector):
-    """Backlog gauges computed from the workflows table (both queries use an index)."""
+    """Backlog gauges computed from the workflows table (each query uses an index)."""
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         now = timezone.now()
@@ -54,6 +55,11 @@ class QueueCollector(Collector):
             "leadline_pending_oldest_age_seconds",
             "Age of the oldest workflow still pending (0 when none)",
             _age(now, oldest_pending),
+        )
+        yield _gauge(
+            "leadline_outbox_lag_seconds",
+            "Age of the oldest workflow the outbox relay has not published yet (0 when none)",
+            outbox_lag_seconds(now),
         )
         yield _gauge(
             "leadline_approvals_waiting",

@@ -482,3 +482,23 @@ if OUTREACH_DRAFTER == "llm" and not (LLM_BASE_URL or LLM_API_KEY):
         "OUTREACH_DRAFTER=llm needs LLM_BASE_URL (an OpenAI-compatible endpoint) or "
         "LLM_API_KEY (for the OpenAI API). `make run` starts a local model sandbox instead."
     )
+# --- issue #16: outbox relay and scale-out (workflows/relay.py, docs/scaling.md) ---------------
+# The relay publishes new workflows in batches of up to this many rows. Default 500.
+OUTBOX_RELAY_BATCH_SIZE = env_int("OUTBOX_RELAY_BATCH_SIZE", 500, minimum=1)
+# Longest wait between two looks at the outbox: the whole latency when the relay polls (SQLite,
+# a transaction pooler without DATABASE_DIRECT_URL); a fallback under LISTEN/NOTIFY. Default 1.
+OUTBOX_RELAY_POLL_SECONDS = env_float("OUTBOX_RELAY_POLL_SECONDS", 1.0, minimum=0.05)
+# Alert when the oldest unpublished workflow is older than this (relay down). Default 30.
+OUTBOX_LAG_ALERT_SECONDS = env_int("OUTBOX_LAG_ALERT_SECONDS", 30, minimum=1)
+# "pgbouncer": DATABASE_URL points at PgBouncer in transaction pooling mode, so no prepared
+# statements, no server-side binding or cursors, and no `options` startup parameter (PgBouncer
+# refuses it: set `ALTER DATABASE … SET jit = off` on the server instead). "none": direct.
+DATABASE_POOLER = env_choice("DATABASE_POOLER", "none", ("none", "pgbouncer"))
+DATABASE_POOLER = "" if DATABASE_POOLER == "none" else DATABASE_POOLER
+# A direct (not pooled) PostgreSQL URL for the relay's LISTEN; without it, behind a pooler the
+# relay polls every OUTBOX_RELAY_POLL_SECONDS.
+DATABASE_DIRECT_URL = env.str("DATABASE_DIRECT_URL", default="")
+if DATABASE_POOLER and _db["ENGINE"] == "django.db.backends.postgresql":
+    _db["OPTIONS"].update({"prepare_threshold": None, "server_side_binding": False})
+    _db["OPTIONS"].pop("options", None)
+    _db["DISABLE_SERVER_SIDE_CURSORS"] = True

@@ -1,8 +1,9 @@
 """Store verified webhook items: submissions, their leads, the new leads' workflows and audit
 rows, and the events that are not leads, atomically.
 
-The pending workflow rows double as the outbox: they are enqueued after commit, and whatever
-the broker did not take (an outage) stays pending for the sweeper.
+The pending workflow rows are the outbox: nothing is published on the request. The outbox
+relay (workflows/relay.py, woken by the workflows table's NOTIFY trigger) publishes them, and
+the sweeper re-publishes whatever was lost.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from intake.models import FormSubmission, Lead, LeadKey, NonLeadDelivery, NonLea
 from intake.payloads import NormalisedItem, RefusedEvent
 from intake.routing import Decision, Route, decide
 from workflows.models import AuditEvent, Status, Trigger, Workflow
-from workflows.services import enqueue_on_commit
 
 _COLUMNS = (
     "dedupe_key",
@@ -92,9 +92,9 @@ def submissions_ingest(
     ("poll") for items fetched from HubSpot by the Forms poll; ``trigger`` is the new
     workflows' (``Trigger.RECONCILE`` for the poll).
     Idempotent per item: an item whose dedupe key is already stored (a HubSpot redelivery,
-    or a repeat inside the batch) is counted as a duplicate and creates nothing. After commit
-    the new workflows are enqueued (``workflows.services.enqueue_on_commit``); a broker
-    outage leaves them pending for the sweeper. Database errors propagate.
+    or a repeat inside the batch) is counted as a duplicate and creates nothing. Nothing is
+    published here: the outbox relay (workflows/relay.py) publishes the new pending workflows
+    after commit. Database errors propagate.
     """
     unique: dict[str, tuple[NormalisedItem, Decision]] = {}
     for item in items:
@@ -116,7 +116,6 @@ def submissions_ingest(
     accepted_ids = [row.submission_id for row in new]
     workflow_ids = [row.workflow_id for row in new if row.workflow_id is not None]
     joined = {row.submission_id: row.lead_id for row in new if row.workflow_id is None}
-    enqueue_on_commit(workflow_ids)
     return IngestResult(
         accepted_ids,
         len(leads) + (len(items) - len(unique)) - len(accepted_ids),

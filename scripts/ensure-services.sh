@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make sure the services the test suite talks to are up: PostgreSQL, Redis, and Debian's
-# Chromium for the browser tests. Starts an installed-but-stopped server; never reconfigures one.
+# Chromium for the browser tests and PgBouncer for the scale-out tests. Starts an installed-but-stopped server; never reconfigures one.
 set -euo pipefail
 
 pg_up() { pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; }
@@ -25,4 +25,10 @@ if ! command -v chromium >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq && apt-get install -y -qq chromium >/dev/null
 fi
-echo "services: postgresql ok, redis ok, chromium $(command -v chromium)"
+if ! command -v pgbouncer >/dev/null 2>&1 && [ ! -x /usr/sbin/pgbouncer ]; then
+  # The scale-out tests start their own PgBouncer (transaction pooling) in front of PostgreSQL.
+  echo "Installing Debian's pgbouncer for the scale-out tests"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq pgbouncer >/dev/null
+fi
+echo "services: postgresql ok, redis ok, chromium $(command -v chromium), pgbouncer ok"

@@ -14,6 +14,7 @@ export PROMETHEUS_MULTIPROC_DIR="$PWD/var/prometheus"
 rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 
 procs="web worker beat"
+procs="$procs relay"  # the outbox relay publishes new workflows (issue #16)
 if [ -z "${HUBSPOT_ACCESS_TOKEN:-}" ]; then
   export HUBSPOT_ACCESS_TOKEN="sandbox-token"
   export HUBSPOT_API_BASE_URL="http://127.0.0.1:${SANDBOX_PORT}"

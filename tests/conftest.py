@@ -8,5 +8,6 @@ from tests.harness import (  # noqa: F401 - pytest fixtures
     celery_worker,
     e2e,
     e2e_sandbox,
+    outbox_relay,
     worker_env,
 )

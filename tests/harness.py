@@ -3,6 +3,7 @@ database, and the HubSpot sandbox over real HTTP. Nothing here runs tasks eagerl
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -39,35 +40,49 @@ def e2e_sandbox() -> Iterator[SandboxServer]:
 class Worker:
     """A `celery -A config worker` subprocess that can be killed and restarted."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    ready_marker = b" ready."
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        *,
+        hostname: str | None = None,
+        concurrency: int = 4,
+    ) -> None:
         self.env = env
         self.log_path = log_path
+        self.hostname = hostname or f"e2e-{os.getpid()}@%h"
+        self.concurrency = concurrency
         self.proc: subprocess.Popen | None = None
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            str(self.concurrency),
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--loglevel",
+            "INFO",
+            "--hostname",
+            self.hostname,
+        ]
 
     def start(self, timeout: float = 60) -> None:
         self.log_path.parent.mkdir(exist_ok=True)
         log = self.log_path.open("ab")
         offset = self.log_path.stat().st_size
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "--pool",
-                "prefork",
-                "--concurrency",
-                "4",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "--loglevel",
-                "INFO",
-                "--hostname",
-                f"e2e-{os.getpid()}@%h",
-            ],
+            self.command(),
             cwd=REPO,
             env=self.env,
             stdout=log,
@@ -80,7 +95,7 @@ class Worker:
                 raise RuntimeError(f"worker exited: {self.tail()}")
             with self.log_path.open("rb") as f:
                 f.seek(offset)
-                if b" ready." in f.read():
+                if self.ready_marker in f.read():
                     return
             time.sleep(0.2)
         raise RuntimeError(f"worker not ready: {self.tail()}")
@@ -102,6 +117,24 @@ class Worker:
 
     def tail(self) -> str:
         return self.log_path.read_text(errors="replace")[-3000:]
+
+
+class Relay(Worker):
+    """A `manage.py outbox_relay` subprocess (workflows/relay.py): the webhook publishes
+    nothing, so without one next to the worker no new workflow would ever run."""
+
+    ready_marker = b"Outbox relay started"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "manage.py", "outbox_relay"]
+
+    def published(self) -> int:
+        """Workflows this relay's log says it published, over its whole life."""
+        total = 0
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            if '"Outbox batch published"' in line:
+                total += json.loads(line[line.index("{") :])["published"]
+        return total
 
 
 class GunicornServer:
@@ -205,8 +238,19 @@ def celery_worker(worker_env, django_db_blocker) -> Iterator[Worker]:
         )
 
 
+@pytest.fixture(scope="session")
+def outbox_relay(worker_env, celery_worker) -> Iterator[Relay]:
+    """The outbox relay next to the worker (started after it, stopped before it)."""
+    log_path = REPO / "var" / "e2e-relay.log"
+    log_path.unlink(missing_ok=True)
+    relay = Relay({**worker_env, "OUTBOX_RELAY_POLL_SECONDS": "0.5"}, log_path)
+    relay.start()
+    yield relay
+    relay.stop()
+
+
 @pytest.fixture
-def e2e(settings, e2e_sandbox, celery_worker, worker_env):
+def e2e(settings, e2e_sandbox, celery_worker, outbox_relay, worker_env):
     """Point this process (webhook, sweeper) at the same sandbox, broker and secret."""
     e2e_sandbox.reset()
     settings.HUBSPOT_ACCESS_TOKEN = e2e_sandbox.token

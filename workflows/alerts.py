@@ -1,4 +1,6 @@
-"""Operator alerts: a workflow failed, or a lead waits for approval past the speed-to-lead target.
+"""Operator alerts: a workflow failed, a lead waits for approval past the speed-to-lead target,
+or the outbox relay falls behind (its oldest unpublished workflow is older than
+OUTBOX_LAG_ALERT_SECONDS: the relay is down, or cannot reach the broker).
 
 Run every minute by beat (``workflows.send_alerts``). Each (workflow, condition) is alerted at
 most once: an ``alert.sent`` audit row is written and committed under a row lock on the
@@ -33,6 +35,14 @@ log = logging.getLogger("leadline.alerts")
 ALERT_SENT = "alert.sent"
 FAILED = "failed"
 APPROVAL_OVERDUE = "approval_overdue"
+OUTBOX_LAG = "outbox_lag"
+#: One relay-lag alert per this long, however long the relay stays behind.
+OUTBOX_LAG_ALERT_EVERY = timedelta(minutes=15)
+TITLES = {
+    FAILED: "failed",
+    APPROVAL_OVERDUE: "is waiting for approval",
+    OUTBOX_LAG: "is waiting to be published: the outbox relay is behind",
+}
 BATCH = 100
 WEBHOOK_TIMEOUT_SECONDS = 5
 
@@ -51,7 +61,7 @@ class Alert:
     @property
     def text(self) -> str:
         """Plain text, for e-mail."""
-        title = "failed" if self.condition == FAILED else "is waiting for approval"
+        title = TITLES[self.condition]
         return (
             f"Leadline: workflow #{self.workflow_id} {title}\n"
             f"Status: {self.status}\nReason: {self.reason}\n{self.link}"
@@ -84,9 +94,9 @@ def send_alerts(*, now: datetime | None = None) -> dict[str, int]:
     MAY send email and POST to the configured webhook; at most once per workflow and condition.
     """
     if not alerting_configured():
-        return {FAILED: 0, APPROVAL_OVERDUE: 0}
+        return {FAILED: 0, APPROVAL_OVERDUE: 0, OUTBOX_LAG: 0}
     now = now or timezone.now()
-    sent = {FAILED: 0, APPROVAL_OVERDUE: 0}
+    sent = {FAILED: 0, APPROVAL_OVERDUE: 0, OUTBOX_LAG: 0}
     for alert in _candidates(now):
         if _claim(alert):
             _deliver(alert)
@@ -129,12 +139,43 @@ def _candidates(now: datetime) -> list[Alert]:
         minutes = int((now - received_at).total_seconds() // 60)
         reason = f"lead waiting {minutes} min for approval (target {target} min)"
         alerts.append(Alert(pk, APPROVAL_OVERDUE, status, reason))
+    lag = _outbox_lag_alert(now)
+    if lag is not None:
+        alerts.append(lag)
     done = set(
         AuditEvent.objects.filter(
             action=ALERT_SENT, workflow_id__in=[a.workflow_id for a in alerts]
         ).values_list("workflow_id", "details__condition")
     )
     return [a for a in alerts if (a.workflow_id, a.condition) not in done]
+
+
+def _outbox_lag_alert(now: datetime) -> Alert | None:
+    """The oldest unpublished workflow, when it is older than OUTBOX_LAG_ALERT_SECONDS and no
+    relay-lag alert went out in the last OUTBOX_LAG_ALERT_EVERY."""
+    from workflows.relay import unpublished  # relay imports services, which import this app
+
+    threshold = settings.OUTBOX_LAG_ALERT_SECONDS
+    oldest = (
+        unpublished()
+        .filter(created_at__lt=now - timedelta(seconds=threshold))
+        .order_by("created_at")
+        .values_list("pk", "created_at")
+        .first()
+    )
+    if oldest is None:
+        return None
+    recent = AuditEvent.objects.filter(
+        action=ALERT_SENT,
+        details__condition=OUTBOX_LAG,
+        created_at__gte=now - OUTBOX_LAG_ALERT_EVERY,
+    )
+    if recent.exists():
+        return None
+    pk, created_at = oldest
+    seconds = int((now - created_at).total_seconds())
+    reason = f"not published for {seconds} s (threshold {threshold} s): is the relay running?"
+    return Alert(pk, OUTBOX_LAG, Status.PENDING, reason)
 
 
 def _claim(alert: Alert) -> bool:

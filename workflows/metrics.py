@@ -13,3 +13,10 @@ WORKFLOW_FAILURES = Counter(
     "leadline_workflow_failures_total", "Workflows moved to failed", ["step", "reason"]
 )
 SWEPT = Counter("leadline_sweeper_requeued_total", "Workflows re-enqueued by the sweeper", ["kind"])
+OUTBOX_PUBLISHED = Counter(
+    "leadline_outbox_published_total", "Workflows the outbox relay published to Celery"
+)
+OUTBOX_PUBLISH_FAILURES = Counter(
+    "leadline_outbox_publish_failures_total",
+    "Outbox relay batches the broker did not take whole (retried with a backoff)",
+)

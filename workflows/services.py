@@ -11,6 +11,7 @@ from celery import current_app
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from workflows.models import LIVE_STATUSES, AuditEvent, Status, Trigger, Workflow
 
@@ -74,15 +75,32 @@ def _publish(task: str, arguments: list[list]) -> int:
     return published
 
 
+def workflows_publish(workflow_ids: Sequence[int]) -> int:
+    """Publish ``process_workflow`` for these workflows now: one message per id, or, for more
+    than FANOUT_ABOVE ids, one fan-out message per FANOUT_CHUNK ids (see FANOUT_TASK).
+
+    Returns how many of the ids went out: always a prefix of ``workflow_ids``, so a caller can
+    mark exactly those as published. Never raises for a broker outage (see _publish).
+    """
+    ids = list(workflow_ids)
+    if len(ids) <= FANOUT_ABOVE:
+        return _publish(PROCESS_TASK, [[workflow_id] for workflow_id in ids])
+    chunks = [ids[start : start + FANOUT_CHUNK] for start in range(0, len(ids), FANOUT_CHUNK)]
+    sent = _publish(FANOUT_TASK, [[chunk] for chunk in chunks])
+    return sum(len(chunk) for chunk in chunks[:sent])
+
+
 def enqueue_on_commit(workflow_ids: Sequence[int], *, task: str = PROCESS_TASK) -> None:
     """Publish ``task`` for these workflows once the current transaction commits; more than
-    FANOUT_ABOVE new workflows go out as fan-out messages (see FANOUT_TASK)."""
+    FANOUT_ABOVE new workflows go out as fan-out messages (see FANOUT_TASK).
+
+    New webhook workflows do not come this way: the outbox relay publishes them
+    (workflows/relay.py). Replays, sends and CRM notes do."""
     ids = list(workflow_ids)
     if not ids:
         return
-    if task == PROCESS_TASK and len(ids) > FANOUT_ABOVE:
-        chunks = [ids[start : start + FANOUT_CHUNK] for start in range(0, len(ids), FANOUT_CHUNK)]
-        transaction.on_commit(lambda: _publish(FANOUT_TASK, [[chunk] for chunk in chunks]))
+    if task == PROCESS_TASK:
+        transaction.on_commit(lambda: workflows_publish(ids))
     else:
         transaction.on_commit(lambda: workflows_enqueue(ids, task=task))
 
@@ -220,6 +238,9 @@ def _insert_replays(wanted: list[tuple[Workflow, bool]]) -> tuple[list[Workflow]
 
     One multi-row INSERT in a savepoint; only if a concurrent replay made it violate the index
     are the rows inserted one by one, so that each loser is told and the winners still go."""
+    # Stamped as enqueued: a replay is published on commit (bulk replays as fan-out messages),
+    # so the outbox relay leaves it alone; a lost publish is the sweeper's, as before.
+    now = timezone.now()
     rows = [
         Workflow(
             submission_id=original.submission_id,
@@ -227,6 +248,7 @@ def _insert_replays(wanted: list[tuple[Workflow, bool]]) -> tuple[list[Workflow]
             trigger=Trigger.REPLAY,
             replay_of_id=original.pk,
             shadow=is_shadow,
+            enqueued_at=now,
         )
         for original, is_shadow in wanted
     ]

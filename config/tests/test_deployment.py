@@ -159,3 +159,50 @@ def test_each_app_migrates_to_zero_and_back_on_an_empty_postgresql_database():
         connection.close()
         with connection._nodb_cursor() as cursor:
             cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# --- issue #16: the outbox relay and the scale-out override -----------------------------------
+
+
+def test_the_relay_runs_everywhere_the_stack_runs():
+    services = compose()["services"]
+    assert services["relay"]["command"] == ["python", "manage.py", "outbox_relay"]
+    assert services["relay"]["depends_on"]["migrate"]["condition"] == (
+        "service_completed_successfully"
+    )
+    assert "/app/var/prometheus/relay" in services["web"]["environment"]["METRICS_EXTRA_DIRS"]
+    procfile = dict(
+        line.split(": ", 1) for line in (REPO / "Procfile").read_text().splitlines() if line
+    )
+    assert "manage.py outbox_relay" in procfile["relay"]
+    run_sh = (REPO / "scripts" / "run.sh").read_text()
+    assert 'procs="$procs relay"' in run_sh
+
+
+def test_the_scale_override_pools_every_app_process_and_scales_workers_and_relays():
+    base = compose()["services"]
+    scale = yaml.safe_load((REPO / "docker-compose.scale.yml").read_text())["services"]
+    assert set(scale) - set(base) == {"pgbouncer"}
+    assert scale["pgbouncer"]["environment"]["POOL_MODE"] == "transaction"
+    for name in ("web", "worker", "beat", "relay"):
+        env = scale[name]["environment"]
+        assert env["DATABASE_URL"].startswith("postgres://leadline:leadline@pgbouncer:6432/"), name
+        assert env["DATABASE_POOLER"] == "pgbouncer", name
+        assert scale[name]["depends_on"]["pgbouncer"]["condition"] == "service_started"
+    assert scale["relay"]["environment"]["DATABASE_DIRECT_URL"].startswith(
+        "postgres://leadline:leadline@postgres:5432/"
+    )
+    assert "deploy" not in scale["beat"]  # exactly one beat
+    assert scale["worker"]["deploy"]["replicas"] == "${WORKERS:-3}"
+    assert scale["relay"]["deploy"]["replicas"] == 2
+    worker = scale["worker"]["command"][-1]
+    assert "celery -A config worker" in worker and " -B" not in worker and "--beat" not in worker
+    assert "worker-$$HOSTNAME" in worker  # one metrics directory per replica
+    # every environment value the override sets is a setting .env.example documents
+    documented = {
+        line.split("=", 1)[0]
+        for line in (REPO / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+    for name in ("web", "worker", "beat", "relay"):
+        assert set(scale[name]["environment"]) - {"METRICS_EXTRA_DIRS"} <= documented

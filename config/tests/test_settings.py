@@ -107,3 +107,29 @@ def test_the_suite_runs_on_postgresql_when_make_test_says_so():
         assert connection.vendor == "postgresql"
     else:
         pytest.skip("DATABASE_URL is not PostgreSQL (make test sets it)")
+
+
+def test_behind_pgbouncer_nothing_needs_a_session():
+    """DATABASE_POOLER=pgbouncer (transaction pooling): no prepared statements, no server-side
+    binding or cursors, no `options` startup parameter (PgBouncer refuses it)."""
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "d = s.DATABASES['default']; o = d['OPTIONS']; "
+        "print(o['prepare_threshold'], o['server_side_binding'], 'options' in o, "
+        "d['DISABLE_SERVER_SIDE_CURSORS'], s.DATABASE_POOLER)"
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": "postgres://u@127.0.0.1:6432/leadline",
+    }
+    pooled = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env={**env, "DATABASE_POOLER": "pgbouncer"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert pooled.stdout.split() == ["None", "False", "False", "True", "pgbouncer"], pooled.stderr
+    assert boot(DATABASE_POOLER="pgpool").returncode != 0

@@ -429,37 +429,41 @@ def _terminate_backend(pid: int) -> None:
         other.close()
 
 
-# --- enqueue after commit ---------------------------------------------------------------------
+# --- nothing is published on the request (issue #16: the outbox relay publishes) -------------
 
 
-def test_new_workflows_are_published_after_commit(
+def test_the_request_publishes_nothing_and_leaves_its_workflows_in_the_outbox(
     post_webhook, broker_queue, django_capture_on_commit_callbacks
 ):
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+    from workflows.relay import relay_batch, unpublished
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
         response = post_webhook(event_batch(3))
-    assert queued_tasks(broker_queue) == []  # nothing is published before the commit
 
-    for callback in callbacks:
-        callback()
-
-    workflow_ids = sorted(Workflow.objects.values_list("pk", flat=True))
     assert response.status_code == 202
-    assert queued_tasks(broker_queue) == [
+    assert callbacks == []  # no publish waits for the commit either
+    assert queued_tasks(broker_queue) == []
+    workflow_ids = sorted(Workflow.objects.values_list("pk", flat=True))
+    assert sorted(unpublished().values_list("pk", flat=True)) == workflow_ids
+
+    assert relay_batch().published == 3  # what the relay process does
+    assert sorted(queued_tasks(broker_queue)) == sorted(
         ("workflows.process_workflow", f"[{pk}]") for pk in workflow_ids
-    ]
+    )
 
 
-def test_a_big_batch_publishes_one_fan_out_message_that_a_worker_expands(
-    post_webhook, broker_queue, django_capture_on_commit_callbacks
+def test_a_big_batch_is_relayed_as_one_fan_out_message_that_a_worker_expands(
+    post_webhook, broker_queue
 ):
     from workflows import tasks
+    from workflows.relay import relay_batch
     from workflows.services import FANOUT_ABOVE
 
-    with django_capture_on_commit_callbacks(execute=True):
-        response = post_webhook(event_batch(FANOUT_ABOVE + 2))
+    response = post_webhook(event_batch(FANOUT_ABOVE + 2))
     assert response.status_code == 202
-    workflow_ids = sorted(Workflow.objects.values_list("pk", flat=True))
-    assert len(workflow_ids) == FANOUT_ABOVE + 2
+    assert queued_tasks(broker_queue) == []
+    assert relay_batch().published == FANOUT_ABOVE + 2
+    workflow_ids = list(Workflow.objects.order_by("created_at", "pk").values_list("pk", flat=True))
     assert queued_tasks(broker_queue) == [("workflows.enqueue_workflows", f"[{workflow_ids}]")]
     broker_queue.delete("celery")
 
@@ -469,28 +473,35 @@ def test_a_big_batch_publishes_one_fan_out_message_that_a_worker_expands(
     ]
 
 
-def test_duplicates_publish_nothing(post_webhook, broker_queue, django_capture_on_commit_callbacks):
+def test_duplicates_add_nothing_to_the_outbox(post_webhook, broker_queue):
+    from workflows.relay import relay_batch, unpublished
+
+    post_webhook(event_batch(2))
+    relay_batch()
+    broker_queue.delete("celery")
+
     post_webhook(event_batch(2))
 
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        post_webhook(event_batch(2))
-
-    assert callbacks == []
+    assert not unpublished().exists()
+    assert relay_batch().claimed == 0
     assert queued_tasks(broker_queue) == []
 
 
-def test_with_the_broker_down_it_still_answers_202_quickly_and_leaves_work_pending(
-    post_webhook, broker_down, django_capture_on_commit_callbacks, caplog
+def test_with_the_broker_down_it_still_answers_202_quickly_and_keeps_work_in_the_outbox(
+    post_webhook, broker_down
 ):
+    from workflows.relay import relay_batch, unpublished
+
     started = time.monotonic()
-    with django_capture_on_commit_callbacks(execute=True):
-        response = post_webhook(event_batch(3))
+    response = post_webhook(event_batch(3))
     elapsed = time.monotonic() - started
 
     assert response.status_code == 202
     assert elapsed < 2.5
     assert Workflow.objects.filter(status="pending").count() == 3
-    assert "workflows left pending for the sweeper" in caplog.text
+    result = relay_batch()  # the relay cannot publish either: nothing is stamped
+    assert (result.claimed, result.published, result.broker_failed) == (3, 0, True)
+    assert unpublished().count() == 3
 
 
 # --- robustness -------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import requests
 from knox.models import AuthToken
 
 from intake.signatures import signed_headers
-from tests.harness import REPO, GunicornServer, Worker, wait_for
+from tests.harness import REPO, GunicornServer, Relay, Worker, wait_for
 from workflows.models import Status, Workflow
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -49,6 +49,9 @@ def test_an_end_to_end_run_leaves_no_lead_email_or_name_in_the_logs(
     env = {**worker_env, "HUBSPOT_CLIENT_SECRET": SECRET, "LOG_LEVEL": "debug"}
     worker = Worker({**env, "LOG_FILE": str(logs / "celery.log")}, logs / "worker-stdout.log")
     worker.start()
+    # the outbox relay publishes what the webhook stored (issue #16); its lines are checked too
+    relay = Relay({**env, "LOG_FILE": str(logs / "relay.log")}, logs / "relay-stdout.log")
+    relay.start()
     try:
         with GunicornServer({**env, "LOG_FILE": str(logs / "app.log")}) as web:
             lead = {"email": email, "firstname": first, "lastname": last, "company": "Acme"}
@@ -74,12 +77,15 @@ def test_an_end_to_end_run_leaves_no_lead_email_or_name_in_the_logs(
             # the hand-off note reaches HubSpot through the worker
             wait_for(lambda: e2e_sandbox.requests("notes.create"), timeout=30)
     finally:
+        relay.stop()
         worker.stop()
 
     files = sorted(logs.glob("*.log"))
-    assert {f.name for f in files} >= {"app.log", "celery.log", "worker-stdout.log"}
+    assert {f.name for f in files} >= {"app.log", "celery.log", "worker-stdout.log", "relay.log"}
     # the session's e2e worker (tests/harness.py), if running, shares the queue: its lines too
-    files += [f for f in [REPO / "var" / "e2e-worker.log"] if f.exists()]
+    files += [
+        f for f in [REPO / "var" / "e2e-worker.log", REPO / "var" / "e2e-relay.log"] if f.exists()
+    ]
     text = "\n".join(f.read_text(errors="replace") for f in files)
     # the logs did record this run...
     assert f'"workflow_id": {workflow.pk}' in text and "Step finished" in text

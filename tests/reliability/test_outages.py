@@ -12,7 +12,6 @@ from intake.models import FormSubmission
 from tests.e2e.proxy import CuttableProxy
 from tests.harness import GunicornServer, wait_for
 from workflows.models import Status, Workflow
-from workflows.sweeper import sweep
 
 from ._support import post_lead, settled_count
 from .conftest import size
@@ -22,7 +21,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.reliability, pytest.mark.django_db(tr
 SECRET = "outage-client-secret"
 
 
-def test_a_redis_outage_during_ingestion_loses_nothing(e2e, worker_env, settings):
+def test_a_redis_outage_in_front_of_the_web_costs_ingestion_nothing(e2e, worker_env):
+    """The webhook never talks to the broker (issue #16): the relay publishes from the outbox.
+    With the web's Redis cut, every lead is still acknowledged and processed, no sweeper
+    needed. (The relay's own Redis outage: tests/reliability/test_relay.py.)"""
     broker = urlsplit(worker_env["CELERY_BROKER_URL"])
     proxy = CuttableProxy(broker.port or 6379).start()
     env = {
@@ -40,23 +42,11 @@ def test_a_redis_outage_during_ingestion_loses_nothing(e2e, worker_env, settings
             statuses.append(response.status_code)
             ids += response.json().get("submission_ids", [])
             time.sleep(0.25)
+        wait_for(lambda: settled_count(ids) == len(ids), timeout=120, every=0.5)
         proxy.restore()
-        returned = time.monotonic()
-    print(f"\nredis outage: {outage}s, {len(statuses)} webhooks during it")
+    print(f"\nweb's redis cut: {outage}s, {len(statuses)} webhooks, all processed during it")
     assert statuses and set(statuses) == {202}
     assert len(ids) == len(statuses)  # every acknowledged item is stored
-    assert Workflow.objects.filter(submission_id__in=ids, status=Status.PENDING).count() == len(ids)
-    settings.SWEEPER_PENDING_AFTER_SECONDS = 1
-    time.sleep(1.1)
-
-    def all_processed() -> bool:
-        sweep()
-        return settled_count(ids) == len(ids)
-
-    wait_for(all_processed, timeout=120, every=1)
-    elapsed = time.monotonic() - returned
-    print(f"all {len(ids)} processed {elapsed:.1f}s after Redis returned")
-    assert elapsed < 120
     assert not Workflow.objects.filter(submission_id__in=ids, status=Status.FAILED).exists()
 
 

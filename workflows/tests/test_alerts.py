@@ -93,8 +93,8 @@ def test_failed_workflow_alerts_once(alert_settings):
         exception_type="HubSpotError",
     )
 
-    assert send_alerts() == {"failed": 1, "approval_overdue": 0}
-    assert send_alerts() == {"failed": 0, "approval_overdue": 0}
+    assert send_alerts() == {"failed": 1, "approval_overdue": 0, "outbox_lag": 0}
+    assert send_alerts() == {"failed": 0, "approval_overdue": 0, "outbox_lag": 0}
 
     assert len(mail.outbox) == 1
     message = mail.outbox[0]
@@ -111,7 +111,7 @@ def test_overdue_approval_alerts_and_a_fresh_one_does_not(alert_settings):
     overdue = make_workflow(Status.AWAITING_APPROVAL, received_minutes_ago=40)
     make_workflow(Status.AWAITING_APPROVAL, received_minutes_ago=5)
 
-    assert send_alerts() == {"failed": 0, "approval_overdue": 1}
+    assert send_alerts() == {"failed": 0, "approval_overdue": 1, "outbox_lag": 0}
 
     assert len(mail.outbox) == 1
     assert f"#{overdue.pk} is waiting for approval" in mail.outbox[0].subject
@@ -123,7 +123,7 @@ def test_workflow_that_fails_after_an_overdue_alert_alerts_again_for_the_failure
     send_alerts()
     Workflow.objects.filter(pk=workflow.pk).update(status=Status.FAILED)
 
-    assert send_alerts() == {"failed": 1, "approval_overdue": 0}
+    assert send_alerts() == {"failed": 1, "approval_overdue": 0, "outbox_lag": 0}
     assert len(mail.outbox) == 2
 
 
@@ -131,7 +131,7 @@ def test_nothing_configured_sends_nothing_and_records_nothing(settings):
     settings.ALERT_EMAILS, settings.ALERT_WEBHOOK_URL = [], ""
     make_workflow(Status.FAILED)
 
-    assert send_alerts() == {"failed": 0, "approval_overdue": 0}
+    assert send_alerts() == {"failed": 0, "approval_overdue": 0, "outbox_lag": 0}
     assert mail.outbox == []
     assert not AuditEvent.objects.filter(action=ALERT_SENT).exists()
 
