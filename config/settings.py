@@ -482,3 +482,16 @@ if OUTREACH_DRAFTER == "llm" and not (LLM_BASE_URL or LLM_API_KEY):
         "OUTREACH_DRAFTER=llm needs LLM_BASE_URL (an OpenAI-compatible endpoint) or "
         "LLM_API_KEY (for the OpenAI API). `make run` starts a local model sandbox instead."
     )
+# --- issue #15: first run without surprises ---------------------------------------------------
+# kombu warns "No hostname was supplied. Reverting to default 'localhost'" on every connection
+# (and retry) when the filesystem broker's URL names no host: name it.
+if CELERY_BROKER_URL.rstrip("/") == "filesystem:":
+    CELERY_BROKER_URL = "filesystem://localhost/"
+# WhiteNoise serves STATIC_ROOT (filled by `collectstatic` in the image) and, with
+# WHITENOISE_USE_FINDERS, the source directories. Outside production nothing is collected, and a
+# missing STATIC_ROOT made every middleware start warn "No directory at: staticfiles/" (186
+# times in pytest): it exists, empty, instead.
+if not PRODUCTION:
+    STATIC_ROOT.mkdir(exist_ok=True)
+# `make run` and the admin's "View site" land on the dashboard; the login is the app's own page.
+LOGIN_URL = "/login/"
