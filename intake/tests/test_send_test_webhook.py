@@ -9,7 +9,6 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from config import runstate
-
 from intake.management.commands.send_test_webhook import _instance_secret, body_of, build_payload
 from intake.models import FormSubmission
 from intake.payloads import parse_body
@@ -107,7 +106,8 @@ def test_it_finds_the_running_instance_and_its_dev_secret(live_server, settings,
 
     assert out.getvalue().startswith("202 "), out.getvalue()
     workflow = Workflow.objects.get()
-    assert f"workflow #{workflow.pk}: http://127.0.0.1:{port}/dashboard/workflows/" in out.getvalue()
+    link = f"workflow #{workflow.pk}: http://127.0.0.1:{port}/dashboard/workflows/{workflow.pk}/"
+    assert link in out.getvalue()
     # Without HUBSPOT_CLIENT_SECRET the command signs with the instance's secret file, or the
     # checkout's dev secret (a real second shell: tests/test_make_run.py).
     instance = runstate.running_instances()

@@ -14,9 +14,10 @@ config/runstate.py), or to PORT when that is set, and signs with HUBSPOT_CLIENT_
 the development secret `make run` wrote to var/dev-client-secret. It prints the answer, then
 the workflow numbers the dashboard shows, each with its submission id labelled as such.
 
-When HUBSPOT_API_BASE_URL (or the running `make run`'s sandbox) is the local sandbox (`manage.py hubspot_sandbox`), the contacts the
-events and workflow bodies name are created there first, with their owner, so the CRM steps
-find them. Against real HubSpot, the ids are made up: use the forms shape.
+When HUBSPOT_API_BASE_URL (or the running `make run`'s) is the local sandbox (`manage.py
+hubspot_sandbox`), the contacts the events and workflow bodies name are created there first,
+with their owner, so the CRM steps find them. Against real HubSpot, the ids are made up: use
+the forms shape.
 """
 
 from __future__ import annotations
