@@ -1,5 +1,6 @@
 """`make run`'s runtime state, one directory per port, and its pre-flight check (issue #15).
 
+    (var/ is LEADLINE_VAR_DIR when set.)
     var/dev-client-secret        the development HUBSPOT_CLIENT_SECRET (created once, never
                                  rewritten, so every instance and send_test_webhook share it)
     var/run/<port>/lock          flock()ed by the running instance for as long as it runs
@@ -25,8 +26,11 @@ import socket
 import sys
 from pathlib import Path
 
+from config.env import env
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"
+#: settings.VAR_DIR, read the same way (this module must not load the settings).
+VAR_DIR = Path(env.str("LEADLINE_VAR_DIR", default="") or BASE_DIR / "var")
 RUN_DIR = VAR_DIR / "run"
 DEV_SECRET_FILE = VAR_DIR / "dev-client-secret"
 PORT_IN_USE_EXIT = 3
@@ -102,7 +106,7 @@ def dev_client_secret(*, create: bool = False) -> str:
     except FileNotFoundError:
         if not create:
             return ""
-    VAR_DIR.mkdir(exist_ok=True)
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
     candidate = VAR_DIR / f".dev-client-secret.{os.getpid()}"
     candidate.write_text(secrets.token_hex(16) + "\n")
     try:
@@ -146,7 +150,7 @@ def preflight(ports: list[int], lock_fd: int | None) -> str | None:
     if lock_fd is not None and not lock_instance(lock_fd):
         return (
             f"Another `make run` on port {ports[0]} is starting (it holds "
-            f"{run_dir(ports[0]).relative_to(BASE_DIR)}/lock)."
+            f"{run_dir(ports[0])}/lock)."
         )
     return None
 

@@ -27,7 +27,8 @@ from config.env import (
 from config.logging import LOG_LEVELS, logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"
+# Runtime state (SQLite, the filesystem broker, `make run`'s var/run/<port>/): issue #15.
+VAR_DIR = Path(env.str("LEADLINE_VAR_DIR", default="") or BASE_DIR / "var")
 LOG_DIR = BASE_DIR / "logs"
 
 TESTING = "pytest" in sys.modules or env_bool("LEADLINE_TESTING", False)
@@ -114,7 +115,7 @@ TEMPLATES = [
 # --- Database ------------------------------------------------------------------------------
 # Default: SQLite under var/ so `make run` needs no server. WAL + busy timeout let the web,
 # worker and beat processes write concurrently (`init_command` turns WAL on per connection).
-VAR_DIR.mkdir(exist_ok=True)
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 DATABASE_URL = env.str("DATABASE_URL", default="") or f"sqlite:///{VAR_DIR / 'leadline.sqlite3'}"
 DATABASES = {"default": environ.Env.db_url_config(DATABASE_URL)}
 _db = DATABASES["default"]

@@ -6,13 +6,14 @@
 #
 # Nothing is written before the pre-flight passes: a second `make run` on a busy port, or one
 # with a malformed variable, stops with one line and leaves the running instance alone. Runtime
-# state is per port under var/run/<port>/ (see config/runstate.py).
+# state is per port under var/run/<port>/ (var/ is LEADLINE_VAR_DIR when set; config/runstate.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PORT="${PORT:-8000}" LEADLINE_PORT="${PORT:-8000}"
 export SANDBOX_PORT="${SANDBOX_PORT:-$((PORT + 1))}"
 export LLM_SANDBOX_PORT="${LLM_SANDBOX_PORT:-$((PORT + 2))}"
 PY=.venv/bin/python
+VAR_DIR="${LEADLINE_VAR_DIR:-$PWD/var}"
 
 # --- Which processes, and the ports they need (environment only: nothing on disk yet) ---------
 procs="web worker beat"
@@ -40,7 +41,7 @@ fi
 # --- Pre-flight: ports free (else one line naming who holds them), this port's instance lock
 # (held on fd 9 by every process of this run), settings valid (else one line naming the
 # variable). Exit 2: configuration error; 3: port or lock taken.
-export LEADLINE_RUN_DIR="$PWD/var/run/$PORT"
+export LEADLINE_RUN_DIR="$VAR_DIR/run/$PORT"
 mkdir -p "$LEADLINE_RUN_DIR"
 exec 9>>"$LEADLINE_RUN_DIR/lock"
 port_args=()
@@ -59,8 +60,8 @@ if [ -z "${HUBSPOT_CLIENT_SECRET:-}" ]; then
   # One development secret per checkout, so `manage.py send_test_webhook` can sign requests.
   HUBSPOT_CLIENT_SECRET="$($PY -m config.runstate dev-secret)"
   export HUBSPOT_CLIENT_SECRET
-  secret_file="var/dev-client-secret"
-  echo "No HUBSPOT_CLIENT_SECRET: using the development secret in $secret_file"
+  secret_file="$VAR_DIR/dev-client-secret"
+  echo "No HUBSPOT_CLIENT_SECRET: using the development secret in ${secret_file#"$PWD"/}"
 fi
 
 # Tables first: check_send_mode records the mode in audit_events.

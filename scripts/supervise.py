@@ -5,15 +5,19 @@
 Differs from `honcho start` where `make run` needs it to (issue #15):
 - Ctrl-C or SIGTERM is a normal stop: exit 0 once every process has ended (honcho exits
   130/143). A process that fails on its own still ends the run with its exit status.
-- Processes get up to 9 s to stop before SIGKILL (honcho: 5 s; a prefork Celery worker on the
-  filesystem broker takes about 6 s), so everything stops within 10 s.
+- SIGTERM goes to each process itself, not its whole process group (honcho's killpg also hit
+  the Celery pool's children, which the worker then replaced while shutting down, and gunicorn's
+  workers): each process stops its own children. After 9 s (honcho: 5 s) what is left of a
+  group gets SIGKILL, so everything stops within 10 s.
 - Each process inherits the environment as it is: honcho's `start` would give each one its own
   PORT (8100, 8200, ...), and the worker would then link CRM tasks to the wrong port.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -36,8 +40,9 @@ def main(names: list[str]) -> int:
         return 2
     honcho_manager.KILL_WAIT = STOP_WAIT_SECONDS
     manager = honcho_manager.Manager(Printer(sys.stdout, colour=sys.stdout.isatty()))
+    manager._procmgr.terminate = _terminate_leader
     for name in names:
-        manager.add_process(f"{name}.1", procfile.processes[name], env=dict(os.environ))
+        manager.add_process(f"{name}.1", _exec(procfile.processes[name]), env=dict(os.environ))
     manager.loop()
     # honcho's return code is the signal's (130/143) when the stop was asked for, else the
     # first process to end's own status.
@@ -45,6 +50,19 @@ def main(names: list[str]) -> int:
     if rc in SIGNAL_STOPS:
         return 0
     return 128 - rc if rc < 0 else rc  # killed by a signal: the shell's 128 + signal
+
+
+def _exec(command: str) -> str:
+    """A simple command (``VAR=value ... program args``) run by `exec env`, so the process
+    honcho signals is the program, not a shell waiting for it."""
+    if any(c in command for c in ";&|()`") or command.startswith("exec "):
+        return command
+    return f"exec env {command}"
+
+
+def _terminate_leader(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
 
 
 if __name__ == "__main__":
