@@ -494,5 +494,8 @@ if CELERY_BROKER_URL.rstrip("/") == "filesystem:":
 # times in pytest): it exists, empty, instead.
 if not PRODUCTION:
     STATIC_ROOT.mkdir(exist_ok=True)
-# `make run` and the admin's "View site" land on the dashboard; the login is the app's own page.
+# The app's own login and logout (config/urls.py, templates/registration/); the admin uses them.
 LOGIN_URL = "/login/"
+LOGOUT_REDIRECT_URL = "/login/"
+# Files served at the site root by WhiteNoise: /favicon.ico.
+WHITENOISE_ROOT = BASE_DIR / "static" / "root"
