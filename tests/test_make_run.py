@@ -135,6 +135,12 @@ def test_make_run_first_run_second_instance_config_error_and_ctrl_c(shell_env):
             lambda: Workflow.objects.get(pk=workflow.pk).status == Status.AWAITING_APPROVAL,
             timeout=45,
         )
+        # The CRM task links to this instance's dashboard (one number: the workflow's). Under
+        # `honcho start` each process got its own PORT, and the worker linked to port + 100.
+        state = requests.get(f"http://127.0.0.1:{port + 1}/__sandbox__/state", timeout=5).json()
+        [task] = state["tasks"]
+        link = f"http://127.0.0.1:{port}/dashboard/workflows/{workflow.pk}/"
+        assert link in task["properties"]["hs_task_body"]
         accepted = _metric(port, 'leadline_webhooks_total{outcome="accepted"}')
         assert accepted == 1
 
