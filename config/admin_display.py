@@ -35,3 +35,17 @@ class SafeDateHierarchy:
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return SafeChangeList
+
+
+class ReadOnlyAdmin:
+    """For records the admin shows but must not change (issue #15): no Add, no Save, no
+    Delete. Changes go through the services (state machine, erasure), never a plain form."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -1,6 +1,7 @@
 """The Celery app. Configuration lives in config/settings.py under the CELERY_ namespace."""
 
 import os
+import sys
 
 from celery import Celery
 from celery.app import trace
@@ -9,6 +10,12 @@ from celery.signals import worker_init
 from config.logging import connect_celery_signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+if os.path.basename(sys.argv[0]) == "celery":
+    # `celery worker`/`celery beat`: a malformed variable stops the process with one line
+    # naming it, not a traceback (issue #15). Other importers get the settings' own error.
+    from config.startup import require_valid_settings
+
+    require_valid_settings()
 
 app = Celery("leadline")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -9,6 +9,11 @@ from prometheus_client import multiprocess
 
 from config.env import env_choice
 from config.logging import LOG_LEVELS, logging_config
+from config.startup import require_valid_settings
+
+# The master reads the settings before it forks: a malformed variable stops gunicorn with one
+# line naming it, instead of every worker failing to boot with a traceback (issue #15).
+require_valid_settings()
 
 timeout = 30
 # Access lines go through the JSON formatter too; the request id ties them to app lines.

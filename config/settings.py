@@ -27,7 +27,8 @@ from config.env import (
 from config.logging import LOG_LEVELS, logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"
+# Runtime state (SQLite, the filesystem broker, `make run`'s var/run/<port>/): issue #15.
+VAR_DIR = Path(env.str("LEADLINE_VAR_DIR", default="") or BASE_DIR / "var")
 LOG_DIR = BASE_DIR / "logs"
 
 TESTING = "pytest" in sys.modules or env_bool("LEADLINE_TESTING", False)
@@ -114,7 +115,7 @@ TEMPLATES = [
 # --- Database ------------------------------------------------------------------------------
 # Default: SQLite under var/ so `make run` needs no server. WAL + busy timeout let the web,
 # worker and beat processes write concurrently (`init_command` turns WAL on per connection).
-VAR_DIR.mkdir(exist_ok=True)
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 DATABASE_URL = env.str("DATABASE_URL", default="") or f"sqlite:///{VAR_DIR / 'leadline.sqlite3'}"
 DATABASES = {"default": environ.Env.db_url_config(DATABASE_URL)}
 _db = DATABASES["default"]
@@ -502,3 +503,19 @@ if DATABASE_POOLER and _db["ENGINE"] == "django.db.backends.postgresql":
     _db["OPTIONS"].update({"prepare_threshold": None, "server_side_binding": False})
     _db["OPTIONS"].pop("options", None)
     _db["DISABLE_SERVER_SIDE_CURSORS"] = True
+# --- issue #15: first run without surprises ---------------------------------------------------
+# kombu warns "No hostname was supplied. Reverting to default 'localhost'" on every connection
+# (and retry) when the filesystem broker's URL names no host: name it.
+if CELERY_BROKER_URL.rstrip("/") == "filesystem:":
+    CELERY_BROKER_URL = "filesystem://localhost/"
+# WhiteNoise serves STATIC_ROOT (filled by `collectstatic` in the image) and, with
+# WHITENOISE_USE_FINDERS, the source directories. Outside production nothing is collected, and a
+# missing STATIC_ROOT made every middleware start warn "No directory at: staticfiles/" (186
+# times in pytest): it exists, empty, instead.
+if not PRODUCTION:
+    STATIC_ROOT.mkdir(exist_ok=True)
+# The app's own login and logout (config/urls.py, templates/registration/); the admin uses them.
+LOGIN_URL = "/login/"
+LOGOUT_REDIRECT_URL = "/login/"
+# Files served at the site root by WhiteNoise: /favicon.ico.
+WHITENOISE_ROOT = BASE_DIR / "static" / "root"

@@ -52,8 +52,9 @@ from outreach.services import (
     workflow_reject,
     workflows_decide,
 )
+from workflows.messages import refused_text, replay_text
 from workflows.models import Status, Workflow
-from workflows.services import ReplayResult, workflows_replay
+from workflows.services import workflows_replay
 
 #: "Replay all failed matching this filter" acts on at most this many rows per click.
 REPLAY_FAILED_MAX = 5000
@@ -217,13 +218,7 @@ def replay_failed(request: HttpRequest) -> HttpResponse:
     return redirect(f"{reverse('dashboard:workflow_list')}?{_filter_query(filters)}")
 
 
-def _refused_text(result: ReplayResult) -> str:
-    """'; 2 not replayed (#812 already replayed as #901; …)': each refusal, briefly."""
-    if not result.refused:
-        return ""
-    shown = "; ".join(f"#{r.workflow_id} {r.reason}" for r in result.refused[:5])
-    more = f"; and {len(result.refused) - 5} more" if len(result.refused) > 5 else ""
-    return f"; {len(result.refused)} not replayed ({shown}{more})"
+_refused_text = refused_text  # shared with the admin's actions (workflows/messages.py)
 
 
 @staff_required
@@ -241,9 +236,7 @@ def replay_selected(request: HttpRequest) -> HttpResponse:
     )
     if error:
         return error
-    text = f"Replaying {len(result.created)} workflow(s)"
-    text += f", {len(result.shadow)} in shadow mode" if result.shadow else ""
-    text += _refused_text(result) + "."
+    text = replay_text(result)  # the admin's "Replay selected" says the same
     if request.htmx:
         return message_response(request, text, status=200)
     messages.success(request, text)

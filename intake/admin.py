@@ -1,11 +1,11 @@
 from django.contrib import admin
 
-from config.admin_display import SafeDateHierarchy, pretty_json
+from config.admin_display import ReadOnlyAdmin, SafeDateHierarchy, pretty_json
 from intake.models import FormSubmission, Lead, LeadKey, NonLeadDelivery
 
 
 @admin.register(FormSubmission)
-class FormSubmissionAdmin(SafeDateHierarchy, admin.ModelAdmin):
+class FormSubmissionAdmin(SafeDateHierarchy, ReadOnlyAdmin, admin.ModelAdmin):
     list_display = (
         "id",
         "email",
@@ -52,7 +52,7 @@ class FormSubmissionAdmin(SafeDateHierarchy, admin.ModelAdmin):
 
 
 @admin.register(NonLeadDelivery)
-class NonLeadDeliveryAdmin(SafeDateHierarchy, admin.ModelAdmin):
+class NonLeadDeliveryAdmin(SafeDateHierarchy, ReadOnlyAdmin, admin.ModelAdmin):
     """Events that did not become leads: what they were and why (ignored, refused, applied)."""
 
     list_display = ("id", "outcome", "event_type", "object_id", "reason", "received_at")
@@ -99,7 +99,7 @@ class LeadSubmissionInline(admin.TabularInline):
 
 
 @admin.register(Lead)
-class LeadAdmin(admin.ModelAdmin):
+class LeadAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     """One lead and every delivery that brought it (intake/identity.py)."""
 
     list_display = ("id", "created_at", "duplicate_of")

@@ -68,7 +68,8 @@ class FormSubmission(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.email or self.object_id or self.shape}"
+        # "#N" is a workflow's number everywhere an operator looks: other ids say what they are.
+        return f"Submission {self.pk} ({self.email or self.object_id or self.shape})"
 
     @property
     def full_name(self) -> str:
@@ -99,7 +100,7 @@ class Lead(models.Model):
         ordering = ["-id"]
 
     def __str__(self) -> str:
-        return f"Lead #{self.pk}"
+        return f"Lead {self.pk}"
 
 
 class LeadKey(models.Model):
@@ -153,4 +154,4 @@ class NonLeadDelivery(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.outcome} {self.event_type}"
+        return f"Delivery {self.pk} ({self.outcome} {self.event_type})"

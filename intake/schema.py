@@ -205,6 +205,7 @@ _OPERATION = {
                         "submission_ids": [42],
                         "joined": 0,
                         "workflows_started": 1,
+                        "workflow_ids": [17],
                         "ignored": 1,
                         "applied": [],
                         "refused": [],
@@ -238,6 +239,12 @@ _COMPONENTS = {
                 "description": "Stored items of a lead that already has a workflow.",
             },
             "workflows_started": {"type": "integer", "description": "New leads."},
+            "workflow_ids": {
+                "type": "array",
+                "items": {"type": "integer"},
+                "description": "The new leads' workflow ids: the number the dashboard, admin "
+                "and API show for each (submission ids are the stored deliveries).",
+            },
             "ignored": {
                 "type": "integer",
                 "description": "Events that are not leads (other objects, association "
@@ -273,6 +280,7 @@ _COMPONENTS = {
             "submission_ids",
             "joined",
             "workflows_started",
+            "workflow_ids",
             "ignored",
             "applied",
             "refused",

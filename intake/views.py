@@ -79,6 +79,8 @@ def hubspot_forms(request: HttpRequest) -> JsonResponse:
         "submission_ids": result.accepted_ids,
         "joined": len(result.joined),
         "workflows_started": len(result.workflow_ids),
+        # The numbers the dashboard, admin and API show for these leads (issue #15).
+        "workflow_ids": result.workflow_ids,
         "ignored": result.non_leads.get(NonLeadOutcome.IGNORED, 0),
         "applied": result.applied,
         "refused": [{"index": e.index, "reason": e.reason} for e in delivery.refused],

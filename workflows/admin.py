@@ -4,11 +4,12 @@ from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 
-from config.admin_display import SafeDateHierarchy, pretty_json
+from config.admin_display import ReadOnlyAdmin, SafeDateHierarchy, pretty_json
 from dashboard.forms import versions_from
 from outreach.services import workflows_decide
 from workflows.hubspot.names import NameKind, display_name
-from workflows.models import AuditEvent, Workflow, WorkflowError
+from workflows.messages import decision_text, replay_text
+from workflows.models import AuditEvent, Status, Workflow, WorkflowError
 from workflows.services import workflows_replay
 
 
@@ -31,7 +32,7 @@ class WorkflowErrorInline(admin.TabularInline):
 
 
 @admin.register(Workflow)
-class WorkflowAdmin(SafeDateHierarchy, admin.ModelAdmin):
+class WorkflowAdmin(SafeDateHierarchy, ReadOnlyAdmin, admin.ModelAdmin):
     list_display = (
         "id",
         "submission",
@@ -48,10 +49,10 @@ class WorkflowAdmin(SafeDateHierarchy, admin.ModelAdmin):
     list_select_related = ("submission",)
     show_full_result_count = False
     raw_id_fields = ("submission", "replay_of")
-    exclude = ("contact", "step_log")
+    exclude = ("contact", "step_log", "last_error")
     readonly_fields = [
-        f.name for f in Workflow._meta.fields if f.name not in ("contact", "step_log")
-    ] + ["contact_facts", "steps"]
+        f.name for f in Workflow._meta.fields if f.name not in ("contact", "step_log", "last_error")
+    ] + ["current_error", "contact_facts", "steps"]
     inlines = [WorkflowErrorInline]
     actions = ["approve_selected", "reject_selected", "replay_selected"]
 
@@ -86,7 +87,7 @@ class WorkflowAdmin(SafeDateHierarchy, admin.ModelAdmin):
             return
         for outcome in outcomes:
             level = messages.SUCCESS if outcome.ok else messages.WARNING
-            self.message_user(request, f"#{outcome.id}: {outcome.message}", level)
+            self.message_user(request, decision_text(outcome), level)
 
     def _confirmation(self, request, queryset, *, title: str, template: str, form=None):
         context = {
@@ -137,16 +138,8 @@ class WorkflowAdmin(SafeDateHierarchy, admin.ModelAdmin):
         except PermissionDenied as exc:
             self.message_user(request, f"Not allowed: {exc}", messages.ERROR)
             return
-        created = ", ".join(f"#{pk}" for pk in result.created)
-        text = f"Started {len(result.created)} replay(s): {created}."
-        if result.shadow:
-            text += f" {len(result.shadow)} in shadow mode (an email may already have gone out)."
-        if result.created or not result.refused:
-            self.message_user(request, text, messages.SUCCESS)
-        for refusal in result.refused:
-            self.message_user(
-                request, f"#{refusal.workflow_id} not replayed: {refusal.reason}", messages.WARNING
-            )
+        level = messages.SUCCESS if result.created else messages.WARNING
+        self.message_user(request, replay_text(result), level)  # the dashboard's wording
 
     @admin.display(description="contact")
     def contact_facts(self, obj: Workflow) -> str:
@@ -156,12 +149,29 @@ class WorkflowAdmin(SafeDateHierarchy, admin.ModelAdmin):
     def steps(self, obj: Workflow) -> str:
         return pretty_json(obj.step_log)
 
-    def has_add_permission(self, request) -> bool:
-        return False
+    @admin.display(description="last error")
+    def current_error(self, obj: Workflow) -> str:
+        """The last error while it is still the workflow's story: while it waits to retry or
+        has failed, or when it is the reason for the state it ended in (a duplicate). A workflow
+        that succeeded after a retry shows none; its errors stay listed below."""
+        if not obj.last_error:
+            return "—"
+        if obj.status in (Status.PENDING, Status.RUNNING, Status.FAILED):
+            return obj.last_error
+        ended_because = (
+            AuditEvent.objects.filter(workflow=obj, to_status=obj.status)
+            .order_by("-created_at", "-pk")
+            .values_list("reason", flat=True)
+            .first()
+        )
+        return obj.last_error if ended_because == obj.last_error else "—"
+
+    # Workflows change only through the state machine (the actions above): ReadOnlyAdmin
+    # shows them with no Save and no Delete (the database refuses deletes anyway).
 
 
 @admin.register(WorkflowError)
-class WorkflowErrorAdmin(SafeDateHierarchy, admin.ModelAdmin):
+class WorkflowErrorAdmin(SafeDateHierarchy, ReadOnlyAdmin, admin.ModelAdmin):
     list_display = (
         "id",
         "workflow",
@@ -185,7 +195,7 @@ class WorkflowErrorAdmin(SafeDateHierarchy, admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(SafeDateHierarchy, admin.ModelAdmin):
+class AuditEventAdmin(SafeDateHierarchy, ReadOnlyAdmin, admin.ModelAdmin):
     list_display = (
         "created_at",
         "actor",

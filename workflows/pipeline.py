@@ -197,7 +197,7 @@ def _claim_lead_contact(workflow: Workflow, contact_id: str) -> str:
         return ""
     original = workflows_of_leads({claim.holder_id}).get(claim.holder_id)
     reason = (
-        f"duplicate of lead #{claim.holder_id} (workflow #{original}): "
+        f"duplicate of workflow #{original} (lead {claim.holder_id}): "
         f"contact {contact_id} already has a workflow"
     )
     transition(
@@ -487,10 +487,10 @@ def _on_transient(
     )
     metrics.STEP_RETRIES.labels(step).inc()
     log.warning(
-        "Retrying workflow %s step %s (attempt %s) in %.1fs: %s",
+        "Retrying workflow %s step %s after attempt %s in %.1fs: %s",
         workflow.pk,
         step,
-        attempt + 1,
+        attempt,
         countdown,
         type(exc).__name__,
         extra={

@@ -66,6 +66,7 @@ def test_debug_outside_development_refuses_to_start_naming_the_variables(api_env
 NOT_URL_SHAPED = {
     "LOG_FILE": "a path the process creates at boot",
     "PROMETHEUS_MULTIPROC_DIR": "a directory the process creates at boot",
+    "LEADLINE_VAR_DIR": "a directory the process creates at boot",
     "METRICS_EXTRA_DIRS": "directories",
     "METRICS_ALLOWED_CIDRS": "must parse as CIDRs or the process refuses to start",
     "TRUSTED_PROXY_CIDRS": "must parse as CIDRs or the process refuses to start",

@@ -30,7 +30,7 @@ def test_the_walk_covers_every_view():
 def test_anonymous_visitors_are_sent_to_login(client, url):
     response = client.get(url)
     assert response.status_code == 302
-    assert response["Location"].startswith("/admin/login/?next=")
+    assert response["Location"].startswith("/login/?next=")
 
 
 @pytest.mark.parametrize("url", _dashboard_urls())

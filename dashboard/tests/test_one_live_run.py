@@ -77,7 +77,8 @@ def test_admin_replay_twice_yields_one_run(operator_client, workflow_factory):
     response = operator_client.post(changelist, data, follow=True)
     (replay,) = _replays_of(failed)
     text = " ".join(str(m) for m in response.context["messages"])
-    assert f"#{failed.pk} not replayed: already replayed as #{replay.pk}" in text
+    # The dashboard's wording (workflows/messages.py), from one place.
+    assert f"1 not replayed (#{failed.pk} already replayed as #{replay.pk})" in text
 
 
 def test_api_replay_twice_answers_409_the_second_time(operator, workflow_factory):

@@ -8,7 +8,8 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from intake.management.commands.send_test_webhook import body_of, build_payload
+from config import runstate
+from intake.management.commands.send_test_webhook import _instance_secret, body_of, build_payload
 from intake.models import FormSubmission
 from intake.payloads import parse_body
 from intake.tests.conftest import WEBHOOK_PATH
@@ -25,12 +26,19 @@ def send(url: str, **options) -> str:
 def test_it_posts_a_signed_forms_submission_that_is_stored(live_server, webhook_settings):
     output = send(live_server.url + WEBHOOK_PATH, email="ada@example.com")
 
-    status, answer = output.strip().split(" ", 1)
+    answer_line, *workflow_lines = output.strip().splitlines()
+    status, answer = answer_line.split(" ", 1)
     assert status == "202"
     assert json.loads(answer)["accepted"] == 1
     submission = FormSubmission.objects.get(email="ada@example.com")
     assert submission.shape == "forms" and submission.signature_version == "v3"
-    assert submission.workflows.get().status == "pending"
+    workflow = submission.workflows.get()
+    assert workflow.status == "pending"
+    # One number per lead: the workflow's, with the submission id labelled as such.
+    assert workflow_lines == [
+        f"  workflow #{workflow.pk}: {live_server.url}/dashboard/workflows/{workflow.pk}/",
+        f"  (submission id {submission.pk})",
+    ]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -63,11 +71,68 @@ def test_a_refused_delivery_prints_the_answer_and_fails(live_server, webhook_set
     assert FormSubmission.objects.count() == 0
 
 
-def test_it_refuses_to_run_without_a_secret(settings):
+@pytest.fixture
+def run_state(tmp_path, monkeypatch):
+    """An empty var/ for config.runstate: no dev secret, no running `make run`."""
+    monkeypatch.setattr(runstate, "VAR_DIR", tmp_path)
+    monkeypatch.setattr(runstate, "RUN_DIR", tmp_path / "run")
+    monkeypatch.setattr(runstate, "DEV_SECRET_FILE", tmp_path / "dev-client-secret")
+    monkeypatch.delenv("PORT", raising=False)
+    return tmp_path
+
+
+def test_it_refuses_to_run_without_a_secret(settings, run_state):
     settings.HUBSPOT_CLIENT_SECRET = ""
 
     with pytest.raises(CommandError, match="HUBSPOT_CLIENT_SECRET"):
         send("http://127.0.0.1:9/")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_finds_the_running_instance_and_its_dev_secret(live_server, settings, run_state):
+    """The README's second command, as typed: no --url, no HUBSPOT_CLIENT_SECRET, no PORT."""
+    settings.HUBSPOT_CLIENT_SECRET = runstate.dev_client_secret(create=True)
+    settings.PUBLIC_BASE_URL = ""
+    port = int(live_server.url.rsplit(":", 1)[1])
+    (run_state / "run" / str(port)).mkdir(parents=True)
+    runstate.write_instance(port, sandbox_url="", secret_file=str(runstate.DEV_SECRET_FILE))
+    lock = open(run_state / "run" / str(port) / "lock", "w")  # noqa: SIM115
+    runstate.lock_instance(lock.fileno())  # what run.sh's pre-flight holds while it runs
+    try:
+        out = io.StringIO()
+        call_command("send_test_webhook", stdout=out)  # no --url: the running instance's port
+    finally:
+        lock.close()
+
+    assert out.getvalue().startswith("202 "), out.getvalue()
+    workflow = Workflow.objects.get()
+    link = f"workflow #{workflow.pk}: http://127.0.0.1:{port}/dashboard/workflows/{workflow.pk}/"
+    assert link in out.getvalue()
+    # Without HUBSPOT_CLIENT_SECRET the command signs with the instance's secret file, or the
+    # checkout's dev secret (a real second shell: tests/test_make_run.py).
+    instance = runstate.running_instances()
+    assert instance == []  # the lock is released: the instance has stopped
+    assert _instance_secret({"secret_file": str(runstate.DEV_SECRET_FILE)}) == (
+        settings.HUBSPOT_CLIENT_SECRET
+    )
+    assert _instance_secret({}) == settings.HUBSPOT_CLIENT_SECRET
+
+
+def test_it_asks_which_instance_when_several_run(settings, run_state):
+    held = []
+    for port in (8100, 8200):
+        (run_state / "run" / str(port)).mkdir(parents=True)
+        runstate.write_instance(port, sandbox_url="", secret_file="")
+        held.append(open(run_state / "run" / str(port) / "lock", "w"))  # noqa: SIM115
+        runstate.lock_instance(held[-1].fileno())
+    (run_state / "run" / "8300").mkdir()
+    runstate.write_instance(8300, sandbox_url="", secret_file="")  # stopped: its lock is free
+    try:
+        with pytest.raises(CommandError, match="running on ports 8100, 8200: set PORT"):
+            call_command("send_test_webhook", stdout=io.StringIO())
+    finally:
+        for handle in held:
+            handle.close()
 
 
 @pytest.mark.parametrize("shape", ["forms", "workflow", "events"])

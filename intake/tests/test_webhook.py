@@ -140,6 +140,7 @@ def test_a_redelivered_batch_is_acknowledged_as_duplicates(post_webhook):
         "submission_ids": [],
         "joined": 0,
         "workflows_started": 0,
+        "workflow_ids": [],
         "ignored": 0,
         "applied": [],
         "refused": [],

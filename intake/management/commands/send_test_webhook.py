@@ -9,14 +9,21 @@ lead from varied samples (names, companies, an owner or none):
                                                           # change and a malformed event
     python manage.py send_test_webhook --url https://leads.example.com/api/webhooks/hubspot/forms
 
-When HUBSPOT_API_BASE_URL is the local sandbox (`manage.py hubspot_sandbox`), the contacts the
-events and workflow bodies name are created there first, with their owner, so the CRM steps
-find them. Against real HubSpot, the ids are made up: use the forms shape.
+With no --url it posts to the running `make run` (var/run/<port>/instance.json, see
+config/runstate.py), or to PORT when that is set, and signs with HUBSPOT_CLIENT_SECRET or else
+the development secret `make run` wrote to var/dev-client-secret. It prints the answer, then
+the workflow numbers the dashboard shows, each with its submission id labelled as such.
+
+When HUBSPOT_API_BASE_URL (or the running `make run`'s) is the local sandbox (`manage.py
+hubspot_sandbox`), the contacts the events and workflow bodies name are created there first,
+with their owner, so the CRM steps find them. Against real HubSpot, the ids are made up: use
+the forms shape.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 import uuid
@@ -26,6 +33,7 @@ import requests
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from config import runstate
 from intake.signatures import signed_headers
 
 DEFAULT_PORTAL_ID = 62515
@@ -50,8 +58,10 @@ class Command(BaseCommand):
     help = "POST a signed test webhook (forms, workflow or events shape) and print the answer."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        port = settings.PORT
-        parser.add_argument("--url", default=f"http://127.0.0.1:{port}/api/webhooks/hubspot/forms")
+        parser.add_argument(
+            "--url",
+            help="webhook URL (default: the running `make run`, else http://127.0.0.1:$PORT)",
+        )
         parser.add_argument("--shape", choices=SHAPES, default="forms")
         parser.add_argument("--email", help="lead email (default: a new test address per run)")
         parser.add_argument("--signature", choices=("v3", "v2", "v1"), default="v3")
@@ -63,20 +73,31 @@ class Command(BaseCommand):
         parser.add_argument("--portal-id", type=int, default=DEFAULT_PORTAL_ID)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        secret = settings.HUBSPOT_CLIENT_SECRET
-        if not secret:
-            raise CommandError("HUBSPOT_CLIENT_SECRET is not set; the webhook would answer 503.")
         if options["count"] < 1 or not 1 <= options["batch_size"] <= 100:
             raise CommandError("--count must be at least 1; --batch-size between 1 and 100.")
-        sandbox = _sandbox_url()
+        instance = _running_instance() if not options["url"] else {}
+        port = instance.get("port") or settings.PORT
+        url = options["url"] or f"http://127.0.0.1:{port}/api/webhooks/hubspot/forms"
+        secret = settings.HUBSPOT_CLIENT_SECRET or _instance_secret(instance)
+        if not secret:
+            raise CommandError(
+                "HUBSPOT_CLIENT_SECRET is not set and there is no var/dev-client-secret "
+                "(`make run` writes it); the webhook would answer 503."
+            )
+        sandbox = _sandbox_url(settings.HUBSPOT_API_BASE_URL) or _sandbox_url(
+            instance.get("sandbox_url", "")
+        )
+        dashboard = url.split("/api/", 1)[0] + "/dashboard/workflows/"
         failures = 0
         for _ in range(options["count"]):
             payload = build_payload(**options)
             if sandbox:
                 _seed_sandbox(sandbox, payload)
             body = json.dumps(body_of(payload), ensure_ascii=False).encode()
-            response = self._post(options["url"], body, secret, options["signature"])
+            response = self._post(url, body, secret, options["signature"])
             self.stdout.write(f"{response.status_code} {_describe(response)}")
+            for line in _workflow_lines(response, dashboard):
+                self.stdout.write(line)
             failures += not response.ok
         if failures:
             raise CommandError(f"{failures} of {options['count']} requests were not accepted.")
@@ -221,9 +242,45 @@ def _not_leads(portal_id: int, now_ms: int) -> list[Any]:
     ]
 
 
-def _sandbox_url() -> str:
-    """HUBSPOT_API_BASE_URL when it is the local sandbox (it has a control API), else ""."""
-    base = settings.HUBSPOT_API_BASE_URL
+def _running_instance() -> dict[str, Any]:
+    """The `make run` to post to: the one on $PORT, else the only one running, else none."""
+    instances = runstate.running_instances()
+    wanted = os.environ.get("PORT", "").strip()
+    if wanted:
+        return next((i for i in instances if str(i.get("port")) == wanted), {"port": wanted})
+    if len(instances) > 1:
+        ports = ", ".join(str(i["port"]) for i in instances)
+        raise CommandError(f"`make run` is running on ports {ports}: set PORT=<one of them>.")
+    return instances[0] if instances else {}
+
+
+def _instance_secret(instance: dict[str, Any]) -> str:
+    secret_file = instance.get("secret_file")
+    if secret_file:
+        try:
+            return (settings.BASE_DIR / secret_file).read_text().strip()
+        except OSError:
+            return ""
+    return runstate.dev_client_secret()
+
+
+def _workflow_lines(response: requests.Response, dashboard: str) -> list[str]:
+    """The workflow numbers the dashboard shows; submission ids only labelled as such."""
+    try:
+        answer = response.json()
+    except ValueError:
+        return []
+    if not isinstance(answer, dict) or not answer.get("workflow_ids"):
+        return []
+    submissions = ", ".join(str(i) for i in answer.get("submission_ids", []))
+    lines = [f"  workflow #{pk}: {dashboard}{pk}/" for pk in answer["workflow_ids"]]
+    if submissions:
+        lines.append(f"  (submission id{'s' if ',' in submissions else ''} {submissions})")
+    return lines
+
+
+def _sandbox_url(base: str) -> str:
+    """``base`` when it is the local sandbox (it has a control API), else ""."""
     if not base.startswith(("http://127.0.0.1", "http://localhost")):
         return ""
     try:
