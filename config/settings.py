@@ -482,3 +482,11 @@ if OUTREACH_DRAFTER == "llm" and not (LLM_BASE_URL or LLM_API_KEY):
         "OUTREACH_DRAFTER=llm needs LLM_BASE_URL (an OpenAI-compatible endpoint) or "
         "LLM_API_KEY (for the OpenAI API). `make run` starts a local model sandbox instead."
     )
+# --- issue #15: the operator's console (docs/operations.md) ----------------------------------
+# Each operator picks a time zone in the console (dashboard.OperatorPreferences; empty:
+# TIME_ZONE); it is active for the dashboard and the admin, and both format times alike.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "dashboard.timezones.OperatorTimeZoneMiddleware",
+)
+FORMAT_MODULE_PATH = ["config.formats"]
