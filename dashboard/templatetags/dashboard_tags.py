@@ -60,8 +60,8 @@ def when(value: dt.datetime | None, style: str = "") -> str:
     """A time in the operator's zone, the zone named, its age beside it.
 
     ``when`` → "2026-12-01 06:03 CET (4m ago)"; ``when:"s"`` adds seconds; ``when:"age"``
-    leads with the age and shows the absolute time small (tables). The zone's full name and
-    the UTC time are on hover.
+    leads with the age and shows the absolute time small (tables); ``when:"abs"`` is the time
+    alone, beside an age shown otherwise. The zone's full name and the UTC time are on hover.
     """
     if value is None:
         return "—"
@@ -72,6 +72,10 @@ def when(value: dt.datetime | None, style: str = "") -> str:
     zone = timezone.get_current_timezone_name()
     utc = value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     title = f"{zone} · {utc}"
+    if style == "abs":  # beside an age shown already (the inbox's clock)
+        return format_html(
+            '<time datetime="{}" title="{}">{}</time>', value.isoformat(), title, stamp
+        )
     if style == "age":
         return format_html(
             '<time datetime="{}" title="{} · {}">{}</time><span class="abs">{}</span>',
@@ -130,3 +134,18 @@ def timeline_text(text: str) -> str:
     if not text or reading.text == text[:1].upper() + text[1:]:
         return text
     return reading.text.replace(" " + texts.HANDS_OVER, "")
+
+
+@register.filter
+def has_form_name(form_id: str) -> bool:
+    """Whether HubSpot's name for this form is known (then the id is worth showing beside it)."""
+    from workflows.hubspot.names import NameKind, display_name
+
+    return bool(form_id) and bool(display_name(NameKind.FORM, str(form_id)))
+
+
+@register.filter
+def has_owner_name(owner_id: str) -> bool:
+    from workflows.hubspot.names import NameKind, display_name
+
+    return bool(owner_id) and bool(display_name(NameKind.OWNER, str(owner_id)))
