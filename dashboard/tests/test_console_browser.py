@@ -240,3 +240,19 @@ def test_time_zone_is_a_per_operator_setting(page, live_server):
     local = timezone.localtime(workflow.created_at, dt.timezone(dt.timedelta(hours=9)))
     expect(created).to_contain_text(local.strftime("%Y-%m-%d %H:%M"))
     assert "Asia/Tokyo" in created.get_attribute("title")
+
+    # Every control is reached with Tab, and the focus is visible (a 3px outline).
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.className") == "skip-link"
+    reached = set()
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        tag, ident, outline = page.evaluate(
+            "[document.activeElement.tagName, document.activeElement.id || "
+            "document.activeElement.textContent.trim().slice(0, 20), "
+            "getComputedStyle(document.activeElement).outlineWidth]"
+        )
+        assert outline == "3px", f"{tag} {ident} has no visible focus"
+        reached.add(ident)
+    assert {"approve-button", "Reject", "Replay"} <= reached
+    assert any(ident.startswith("why?") for ident in reached)  # the gate's setting tooltip

@@ -12,7 +12,7 @@ function pollingAllowed() {
     return false;
   }
   // Triage in progress: a focused inbox row stays where it is until the operator moves on.
-  if (active && active.closest("#inbox-table tr[data-id]")) return false;
+  if (active && active.closest("#inbox-table tr[data-row]")) return false;
   return true;
 }
 
