@@ -526,7 +526,10 @@ def inbox_bulk(request: HttpRequest) -> HttpResponse:
         )
     except PermissionDenied as exc:
         return message_response(request, f"Not allowed: {exc}", status=403)
-    rows = [asdict(outcome) for outcome in outcomes]
+    rows = [
+        {**asdict(outcome), "message": texts.action_message(outcome.message)}
+        for outcome in outcomes
+    ]
     context = {**_inbox_context(), "outcomes": rows, "action": action}
     template = "dashboard/_inbox_body.html" if request.htmx else "dashboard/inbox.html"
     return render(request, template, context)

@@ -89,6 +89,10 @@ function closeRowForms(row) {
 }
 
 document.addEventListener("click", function (event) {
+  if (event.target.closest("[data-open-keys]")) {
+    document.getElementById("keys-help").showModal();
+    return;
+  }
   const button = event.target.closest("#inbox-table [data-action]");
   if (!button) return;
   const row = button.closest("tr[data-id]");
