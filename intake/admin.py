@@ -1,11 +1,11 @@
 from django.contrib import admin
 
-from config.admin_display import pretty_json
+from config.admin_display import SafeDateHierarchy, pretty_json
 from intake.models import FormSubmission, Lead, LeadKey, NonLeadDelivery
 
 
 @admin.register(FormSubmission)
-class FormSubmissionAdmin(admin.ModelAdmin):
+class FormSubmissionAdmin(SafeDateHierarchy, admin.ModelAdmin):
     list_display = (
         "id",
         "email",
@@ -52,7 +52,7 @@ class FormSubmissionAdmin(admin.ModelAdmin):
 
 
 @admin.register(NonLeadDelivery)
-class NonLeadDeliveryAdmin(admin.ModelAdmin):
+class NonLeadDeliveryAdmin(SafeDateHierarchy, admin.ModelAdmin):
     """Events that did not become leads: what they were and why (ignored, refused, applied)."""
 
     list_display = ("id", "outcome", "event_type", "object_id", "reason", "received_at")

@@ -3,10 +3,12 @@
 A lead reaches Leadline up to four ways: a Webhooks API event (contact id only), a workflow
 "Send a webhook" body (contact id, email, sometimes the form and its conversionId), a
 Forms-style post (form, email, time) and the Forms API poll (form, email, time,
-conversionId). Each delivery names the keys it knows:
+conversionId, and the contact id the poll looked up by email). Each delivery names the keys
+it knows:
 
-- ``contact:<contact id>`` where the contact id is known (events, workflow bodies; the
-  pipeline adds it once ``resolve_contact`` has found the contact);
+- ``contact:<contact id>`` where the contact id is known (events, workflow bodies, polled
+  submissions whose contact the poll found: NormalisedItem.contact_id; the pipeline adds it
+  once ``resolve_contact`` has found the contact);
 - ``conversion:<conversionId>`` where HubSpot's conversion id is known;
 - ``form:<hash of form id + email>:<bucket>`` for form data, for the time bucket of
   FORM_WINDOW_SECONDS it falls in and the neighbouring bucket it is nearer to, so two
@@ -17,6 +19,18 @@ ON CONFLICT DO NOTHING, in the transaction that stores the submission) starts th
 its workflow; one that finds a key taken joins that lead: stored and linked, no workflow.
 The database decides, so two concurrent deliveries cannot both start the lead. Keys carry no
 personal data (emails are hashed), and contact ids are the portal of HUBSPOT_ACCESS_TOKEN's.
+
+So deliveries that share a key make one workflow row: any mix of events, workflow bodies and
+the poll (its search finding the contact); a Forms-style post with the poll or with a
+workflow body that carries the form fill; a Forms-style post and an event with the poll
+between them (joining the post's lead, the poll brings the contact key along). The one
+remaining case is a Forms-style post and an event (or a workflow body without form data)
+that both arrive before anything links them: they share no key, and nothing at the door can
+link them without a HubSpot call inside the webhook request. Each starts a workflow; at
+``resolve_contact`` the second to claim the contact key (lead_claim_contact) ends as a
+recorded duplicate, before any draft or task. A polled submission whose search missed or
+failed is stored without the contact key and ends the same way. docs/hubspot-app.md
+("One lead, one workflow") says this for operators.
 
 Conversion and form keys name one form fill, so they hold for good. A contact enquires again
 later, so its key holds for LEAD_CONTACT_WINDOW_HOURS (default 72, HubSpot's longest retry
@@ -52,8 +66,9 @@ def lead_keys(item: NormalisedItem) -> list[str]:
     """The item's identity keys, strongest first (a contact id beats a conversion id beats
     form data when two keys name different leads)."""
     keys = []
-    if item.object_id and item.shape in ("event", "workflow"):
-        keys.append(contact_key(item.object_id))
+    contact = item.object_id if item.shape in ("event", "workflow") else item.contact_id
+    if contact:
+        keys.append(contact_key(contact))
     if item.conversion_id:
         keys.append("conversion:" + _digest(item.conversion_id))
     # An email too long for its column is not stored (intake/services.py), so not a key either.
@@ -64,6 +79,35 @@ def lead_keys(item: NormalisedItem) -> list[str]:
         neighbour = bucket - 1 if offset < FORM_WINDOW_SECONDS / 2 else bucket + 1
         keys += [f"form:{person}:{bucket}", f"form:{person}:{neighbour}"]
     return keys
+
+
+def items_of_contacted_leads(items: Sequence[NormalisedItem]) -> set[str]:
+    """Dedupe keys of the items that would join a lead which already holds a contact key.
+
+    Such an item needs no contact id of its own (the Forms poll skips its search): its
+    conversion or form key joins it to that lead, and the lead's contact key already meets
+    the contact's events. An item whose keys a lead without a contact key holds (a Forms-style
+    post not resolved yet) is not among them: given its contact id, it joins that lead and
+    brings the contact key with it (leads_join moves won keys), so a later event joins too.
+    """
+    keys = {item.dedupe_key: lead_keys(item) for item in items}
+    holders = dict(
+        LeadKey.objects.filter(key__in={k for ks in keys.values() for k in ks}).values_list(
+            "key", "lead_id"
+        )
+    )
+    if not holders:
+        return set()
+    contacted = set(
+        LeadKey.objects.filter(
+            lead_id__in=set(holders.values()), key__startswith="contact:"
+        ).values_list("lead_id", flat=True)
+    )
+    return {
+        dedupe_key
+        for dedupe_key, ks in keys.items()
+        if any(holders.get(k) in contacted for k in ks)
+    }
 
 
 def _digest(text: str) -> str:

@@ -60,6 +60,10 @@ class NormalisedItem:
     object_id: str = ""
     event_type: str = ""
     conversion_id: str = ""
+    #: The HubSpot contact id where the shape does not carry it but the caller found it: the
+    #: Forms poll looks it up by email, so a polled submission claims ``contact:<id>`` too
+    #: (intake/identity.py). Events and workflow bodies carry theirs in ``object_id``.
+    contact_id: str = ""
     #: Events: "<object>.<action>" whatever the spelling ("contact.creation", "deal.creation").
     subscription: str = ""
     property_name: str = ""
@@ -115,7 +119,7 @@ def parse_body(
 
 
 def parse_forms_api_submission(
-    submission: dict[str, Any], *, portal_id: int, form_id: str
+    submission: dict[str, Any], *, portal_id: int, form_id: str, contact_id: str = ""
 ) -> NormalisedItem:
     """One result item of the Forms API (``GET /form-integrations/v1/submissions/forms/{guid}``:
     ``conversionId``, ``submittedAt`` in ms, ``values`` [{name, value}], ``pageUrl``) as a lead
@@ -124,7 +128,10 @@ def parse_forms_api_submission(
     Portal and form come from the poll (the item does not carry them). The dedupe key is
     HubSpot's ``conversionId`` when present, so every poll of the same submission is stored
     once; the lead identity (``intake.identity``) also joins it to the webhook of the same
-    lead. Raises PayloadError for an item that is not an object or whose values are malformed.
+    lead. ``contact_id`` is the contact the poll found by email, if any: with it the item
+    also claims the contact's key, so it joins (or is joined by) that contact's event and
+    workflow body. Raises PayloadError for an item that is not an object or whose values
+    are malformed.
     """
     if not isinstance(submission, dict):
         raise PayloadError("a Forms API submission must be an object")
@@ -150,6 +157,8 @@ def parse_forms_api_submission(
         object_id="",
         conversion_id=conversion_id,
     )
+    if _is_id(contact_id):
+        item = replace(item, contact_id=_text(contact_id))
     if conversion_id:
         return replace(item, dedupe_key="conversion:" + _sha256([conversion_id]))
     return item

@@ -1,10 +1,11 @@
 from django.contrib import admin
 
+from config.admin_display import SafeDateHierarchy
 from outreach.models import EmailDraft
 
 
 @admin.register(EmailDraft)
-class EmailDraftAdmin(admin.ModelAdmin):
+class EmailDraftAdmin(SafeDateHierarchy, admin.ModelAdmin):
     list_display = (
         "id",
         "workflow",

@@ -4,7 +4,7 @@ from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 
-from config.admin_display import pretty_json
+from config.admin_display import SafeDateHierarchy, pretty_json
 from dashboard.forms import versions_from
 from outreach.services import workflows_decide
 from workflows.hubspot.names import NameKind, display_name
@@ -31,7 +31,7 @@ class WorkflowErrorInline(admin.TabularInline):
 
 
 @admin.register(Workflow)
-class WorkflowAdmin(admin.ModelAdmin):
+class WorkflowAdmin(SafeDateHierarchy, admin.ModelAdmin):
     list_display = (
         "id",
         "submission",
@@ -161,7 +161,7 @@ class WorkflowAdmin(admin.ModelAdmin):
 
 
 @admin.register(WorkflowError)
-class WorkflowErrorAdmin(admin.ModelAdmin):
+class WorkflowErrorAdmin(SafeDateHierarchy, admin.ModelAdmin):
     list_display = (
         "id",
         "workflow",
@@ -185,7 +185,7 @@ class WorkflowErrorAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(SafeDateHierarchy, admin.ModelAdmin):
     list_display = (
         "created_at",
         "actor",

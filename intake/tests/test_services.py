@@ -11,8 +11,8 @@ from django.forms.models import model_to_dict
 from django.utils import timezone
 
 from intake import services
-from intake.models import FormSubmission
-from intake.payloads import parse_body
+from intake.models import FormSubmission, LeadKey
+from intake.payloads import parse_body, parse_forms_api_submission
 from workflows.models import AuditEvent, Workflow
 
 pytestmark = pytest.mark.django_db
@@ -109,3 +109,52 @@ def test_a_batch_too_big_for_one_statement_is_split_and_still_all_stored(monkeyp
     )
     assert len(result.accepted_ids) == 5 and len(set(result.workflow_ids)) == 5
     assert Workflow.objects.filter(submission_id__in=result.accepted_ids).count() == 5
+
+
+def polled(n: int, contact_id: str) -> list:
+    """A Forms API submission whose contact the poll found by email (it claims contact:<id>)."""
+    submission = {
+        "conversionId": f"conv-{n}",
+        "submittedAt": 1764201600000 + n,
+        "values": [{"name": "email", "value": f"lead{n}@example.com"}],
+    }
+    return [
+        parse_forms_api_submission(submission, portal_id=62515, form_id="f", contact_id=contact_id)
+    ]
+
+
+def test_both_paths_claim_a_polled_submissions_contact_key_alike(monkeypatch):
+    if connection.vendor != "postgresql":
+        pytest.skip("the one-statement path is PostgreSQL's")
+
+    def claims(first_id: int) -> tuple:
+        contact = str(first_id)
+        event = services.submissions_ingest(
+            items=items(first_id, count=1), signature_version="v3", received_at=timezone.now()
+        )
+        poll = services.submissions_ingest(
+            items=polled(first_id, contact), signature_version="poll", received_at=timezone.now()
+        )
+        alone = services.submissions_ingest(  # another contact's poll item starts its lead
+            items=polled(first_id + 1, contact + "1"),
+            signature_version="poll",
+            received_at=timezone.now(),
+        )
+        [lead] = event.accepted_ids
+        keys = sorted(
+            k.split(":")[0]
+            for k in LeadKey.objects.filter(lead_id=lead).values_list("key", flat=True)
+        )
+        [own] = alone.accepted_ids
+        return (
+            poll.workflow_ids,
+            list(poll.joined.values()) == [lead],
+            keys,
+            len(alone.workflow_ids),
+            LeadKey.objects.filter(key=f"contact:{contact}1", lead_id=own).exists(),
+        )
+
+    fast = claims(500)
+    monkeypatch.setattr(services, "_store_in_one_statement", services._store_with_the_orm)
+    portable = claims(600)
+    assert fast == portable == ([], True, ["contact", "conversion", "form", "form"], 1, True)

@@ -28,17 +28,16 @@ Follows workflows/hubspot/sandbox.py (the HubSpot sandbox): a threaded server on
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-import socket
-import sys
 import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from config.sandbox_server import SandboxHTTPServer, ThreadedSandbox
 
 MODES = ("echo", "gullible", "scripted")
 FAULTS = ("", "timeout", "429", "500", "malformed", "bad_json", "empty")
@@ -303,7 +302,7 @@ def _gullible(
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: SandboxHTTPServer
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -387,56 +386,16 @@ class _Handler(BaseHTTPRequestHandler):
             pass  # the client gave up (a timeout): normal here
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], sandbox: LlmSandbox) -> None:
-        self.sandbox = sandbox
-        self.open_sockets: set[socket.socket] = set()
-        self.sockets_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], ConnectionError):
-            return
-        super().handle_error(request, client_address)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self.sockets_lock:
-            self.open_sockets.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self.sockets_lock:
-            self.open_sockets.discard(request)
-        super().shutdown_request(request)
-
-    def close_all(self) -> None:
-        with self.sockets_lock:
-            sockets, self.open_sockets = list(self.open_sockets), set()
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-
-
-class LlmSandboxServer:
+class LlmSandboxServer(ThreadedSandbox):
     """The model sandbox on a real socket. ``port=0`` picks a free port; ``.base_url`` is what
     LLM_BASE_URL should be."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, **config: Any) -> None:
-        self.host, self.port = host, port
-        self.sandbox = LlmSandbox(LlmSandboxConfig(**config))
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+    handler = _Handler
+    thread_name = "llm-sandbox"
 
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("LlmSandboxServer is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, **config: Any) -> None:
+        super().__init__(host, port)
+        self.sandbox = LlmSandbox(LlmSandboxConfig(**config))
 
     @property
     def base_url(self) -> str:
@@ -444,32 +403,11 @@ class LlmSandboxServer:
 
     def start(self) -> LlmSandboxServer:
         self.sandbox.stopping.clear()
-        self._server = _Server((self.host, self.port), self.sandbox)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="llm-sandbox",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
+        return super().start()
 
     def stop(self) -> None:
-        if self._server is None:
-            return
         self.sandbox.stopping.set()  # release hung "timeout" answers
-        self._server.shutdown()
-        self._server.close_all()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = None
-
-    def __enter__(self) -> LlmSandboxServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        super().stop()
 
     # Direct accessors, for tests in the same process.
     def reset(self) -> None:

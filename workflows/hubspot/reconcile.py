@@ -7,23 +7,39 @@ until it reaches the form's high-water mark (the newest submission time a previo
 completely). Every submission goes through the same storage path and identity as a webhook
 (intake.services.submissions_ingest, trigger "reconcile"): one HubSpot already delivered is
 "known" and stored no second time; the others become leads.
+
+A Forms API submission names no contact, so before storing one the poll looks its contact up
+by email (one throttled search), unless it joins a lead that already holds a contact key
+(its conversion or form key is held by such a lead): those cost no call. With the contact id
+the submission also claims ``contact:<id>``, so it and that contact's ``contact.creation``
+event or workflow body make one lead and one workflow in whichever order they come. A miss
+(search lags new contacts, or there is none yet) or a failed search stores the submission
+without the contact key, as before: nothing is lost, and the pipeline's resolve step still
+meets the contact's lead (a second workflow ends there as a recorded duplicate, before
+drafting). docs/hubspot-app.md ("One lead, one workflow") states the rule.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.utils import timezone
 from prometheus_client import Counter
 
+from intake.identity import items_of_contacted_leads
 from intake.models import FormSubmission, SignatureVersion
-from intake.payloads import PayloadError, parse_forms_api_submission
+from intake.payloads import NormalisedItem, PayloadError, parse_forms_api_submission
 from intake.services import submissions_ingest
 from workflows.hubspot import forms
-from workflows.hubspot.client import HubSpotClient, HubSpotPaused, client_from_settings
+from workflows.hubspot.client import (
+    HubSpotClient,
+    HubSpotError,
+    HubSpotPaused,
+    client_from_settings,
+)
 from workflows.hubspot.models import FormHighWater, ReconcileRun
 from workflows.models import Trigger
 
@@ -35,6 +51,12 @@ SUBMISSIONS = Counter(
     ["outcome"],
 )
 RUNS = Counter("leadline_reconcile_runs_total", "Forms poll runs, by outcome", ["outcome"])
+CONTACT_LOOKUPS = Counter(
+    "leadline_reconcile_contact_lookups_total",
+    "Contact searches by email for polled submissions whose lead knows no contact, by outcome "
+    "(found, missed, failed)",
+    ["outcome"],
+)
 
 
 @dataclass
@@ -44,6 +66,10 @@ class FormResult:
     known: int = 0
     ingested: int = 0
     refused: int = 0
+    #: Contact searches (submissions whose lead knows no contact yet): found, none, an error.
+    contact_found: int = 0
+    contact_missed: int = 0
+    search_failed: int = 0
     newest_ms: int | None = None
 
 
@@ -113,6 +139,9 @@ def forms_reconcile(
             "known": result.total("known"),
             "ingested": result.total("ingested"),
             "refused": result.total("refused"),
+            "contact_found": result.total("contact_found"),
+            "contact_missed": result.total("contact_missed"),
+            "search_failed": result.total("search_failed"),
         },
     )
     return result
@@ -160,6 +189,7 @@ def _reconcile_form(
     )
     new = [i for i in items if i.dedupe_key not in stored]
     if new and not dry_run:
+        new = _with_contacts(client, new, outcome)
         ingest = submissions_ingest(
             items=new,
             signature_version=SignatureVersion.POLL,
@@ -177,7 +207,56 @@ def _reconcile_form(
     for name in ("found", "known", "ingested", "refused"):
         if not dry_run:
             SUBMISSIONS.labels(name).inc(getattr(outcome, name))
+    for name, label in (
+        ("contact_found", "found"),
+        ("contact_missed", "missed"),
+        ("search_failed", "failed"),
+    ):
+        CONTACT_LOOKUPS.labels(label).inc(getattr(outcome, name))
     return outcome
+
+
+def _with_contacts(
+    client: HubSpotClient, items: list[NormalisedItem], outcome: FormResult
+) -> list[NormalisedItem]:
+    """The items, each given the id of its contact (found by email) so that it claims the
+    contact's key, except those that join a lead which already holds a contact key: they
+    cost no search (intake.identity.items_of_contacted_leads). A miss or an error leaves the
+    item as it is: it is stored without the contact key, never dropped. After a daily-limit
+    halt no further search is tried (each would fail at once)."""
+    known = items_of_contacted_leads(items)
+    found: dict[str, str] = {}  # email -> contact id: one search per person and run
+    halted = False
+    result = []
+    for item in items:
+        if item.dedupe_key in known or not item.email or item.email_error:
+            result.append(item)
+            continue
+        contact_id = found.get(item.email)
+        if contact_id is None and halted:
+            outcome.search_failed += 1
+        elif contact_id is None:
+            try:
+                contact = client.search_contact_by_email(item.email, properties=("email",))
+            except HubSpotError as error:
+                halted = isinstance(error, HubSpotPaused)
+                outcome.search_failed += 1
+                log.warning(
+                    "Forms poll could not look a contact up; stored without its contact key",
+                    extra={
+                        "form_id": outcome.form_id,
+                        "status": error.status,
+                        "category": error.category,
+                    },
+                )
+            else:
+                if contact and contact.get("id"):
+                    outcome.contact_found += 1
+                    contact_id = found[item.email] = str(contact["id"])
+                else:
+                    outcome.contact_missed += 1
+        result.append(replace(item, contact_id=contact_id) if contact_id else item)
+    return result
 
 
 def _finish(run: ReconcileRun, result: ReconcileResult, *, ok: bool, error: str = "") -> None:

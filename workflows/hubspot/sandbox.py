@@ -41,12 +41,9 @@ POST config {"latency_ms", "index_lag_seconds", "rate_limit", "rate_limit_interv
 
 from __future__ import annotations
 
-import contextlib
 import json
 import random
 import re
-import socket
-import sys
 import threading
 import time
 import uuid
@@ -54,9 +51,11 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from config.sandbox_server import SandboxHTTPServer, ThreadedSandbox
 
 DEFAULT_OWNER = {
     "id": "1001",
@@ -930,7 +929,7 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server_version = "LeadlineHubSpotSandbox/1"
     timeout = 60  # drop idle keep-alive connections
-    server: _Server
+    server: SandboxHTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -1138,43 +1137,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], sandbox: Sandbox) -> None:
-        self.sandbox = sandbox
-        self.open_sockets: set[socket.socket] = set()
-        self.sockets_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that went away (a killed worker, a timed-out call) is normal here.
-        if isinstance(sys.exc_info()[1], ConnectionError):
-            return
-        super().handle_error(request, client_address)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self.sockets_lock:
-            self.open_sockets.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self.sockets_lock:
-            self.open_sockets.discard(request)
-        super().shutdown_request(request)
-
-    def close_all(self) -> None:
-        with self.sockets_lock:
-            sockets, self.open_sockets = list(self.open_sockets), set()
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-
-
-class SandboxServer:
+class SandboxServer(ThreadedSandbox):
     """The sandbox on a real socket. `port=0` picks a free port; read `.url` after start()."""
+
+    handler = _Handler
+    thread_name = "hubspot-sandbox"
 
     def __init__(
         self,
@@ -1188,8 +1155,7 @@ class SandboxServer:
         rate_limit_interval_ms: int = 10_000,
         seed: int | None = None,
     ) -> None:
-        self.host = host
-        self.port = port
+        super().__init__(host, port)
         self.sandbox = Sandbox(
             SandboxConfig(
                 token=token,
@@ -1200,8 +1166,6 @@ class SandboxServer:
             ),
             seed=seed,
         )
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def state(self) -> SandboxState:
@@ -1210,40 +1174,6 @@ class SandboxServer:
     @property
     def token(self) -> str | None:
         return self.sandbox.state.config.token
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("SandboxServer is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> SandboxServer:
-        self._server = _Server((self.host, self.port), self.sandbox)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},  # so stop() returns quickly
-            name="hubspot-sandbox",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.close_all()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = None
-
-    def __enter__(self) -> SandboxServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     # Direct accessors, for tests in the same process.
     def reset(self) -> None:

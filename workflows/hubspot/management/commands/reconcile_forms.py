@@ -43,6 +43,12 @@ class Command(BaseCommand):
                 f"{form.form_id}: found {form.found}, already known {form.known}, "
                 f"{'would ingest' if result.dry_run else 'ingested'} {form.ingested}, "
                 f"refused {form.refused}"
+                + (
+                    f"; contact searches: found {form.contact_found}, missed "
+                    f"{form.contact_missed}, failed {form.search_failed}"
+                    if form.contact_found + form.contact_missed + form.search_failed
+                    else ""
+                )
             )
         self.stdout.write(
             f"run #{result.run_id}{' (dry run)' if result.dry_run else ''}: "
