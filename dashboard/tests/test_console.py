@@ -117,6 +117,8 @@ def test_replay_all_failed_is_disabled_with_a_reason_when_nothing_failed(
 
 
 def test_an_empty_list_says_why(operator_client):
+    overview = operator_client.get("/dashboard/overview/").content.decode()
+    assert "No submissions in the last 7 days yet" in overview
     html = operator_client.get("/dashboard/").content.decode()
     assert "No workflows yet: they appear here as HubSpot form submissions arrive." in html
     html = operator_client.get("/dashboard/?q=nobody").content.decode()
