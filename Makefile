@@ -7,7 +7,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/leadline
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test venv services lint migrate-check screenshots reliability bench clean
+.PHONY: run test venv services lint migrate-check screenshots demo-recording reliability bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,9 +35,22 @@ test: venv services lint
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) \
 	  $(PY) -m pytest --cov --cov-report=term --cov-fail-under=80 $(PYTEST_ARGS)
 
+# Every dashboard page, wide and at 390 px (phone-*.png), from the browser tests.
 screenshots: venv services
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) \
-	  LEADLINE_SCREENSHOTS=docs/screenshots $(PY) -m pytest -m browser -q dashboard/tests
+	  LEADLINE_SCREENSHOTS=docs/screenshots $(PY) -m pytest -m browser -q -p no:cacheprovider \
+	  dashboard/tests/test_browser.py dashboard/tests/test_console_browser.py
+
+# docs/demo.md's dashboard part as a video (Playwright record_video): var/demo-recording/.
+# Playwright encodes with ffmpeg; Debian's serves (its own build is a download from a CDN).
+PW_FFMPEG := var/ms-playwright/ffmpeg-1011/ffmpeg-linux
+demo-recording: venv services
+	@command -v ffmpeg >/dev/null || { echo "Installing Debian's ffmpeg (Playwright's video encoder)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null; }
+	mkdir -p $(dir $(PW_FFMPEG)) && ln -sf "$$(command -v ffmpeg)" $(PW_FFMPEG)
+	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) \
+	  PLAYWRIGHT_BROWSERS_PATH=$(CURDIR)/var/ms-playwright LEADLINE_DEMO_RECORDING=var/demo-recording \
+	  $(PY) -m pytest -m browser -q -s -p no:cacheprovider dashboard/tests/test_demo_recording.py
 
 bench: venv services
 	@command -v wrk >/dev/null || { echo "Installing Debian's wrk (the load generator)"; \

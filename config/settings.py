@@ -354,6 +354,7 @@ CELERY_BEAT_SCHEDULE["refresh-hubspot-names"] = {
 TEMPLATES[0]["OPTIONS"]["context_processors"].append(
     "workflows.hubspot.context_processors.hubspot_status"
 )
+
 # --- issue #14: security hardening (docs/security.md) ---------------------------------------
 from datetime import timedelta  # noqa: E402
 
@@ -457,10 +458,12 @@ AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "config.security.axes_client_ip"
 # Lockout log lines name the client address and path only, not the username tried.
 AXES_VERBOSE = False
+
 # --- issue #13: recipient cooldown ------------------------------------------------------------
 # At most one email per recipient in this many hours, whatever the path (approval, auto-send,
 # replay, redelivery, admin): enforced when a send is claimed (outreach/cooldown.py). 0: off.
 RECIPIENT_COOLDOWN_HOURS = env_int("RECIPIENT_COOLDOWN_HOURS", 72, minimum=0)
+
 # --- issue #17: AI drafts (docs/ai-drafts.md) ------------------------------------------------
 # `template` (default) or `llm`: an OpenAI-compatible Chat Completions endpoint drafts, guarded,
 # with the template draft as the floor (outreach/llm/).
@@ -483,6 +486,7 @@ if OUTREACH_DRAFTER == "llm" and not (LLM_BASE_URL or LLM_API_KEY):
         "OUTREACH_DRAFTER=llm needs LLM_BASE_URL (an OpenAI-compatible endpoint) or "
         "LLM_API_KEY (for the OpenAI API). `make run` starts a local model sandbox instead."
     )
+
 # --- issue #16: outbox relay and scale-out (workflows/relay.py, docs/scaling.md) ---------------
 # The relay publishes new workflows in batches of up to this many rows. Default 500.
 OUTBOX_RELAY_BATCH_SIZE = env_int("OUTBOX_RELAY_BATCH_SIZE", 500, minimum=1)
@@ -503,6 +507,7 @@ if DATABASE_POOLER and _db["ENGINE"] == "django.db.backends.postgresql":
     _db["OPTIONS"].update({"prepare_threshold": None, "server_side_binding": False})
     _db["OPTIONS"].pop("options", None)
     _db["DISABLE_SERVER_SIDE_CURSORS"] = True
+
 # --- issue #15: first run without surprises ---------------------------------------------------
 # kombu warns "No hostname was supplied. Reverting to default 'localhost'" on every connection
 # (and retry) when the filesystem broker's URL names no host: name it.
@@ -519,3 +524,12 @@ LOGIN_URL = "/login/"
 LOGOUT_REDIRECT_URL = "/login/"
 # Files served at the site root by WhiteNoise: /favicon.ico.
 WHITENOISE_ROOT = BASE_DIR / "static" / "root"
+
+# --- issue #15: the operator's console (docs/operations.md) ----------------------------------
+# Each operator picks a time zone in the console (dashboard.OperatorPreferences; empty:
+# TIME_ZONE); it is active for the dashboard and the admin, and both format times alike.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "dashboard.timezones.OperatorTimeZoneMiddleware",
+)
+FORMAT_MODULE_PATH = ["config.formats"]

@@ -8,6 +8,8 @@ class DashboardConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib.auth.signals import user_logged_out
 
+        from dashboard import timezones  # noqa: F401  (connects the login signal)
+
         user_logged_out.connect(_say_logged_out, dispatch_uid="dashboard.logged_out")
 
 

@@ -9,15 +9,15 @@ WIDTH, HEIGHT = 640, 200
 LEFT, BOTTOM, TOP = 36, 24, 10
 
 
-def _nice_max(value: int) -> int:
-    if value <= 4:
-        return 4
-    magnitude = 10 ** int(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
-        top = int(step * magnitude)
-        if top >= value:
-            return top
-    return value
+def _nice_step(value: int, ticks: int = 4) -> int:
+    """The smallest whole step of 1, 2, 3 or 5 times 10ⁿ whose ``ticks`` steps reach ``value``:
+    gridlines read 0, 3, 6, 9, 12 for a maximum of 9, never 2.5 rounded to 2."""
+    need = max(1, math.ceil(value / ticks))
+    magnitude = 10 ** int(math.log10(need))
+    for step in (1, 2, 3, 5, 10):
+        if step * magnitude >= need:
+            return step * magnitude
+    return need  # pragma: no cover (10 times magnitude always reaches it)
 
 
 def stacked_bars(
@@ -25,7 +25,8 @@ def stacked_bars(
 ) -> dict[str, Any]:
     """Turn ``[{"day": date, "counts": {outcome: n}}]`` into bars of stacked rectangles."""
     totals = [sum(point["counts"].values()) for point in series]
-    top = _nice_max(max(totals, default=0))
+    step = _nice_step(max(totals, default=0))
+    top = step * 4
     plot_h = HEIGHT - BOTTOM - TOP
     slot = (WIDTH - LEFT) / max(len(series), 1)
     bar_w = slot * 0.6
@@ -52,10 +53,7 @@ def stacked_bars(
                 "segments": segments,
             }
         )
-    grid = [
-        {"y": HEIGHT - BOTTOM - plot_h * frac, "value": round(top * frac)}
-        for frac in (0, 0.25, 0.5, 0.75, 1)
-    ]
+    grid = [{"y": HEIGHT - BOTTOM - plot_h * i / 4, "value": step * i} for i in range(5)]
     return {
         "width": WIDTH,
         "height": HEIGHT,

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django import forms
 
+from dashboard.models import OperatorPreferences
 from dashboard.selectors import WorkflowFilters
 from workflows.models import Status
 
@@ -129,3 +130,10 @@ class ReplayFailedForm(forms.Form):
         required=True,
         error_messages={"required": "Tick the confirmation box to replay every match."},
     )
+
+
+class PreferencesForm(forms.ModelForm):
+    class Meta:
+        model = OperatorPreferences
+        fields = ["time_zone"]
+        labels = {"time_zone": "Time zone"}

@@ -32,7 +32,7 @@ PAGE_SIZE = 25
 #: Tab counts stop at this many: "1000+" is all an operator needs, and it keeps each count an
 #: index range scan of at most COUNT_CAP + 1 rows instead of a scan of the whole table.
 COUNT_CAP = 1000
-COUNTS_CACHE_SECONDS = 5
+COUNTS_CACHE_SECONDS = 60
 OVERVIEW_CACHE_SECONDS = 60
 #: A send claimed this long ago without an outcome is shown as possibly lost.
 SENDING_STALE_AFTER = dt.timedelta(minutes=5)
@@ -163,8 +163,26 @@ class TabCount:
         return str(self.n)
 
 
-def status_counts(filters: WorkflowFilters) -> dict[str, TabCount]:
-    """Counts for the tabs, keyed by status ("" is All), capped and cached a few seconds.
+_WORKFLOWS, _AUDIT = Workflow._meta.db_table, AuditEvent._meta.db_table
+#: Model table names only, no input.
+_STAMP_SQL = f"SELECT (SELECT MAX(id) FROM {_WORKFLOWS}), (SELECT MAX(id) FROM {_AUDIT})"  # noqa: S608
+
+
+def data_stamp() -> str:
+    """Changes whenever a workflow is created or changes state: the newest workflow id and the
+    newest audit row id (every transition writes one). Two index-only probes in one query.
+
+    The tab counts and the chart are cached under it, so a poll that brings a new row also
+    brings counts and bars that include it (issue #15), and an idle console costs no counts.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_STAMP_SQL)
+        newest_workflow, newest_audit = cursor.fetchone()
+    return f"{newest_workflow or 0}.{newest_audit or 0}"
+
+
+def status_counts(filters: WorkflowFilters, stamp: str | None = None) -> dict[str, TabCount]:
+    """Counts for the tabs, keyed by status ("" is All), capped, cached per ``data_stamp``.
 
     Without a text search each status is ``SELECT COUNT(*) FROM (… WHERE status = %s … LIMIT
     1001)``, an index range scan on (status, created_at). With a search, ten such counts
@@ -173,7 +191,7 @@ def status_counts(filters: WorkflowFilters) -> dict[str, TabCount]:
     cap its counts are exact; above it they are lower bounds ("37+"). The cache means a burst
     of page loads costs one round.
     """
-    key = f"dashboard:counts:{filters.cache_key()}"
+    key = f"dashboard:counts:{filters.cache_key()}:{stamp or data_stamp()}"
     counts = cache.get(key)
     if counts is None:
         base = filters.apply(Workflow.objects.order_by(), with_status=False)
@@ -356,7 +374,17 @@ def send_outcome_unknown(workflow: Workflow, now: dt.datetime | None = None) -> 
 
 def inbox_queryset() -> QuerySet[Workflow]:
     """Drafts waiting for a human, oldest first: the longest-waiting lead is at the top."""
-    return list_queryset().filter(status=Status.AWAITING_APPROVAL).order_by("created_at", "id")
+    return (
+        list_queryset()
+        .select_related("draft__edited_by")
+        .filter(status=Status.AWAITING_APPROVAL)
+        .order_by("created_at", "id")
+    )
+
+
+def inbox_row(workflow_id: int) -> Workflow | None:
+    """One inbox row, whatever its status now (an action on it has just decided it)."""
+    return list_queryset().select_related("draft__edited_by").filter(pk=workflow_id).first()
 
 
 # --- Chart and medians --------------------------------------------------------------------------
@@ -455,16 +483,22 @@ def median_time_to_approval(days: int = 7) -> dt.timedelta | None:
     return _median([d for d in rows if d is not None])
 
 
-def overview(days: int = 7) -> dict[str, Any]:
-    """The list page's overview (chart and medians), cached for a minute: three queries that
-    read a week of history, which need not be fresher than that."""
+def overview(days: int = 7, stamp: str | None = None) -> dict[str, Any]:
+    """The list page's overview: the chart, cached per ``data_stamp`` (so it moves with the
+    table and the tabs), and the two medians, cached for a minute (they read a week of
+    history, which need not be fresher than that)."""
     key = f"dashboard:overview:{days}"
-    data = cache.get(key)
-    if data is None:
-        data = {
-            "per_day": submissions_per_day(days),
+    medians = cache.get(key)
+    if medians is None:
+        medians = {
             "median_to_draft": median_time_to_draft(days),
             "median_to_approval": median_time_to_approval(days),
         }
-        cache.set(key, data, OVERVIEW_CACHE_SECONDS)
-    return data
+        cache.set(key, medians, OVERVIEW_CACHE_SECONDS)
+    zone = timezone.get_current_timezone_name()
+    chart_key = f"dashboard:per-day:{days}:{zone}:{timezone.localdate()}:{stamp or data_stamp()}"
+    per_day = cache.get(chart_key)
+    if per_day is None:
+        per_day = submissions_per_day(days)
+        cache.set(chart_key, per_day, OVERVIEW_CACHE_SECONDS)
+    return {"per_day": per_day, **medians}

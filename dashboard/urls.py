@@ -10,6 +10,7 @@ urlpatterns = [
     path("replay-selected/", views.replay_selected, name="replay_selected"),
     path("inbox/", views.inbox, name="inbox"),
     path("inbox/bulk/", views.inbox_bulk, name="inbox_bulk"),
+    path("preferences/", views.preferences, name="preferences"),
     path("workflows/<int:pk>/", views.workflow_detail, name="workflow_detail"),
     path("workflows/<int:pk>/approve/", views.workflow_approve_view, name="workflow_approve"),
     path("workflows/<int:pk>/reject/", views.workflow_reject_view, name="workflow_reject"),

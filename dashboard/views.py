@@ -23,16 +23,17 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import reswap, retarget
 
-from dashboard import charts, selectors
+from dashboard import charts, selectors, texts, timezones
 from dashboard.forms import (
     ApproveForm,
     BulkDecisionForm,
     DraftForm,
     FilterForm,
+    PreferencesForm,
     RejectForm,
     ReplayFailedForm,
     ReplayForm,
@@ -40,6 +41,7 @@ from dashboard.forms import (
     is_id,
     versions_from,
 )
+from dashboard.models import OperatorPreferences, time_zone_names
 from outreach.models import EmailDraft
 from outreach.services import (
     REFUSALS,
@@ -133,10 +135,15 @@ def workflow_list(request: HttpRequest) -> HttpResponse:
         "poll_url": request.get_full_path(),
         "nav": "list",
     }
-    # A poll refreshes only the table: no tab counts, no chart.
+    stamp = selectors.data_stamp()  # counts, chart and replay button all read this moment
+    counts = selectors.status_counts(filters, stamp)
+    context["tabs"] = _tabs(filters, counts)
+    context["failed_count"] = str(counts[Status.FAILED]) if counts[Status.FAILED].n else ""
+    # A poll refreshes the table and, out of band, the tab counts, the replay button and the
+    # overview: all cached under one data stamp, so they show the same moment (issue #15).
     if request.htmx and request.htmx.target == "workflow-table":
-        return render(request, "dashboard/_workflow_table.html", context)
-    context["tabs"] = _tabs(filters, selectors.status_counts(filters))
+        context.update(_overview_context(stamp))
+        return render(request, "dashboard/_list_poll.html", context)
     if request.htmx:
         context["oob_status"] = True
         return render(request, "dashboard/_workflow_results.html", context)
@@ -150,13 +157,16 @@ def workflow_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 def overview_fragment(request: HttpRequest) -> HttpResponse:
     """The chart of the last 7 days and the speed medians (cached a minute)."""
-    data = selectors.overview()
-    context = {
+    return render(request, "dashboard/_overview.html", _overview_context())
+
+
+def _overview_context(stamp: str | None = None) -> dict[str, Any]:
+    data = selectors.overview(stamp=stamp)
+    return {
         "chart": charts.stacked_bars(data["per_day"], selectors.OUTCOMES),
         "median_to_draft": data["median_to_draft"],
         "median_to_approval": data["median_to_approval"],
     }
-    return render(request, "dashboard/_overview.html", context)
 
 
 def _filter_query(filters: selectors.WorkflowFilters, **overrides: str) -> str:
@@ -323,7 +333,25 @@ def _after_action(request: HttpRequest, pk: int, level: str, text: str) -> HttpR
 
 def _after_result(request: HttpRequest, pk: int, result: ActionResult) -> HttpResponse:
     # ok=False is a lost race (someone decided first): not an error, but worth a warning.
-    return _after_action(request, pk, "success" if result.ok else "warning", result.message)
+    level = "success" if result.ok else "warning"
+    return _after_action(request, pk, level, texts.action_message(result.message))
+
+
+def _from_inbox_row(request: HttpRequest) -> bool:
+    """An action taken on an inbox row (htmx): the answer is that row, not the detail page."""
+    return bool(request.htmx) and request.POST.get("inbox_row") == "1"
+
+
+def _inbox_row(request: HttpRequest, pk: int, *, kind: str = "", text: str = "") -> HttpResponse:
+    """The row again: decided ("done" with what happened) or still waiting (after an edit)."""
+    workflow = selectors.inbox_row(pk)
+    if workflow is None:
+        raise Http404("No such workflow.")
+    _add_lead_age([workflow])
+    done = {"kind": kind, "text": text} if kind else None
+    if done is None and workflow.status != Status.AWAITING_APPROVAL:
+        done = {"kind": "gone", "text": "No longer waiting for approval."}
+    return render(request, "dashboard/_inbox_row.html", {"w": workflow, "done": done})
 
 
 @staff_required
@@ -343,6 +371,9 @@ def workflow_approve_view(request: HttpRequest, pk: int) -> HttpResponse:
             version=data["version"],
         ),
     )
+    if not error and _from_inbox_row(request):
+        kind = "approved" if result.ok else "unchanged"
+        return _inbox_row(request, pk, kind=kind, text=texts.action_message(result.message))
     return error or _after_result(request, pk, result)
 
 
@@ -363,6 +394,9 @@ def workflow_reject_view(request: HttpRequest, pk: int) -> HttpResponse:
             version=form.cleaned_data["version"],
         ),
     )
+    if not error and _from_inbox_row(request):
+        kind = "rejected" if result.ok else "unchanged"
+        return _inbox_row(request, pk, kind=kind, text=result.message)
     return error or _after_result(request, pk, result)
 
 
@@ -382,6 +416,8 @@ def draft_edit_view(request: HttpRequest, pk: int) -> HttpResponse:
             version=form.cleaned_data["version"],
         ),
     )
+    if not error and _from_inbox_row(request):
+        return _inbox_row(request, pk)
     return error or _after_action(request, pk, "success", "Draft saved.")
 
 
@@ -437,18 +473,22 @@ def resolve_send_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _inbox_context() -> dict[str, Any]:
     rows = list(selectors.inbox_queryset()[: INBOX_LIMIT + 1])
+    _add_lead_age(rows)
+    return {
+        "rows": rows[:INBOX_LIMIT],
+        "more": len(rows) > INBOX_LIMIT,
+        "target": settings.SPEED_TO_LEAD_TARGET_MINUTES,
+        "nav": "inbox",
+    }
+
+
+def _add_lead_age(rows: list[Workflow]) -> None:
     target = settings.SPEED_TO_LEAD_TARGET_MINUTES
     now = timezone.now()
     for w in rows:
         since = w.submission.submitted_at or w.submission.received_at
         w.lead_age = now - since
         w.overdue = w.lead_age.total_seconds() > target * 60
-    return {
-        "rows": rows[:INBOX_LIMIT],
-        "more": len(rows) > INBOX_LIMIT,
-        "target": target,
-        "nav": "inbox",
-    }
 
 
 @staff_required
@@ -479,7 +519,39 @@ def inbox_bulk(request: HttpRequest) -> HttpResponse:
         )
     except PermissionDenied as exc:
         return message_response(request, f"Not allowed: {exc}", status=403)
-    rows = [asdict(outcome) for outcome in outcomes]
+    rows = [
+        {**asdict(outcome), "message": texts.action_message(outcome.message)}
+        for outcome in outcomes
+    ]
     context = {**_inbox_context(), "outcomes": rows, "action": action}
     template = "dashboard/_inbox_body.html" if request.htmx else "dashboard/inbox.html"
     return render(request, template, context)
+
+
+# --- Preferences --------------------------------------------------------------------------------
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def preferences(request: HttpRequest) -> HttpResponse:
+    """The operator's own settings: the time zone every page (and the admin) shows times in."""
+    prefs = OperatorPreferences.objects.filter(user=request.user).first()
+    form = PreferencesForm(request.POST or None, instance=prefs)
+    if request.method == "POST" and form.is_valid():
+        saved = form.save(commit=False)
+        saved.user = request.user
+        saved.save()
+        timezones.remember(request, saved.time_zone or settings.TIME_ZONE)
+        messages.success(
+            request, f"Times are now shown in {saved.time_zone or settings.TIME_ZONE}."
+        )
+        return redirect("dashboard:preferences")
+    context = {
+        "form": form,
+        "zones": time_zone_names(),
+        "default_zone": settings.TIME_ZONE,
+        "nav": "preferences",
+    }
+    return render(
+        request, "dashboard/preferences.html", context, status=400 if form.errors else 200
+    )

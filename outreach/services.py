@@ -789,6 +789,28 @@ def _record_sent(workflow_id: int, *, provider_id: str) -> None:
 # --- CRM note for the rep -------------------------------------------------------------------
 
 
+#: Why Leadline did not send, for the rep (the gate's reasons are written for operators and
+#: the audit trail: "draft-only mode (MODE_DRAFT_ONLY=true): …"), by their opening words.
+_REP_REASONS = (
+    ("draft-only mode", "Leadline drafts only and sends nothing"),
+    ("API_ENV=", "Leadline sends email only in production"),
+    ("recipient is not on SEND_EMAIL_ALLOWLIST", "this address is not on Leadline's send list"),
+    ("no valid recipient email", "the lead left no usable email address: reach them another way"),
+    ("recipient cooldown", "this address was emailed recently: check before sending another"),
+    ("gate re-check before sending", "Leadline's send mode changed before it went out"),
+)
+
+
+def _not_sent_because(draft: EmailDraft) -> str:
+    reason = draft.gate_reason or ""
+    for opening, text in _REP_REASONS:
+        if reason.startswith(opening) or reason.startswith(
+            f"gate re-check before sending: {opening}"
+        ):
+            return text
+    return "Leadline did not send it"
+
+
 def crm_note_write(*, workflow_id: int, retrying: bool = False) -> str:
     """Put the final text on the HubSpot contact as a note so the rep can send it by hand.
 
@@ -816,7 +838,13 @@ def crm_note_write(*, workflow_id: int, retrying: bool = False) -> str:
     from workflows import crm_html  # HTML: HubSpot renders note bodies as rich text
 
     body = crm_html.join(
-        crm_html.paragraph(f"Follow-up email for the rep to send by hand ({draft.gate_reason})."),
+        crm_html.paragraph(
+            f"Follow-up email for the rep to send by hand ({_not_sent_because(draft)})."
+        ),
+        crm_html.paragraph(
+            "What to do: send the email below to the lead from your own mailbox (adjust it as "
+            "you see fit), then log it on this contact. It was approved in Leadline."
+        ),
         crm_html.paragraph(f"To: {draft.recipient}\nSubject: {draft.subject}"),
         crm_html.paragraphs(draft.body),
     )

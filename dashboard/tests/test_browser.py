@@ -219,8 +219,8 @@ def test_bulk_approve_in_the_inbox(page, live_server, settings):
     screenshot(page, "inbox")
 
     mark_page(page)
-    page.check(f"#inbox-table input[value='{late.pk}']")
-    page.check(f"#inbox-table input[value='{fresh.pk}']")
+    page.check(f"#inbox-table input[data-select][value='{late.pk}']")
+    page.check(f"#inbox-table input[data-select][value='{fresh.pk}']")
     page.click("#bulk-approve")
     expect(page.locator("#outcomes")).to_contain_text("Bulk approve: 2 drafts")
     expect(page.locator("#outcomes tr.won")).to_have_count(2)

@@ -118,12 +118,30 @@ def test_home_page_loads_the_overview_after_the_list(operator_client, workflow_f
     assert "median time to draft" in overview
 
 
-def test_the_overview_is_cached_for_a_minute(
+def test_the_chart_follows_new_runs_and_the_medians_are_cached_for_a_minute(
     operator_client, workflow_factory, django_assert_max_num_queries
 ):
     workflow_factory(status=Status.SENT)
     operator_client.get("/dashboard/overview/")
+    with django_assert_max_num_queries(4):  # session, user, the data stamp: nothing else
+        operator_client.get("/dashboard/overview/")
     workflow_factory(status=Status.FAILED)
-    with django_assert_max_num_queries(4):  # session, user, perms: no chart or median query
+    with django_assert_max_num_queries(5):  # + the stamp, the chart's one GROUP BY; no medians
         html = operator_client.get("/dashboard/overview/").content.decode()
-    assert 'class="o-failed"' not in html  # the cached week, without the new run
+    assert 'class="o-failed"' in html  # a new run moves the stamp, so the bars include it
+
+
+def test_the_y_axis_counts_in_whole_steps():
+    from dashboard import charts
+
+    series = [{"day": dt.date(2026, 12, d), "counts": {"done": n}} for d, n in ((1, 9), (2, 3))]
+    grid = [g["value"] for g in charts.stacked_bars(series, selectors.OUTCOMES)["grid"]]
+    assert grid == [0, 3, 6, 9, 12]
+    small = [{"day": dt.date(2026, 12, 1), "counts": {"done": 2}}]
+    assert [g["value"] for g in charts.stacked_bars(small, selectors.OUTCOMES)["grid"]] == [
+        0,
+        1,
+        2,
+        3,
+        4,
+    ]

@@ -25,7 +25,10 @@ def test_detail_shows_submission_payload_and_hubspot_links(operator_client, work
     assert "https://app.hubspot.com/contacts/62515/record/0-1/901" in html
     assert "https://app.hubspot.com/tasks/62515/view/all" in html
     assert "&quot;fields&quot;: [" in html  # pretty JSON, escaped
-    assert "draft-only mode: a human approves" in html  # the gate's reason
+    # The gate's reason for an operator, the setting behind it on hover, no alarm colour.
+    assert "Draft-only mode: nothing is sent. Approving marks it done and hands the text" in html
+    assert 'title="Set by MODE_DRAFT_ONLY=true"' in html and "gate tone-normal" in html
+    assert '<details id="raw-payload">' in html  # the raw payload starts collapsed
 
 
 def test_detail_runs_a_bounded_number_of_queries(
@@ -93,7 +96,9 @@ def test_an_htmx_approval_swaps_the_new_status_in_place(operator_client, workflo
     assert response.status_code == 200
     assert "<html" not in html and html.lstrip().startswith('<div id="detail-body">')
     assert 'data-status="completed"' in html
-    assert "Approved; not sent" in html
+    # The gate's reason in operator words, and what happened rather than what to do next.
+    assert "Approved. Draft-only mode: nothing was sent" in html
+    assert "What happened:" in html and "approve to complete" not in html
 
 
 def test_approving_with_edits_keeps_the_original_and_shows_a_diff(

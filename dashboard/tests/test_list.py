@@ -60,23 +60,32 @@ def test_full_page_runs_a_bounded_number_of_queries(
 def test_filtered_fragments_run_a_bounded_number_of_queries(
     operator_client, sixty, django_assert_max_num_queries, query
 ):
-    # session, user, 2 permission lookups, 10 capped tab counts, the page: 15 for any table size
-    with django_assert_max_num_queries(15):
+    # session, user, 2 permission lookups, the data stamp, 10 capped tab counts, the page: 16
+    with django_assert_max_num_queries(16):
         response = operator_client.get(f"{LIST}?{query}", HTTP_HX_REQUEST="true")
     assert response.status_code == 200
 
 
-def test_a_poll_refreshes_only_the_table_in_a_few_queries(
-    operator_client, sixty, django_assert_max_num_queries
+def test_a_poll_refreshes_the_table_tabs_and_chart_together(
+    operator_client, sixty, workflow_factory, django_assert_max_num_queries
 ):
-    with django_assert_max_num_queries(3):  # session, user, one page query
-        response = operator_client.get(
-            LIST, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="workflow-table"
-        )
+    poll = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "workflow-table"}
+    operator_client.get(LIST, **poll)
+    # Nothing changed: session, user, perms, the data stamp, one page query.
+    with django_assert_max_num_queries(6):
+        response = operator_client.get(LIST, **poll)
     html = response.content.decode()
     assert html.lstrip().startswith('<div id="workflow-table"')
     assert 'hx-trigger="every 5s, refresh"' in html and "data-poll" in html
-    assert 'class="tabs"' not in html
+    # The tabs and the overview ride along out of band, read at the same data stamp.
+    assert '<nav class="tabs" id="status-tabs" aria-label="Status" hx-swap-oob="true">' in html
+    assert '<section class="overview" id="overview" hx-swap-oob="true">' in html
+    all_before = response.context["tabs"][0]["count"]
+
+    workflow_factory()
+    response = operator_client.get(LIST, **poll)
+    assert int(response.context["tabs"][0]["count"]) == int(all_before) + 1
+    assert response.context["chart"]["total"] >= 1
 
 
 def test_plain_requests_get_the_full_page_and_htmx_requests_a_fragment(operator_client, sixty):
@@ -174,15 +183,17 @@ def test_form_choices_are_distinct_sorted_and_skip_blanks(db, workflow_factory):
     assert selectors.form_choices(limit=2) == ["form-a", "form-b"]
 
 
-def test_tab_counts_are_cached_for_a_few_seconds(
+def test_tab_counts_are_cached_until_the_data_changes(
     operator_client, workflow_factory, django_assert_max_num_queries
 ):
     workflow_factory()
     operator_client.get(LIST, HTTP_HX_REQUEST="true")
+    with django_assert_max_num_queries(6):  # cached: no count query, only the stamp
+        response = operator_client.get(LIST, HTTP_HX_REQUEST="true")
     workflow_factory()
     response = operator_client.get(LIST, HTTP_HX_REQUEST="true")
     tabs = {t["status"]: t["count"] for t in response.context["tabs"]}
-    assert tabs[Status.AWAITING_APPROVAL] == "1"  # the cached count, not yet 2
+    assert tabs[Status.AWAITING_APPROVAL] == "2"  # a new row moves the stamp: counts agree
 
 
 def test_rows_show_lead_form_status_age_and_owner(operator_client, workflow_factory):

@@ -91,6 +91,9 @@ def test_the_note_body_escapes_the_draft_and_the_lead_values(crm):  # noqa: F811
     [note] = crm.requests("notes.create")
     body = note.json["properties"]["hs_note_body"]
     assert body.startswith("<p>Follow-up email for the rep to send by hand (")
+    # What the rep should do, not the operator's "approve to complete …" (issue #15).
+    assert "<p>What to do: send the email below to the lead from your own mailbox" in body
+    assert "approve to complete" not in body and "MODE_DRAFT_ONLY" not in body
     assert "<p>To: lead@acme.test<br>Subject: Hi &lt;a href=" in body
     assert_inert(body)
     assert "&lt;img src=https://evil.example/beacon.png&gt; &amp; Co" in body
