@@ -458,3 +458,10 @@ AXES_VERBOSE = False
 # At most one email per recipient in this many hours, whatever the path (approval, auto-send,
 # replay, redelivery, admin): enforced when a send is claimed (outreach/cooldown.py). 0: off.
 RECIPIENT_COOLDOWN_HOURS = env_int("RECIPIENT_COOLDOWN_HOURS", 72, minimum=0)
+
+# --- issue #16: new leads in under a second ---------------------------------------------------
+# A lead HubSpot's contact search does not know yet (a new contact) is drafted from the form
+# at once and held for approval; its contact is attached in the background (searched again
+# after CONTACT_SEARCH_LAG_*, created only after the last miss) and approval waits for it.
+# false (or auto-send on): the pipeline waits for the contact before drafting, as it used to.
+CONTACT_ATTACH_IN_BACKGROUND = env_bool("CONTACT_ATTACH_IN_BACKGROUND", True)
