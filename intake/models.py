@@ -64,7 +64,8 @@ class FormSubmission(models.Model):
         indexes = [
             models.Index(fields=["email"], name="submission_email_idx"),
             models.Index(fields=["form_id", "workflow_at"], name="submission_form_idx"),
-            models.Index(fields=["company"], name="submission_company_idx"),
+            # No company B-tree: nothing filters on a whole company, and the search uses the
+            # trigram index (intake migration 0006); it cost every insert (issue #16).
         ]
         constraints = [
             models.CheckConstraint(

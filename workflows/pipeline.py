@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -311,7 +312,7 @@ def contact_attach(workflow_id: int, *, misses: int = 0, attempt: int = 0) -> st
         raise AttachAgain(settings.CONTACT_SEARCH_LAG_BASE_SECONDS, misses, attempt)
     if workflow.status != Status.AWAITING_APPROVAL:
         return _attach_done(workflow, f"workflow {workflow.status} before its contact was found")
-    client = client_from_settings()
+    client = _kept_client()
     if client is None:
         return _attach_done(workflow, NO_CRM)
     step = Step.RESOLVE_CONTACT
@@ -346,9 +347,6 @@ def contact_attach(workflow_id: int, *, misses: int = 0, attempt: int = 0) -> st
     except Exception as exc:
         _record_error(workflow, step, attempt + 1, exc, retryable=False)
         return _attach_done(workflow, f"contact not attached: {exc}", error=True)
-    finally:
-        if client is not None:
-            client.close()
     from outreach.services import draft_refresh
 
     # The facts first (approval still waits), then the draft from them, then approval.
@@ -507,6 +505,32 @@ STEPS: list[tuple[str, Callable[[Workflow, HubSpotClient | None], str]]] = [
 ]
 
 
+_clients = threading.local()
+
+
+def _kept_client() -> HubSpotClient | None:
+    """One HubSpot client per worker thread, kept from one workflow to the next: its kept-alive
+    connection saves a TCP (and, against HubSpot, TLS) handshake and a session per workflow.
+    A new one is made when the settings it was made from change."""
+    key = (
+        settings.HUBSPOT_ACCESS_TOKEN,
+        settings.HUBSPOT_API_BASE_URL,
+        settings.HUBSPOT_TIMEOUT_SECONDS,
+        settings.HUBSPOT_RATE_LIMIT_PER_10S,
+        settings.HUBSPOT_SEARCH_RATE_PER_S,
+        settings.HUBSPOT_LOCKED_RETRY_SECONDS,
+        settings.CELERY_BROKER_URL,
+    )
+    kept = getattr(_clients, "kept", None)
+    if kept is not None and kept[0] == key:
+        return kept[1]
+    if kept is not None and kept[1] is not None:
+        kept[1].close()
+    client = client_from_settings()
+    _clients.kept = (key, client)
+    return client
+
+
 # --- the run ---------------------------------------------------------------------------------
 def run_workflow(workflow_id: int, *, task_id: str) -> Outcome:
     """Run every remaining step of one workflow. Idempotent; safe to call again after a crash.
@@ -518,33 +542,29 @@ def run_workflow(workflow_id: int, *, task_id: str) -> Outcome:
     if workflow is None:
         current = Workflow.objects.filter(pk=workflow_id).values_list("status", flat=True).first()
         return Outcome("skipped", f"not claimable (status {current})")
-    client = client_from_settings()
+    client = _kept_client()
     finished: dict[str, Any] = {}  # the last step's finishing write, not yet stored
-    try:
-        for step, func in STEPS:
-            if workflow.step_log.get(step, {}).get("finished_at"):
-                continue
-            if _attempts_used(workflow, step) >= settings.WORKFLOW_MAX_ATTEMPTS:
-                # A redelivered message after a crash mid-step: never a run past the limit.
-                _write_finished(workflow, finished)
-                why = f"exceeded attempts ({settings.WORKFLOW_MAX_ATTEMPTS})"
-                _fail(
-                    workflow,
-                    step,
-                    _attempts_used(workflow, step),
-                    ExceededAttempts(why),
-                    retryable=True,
-                    why=why,
-                )
-                raise StepFailed(why)
-            if not _start_step(workflow, step, task_id, finished):
-                _write_finished(workflow, finished)
-                return Outcome("skipped", "lease taken over by another task")
-            finished = _run_step(workflow, step, func, client)
-        _write_finished(workflow, finished)
-    finally:
-        if client is not None:
-            client.close()
+    for step, func in STEPS:
+        if workflow.step_log.get(step, {}).get("finished_at"):
+            continue
+        if _attempts_used(workflow, step) >= settings.WORKFLOW_MAX_ATTEMPTS:
+            # A redelivered message after a crash mid-step: never a run past the limit.
+            _write_finished(workflow, finished)
+            why = f"exceeded attempts ({settings.WORKFLOW_MAX_ATTEMPTS})"
+            _fail(
+                workflow,
+                step,
+                _attempts_used(workflow, step),
+                ExceededAttempts(why),
+                retryable=True,
+                why=why,
+            )
+            raise StepFailed(why)
+        if not _start_step(workflow, step, task_id, finished):
+            _write_finished(workflow, finished)
+            return Outcome("skipped", "lease taken over by another task")
+        finished = _run_step(workflow, step, func, client)
+    _write_finished(workflow, finished)
     if _contact_pending(workflow):
         contact_attach_later(workflow.pk, misses=0)
     status = Workflow.objects.filter(pk=workflow_id).values_list("status", flat=True).first()

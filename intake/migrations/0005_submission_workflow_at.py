@@ -10,6 +10,11 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        # Unused (the search is trigram; nothing filters on a whole company): a write per row.
+        migrations.RemoveIndex(
+            model_name="formsubmission",
+            name="submission_company_idx",
+        ),
         migrations.RemoveIndex(
             model_name="formsubmission",
             name="submission_form_idx",
