@@ -336,6 +336,9 @@ def contact_attach(workflow_id: int, *, misses: int = 0, attempt: int = 0) -> st
             create_crm_task(workflow, client)
     except AttachAgain:
         raise
+    except HubSpotPaused as paused:
+        # The daily limit: not an attempt and not an error; again when the window resets.
+        raise AttachAgain(float(paused.retry_after or 60.0), misses, attempt) from paused
     except TRANSIENT as exc:
         if attempt + 1 >= settings.WORKFLOW_MAX_ATTEMPTS:
             _record_error(workflow, step, attempt + 1, exc, retryable=True)

@@ -199,3 +199,19 @@ def test_with_auto_send_on_the_pipeline_waits_for_the_contact(crm, settings):
         pipeline.run_workflow(workflow.pk, task_id="task-1")
     assert lag.value.kind == "index_lag"
     assert not EmailDraft.objects.filter(workflow=workflow).exists()
+
+
+@pytest.mark.django_db
+def test_the_daily_limit_pauses_the_attach_without_an_error_or_an_attempt(crm, settings):
+    settings.HUBSPOT_DAILY_PAUSE_SECONDS = 7
+    workflow = new_workflow()
+    pipeline.run_workflow(workflow.pk, task_id="task-1")
+    crm.add_fault("contacts.search", {"kind": "status", "status": 429, "policy": "DAILY"})
+
+    with pytest.raises(pipeline.AttachAgain) as paused:
+        pipeline.contact_attach(workflow.pk)
+
+    assert paused.value.countdown == 7 and paused.value.attempt == 0
+    assert not WorkflowError.objects.filter(workflow=workflow).exists()
+    workflow.refresh_from_db()
+    assert workflow.step_log[Step.RESOLVE_CONTACT]["contact_pending"] is True
