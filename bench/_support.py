@@ -158,7 +158,7 @@ def seed_workflows(conn: psycopg.Connection, count: int, *, status: str | None =
         """
         INSERT INTO form_submissions (dedupe_key, shape, signature_version, raw_payload, email,
             email_error, first_name, last_name, company, phone, message, form_id, page_uri,
-            portal_id, object_id, event_type, submitted_at, received_at)
+            portal_id, object_id, event_type, submitted_at, received_at, workflow_at)
         SELECT 'seed:' || g, 'forms', 'v3', jsonb_build_object('n', g),
             'lead' || g || '@' || (ARRAY['acme.com', 'globex.com', 'initech.com',
                 'umbrella.com', 'hooli.com', 'example.org'])[1 + mod(g, 6)],
@@ -166,6 +166,8 @@ def seed_workflows(conn: psycopg.Connection, count: int, *, status: str | None =
             'Interested in pricing for ' || (mod(g, 9) + 1) || ' sites.',
             'form-' || (mod(g, 25)), 'https://www.example.com/pricing', 62515, '', '',
             now() - make_interval(secs => mod(g::bigint * 7919, 90 * 86400)),
+            now() - make_interval(secs => mod(g::bigint * 7919, 90 * 86400)),
+            -- as ingest stores it: its workflow's created_at (below: the received time)
             now() - make_interval(secs => mod(g::bigint * 7919, 90 * 86400))
         FROM generate_series(1, %s) AS g
         """,

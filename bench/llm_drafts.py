@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ from bench._support import (
     recreate_database,
     verdict,
 )
-from bench.pipeline import ingest, speed_to_lead, start_worker, wait_until_drafted
+from bench.pipeline import ingest, speed_to_lead, start_worker, stop_worker, wait_until_drafted
 
 DB = "leadline_bench_llm"
 BROKER = os.environ.get("CELERY_BROKER_URL", "") or "redis://127.0.0.1:6379/8"
@@ -96,11 +95,7 @@ def run(args, name: str, extra_env: dict[str, str], model_config: dict) -> dict:
             ingest(paced, pause=1.0)
             wait_until_drafted(paced, time.monotonic() + args.timeout)
         finally:
-            worker.terminate()
-            try:
-                worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+            stop_worker(worker)
     burst, steady = speed_to_lead(emails), speed_to_lead(paced)
     steps = [
         w.step_log.get("draft_email", {}).get("duration_ms", 0) / 1000

@@ -533,3 +533,10 @@ MIDDLEWARE.insert(
     "dashboard.timezones.OperatorTimeZoneMiddleware",
 )
 FORMAT_MODULE_PATH = ["config.formats"]
+
+# --- issue #16: new leads in under a second ---------------------------------------------------
+# A lead HubSpot's contact search does not know yet (a new contact) is drafted from the form
+# at once and held for approval; its contact is attached in the background (searched again
+# after CONTACT_SEARCH_LAG_*, created only after the last miss) and approval waits for it.
+# false (or auto-send on): the pipeline waits for the contact before drafting, as it used to.
+CONTACT_ATTACH_IN_BACKGROUND = env_bool("CONTACT_ATTACH_IN_BACKGROUND", True)

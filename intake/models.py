@@ -48,14 +48,24 @@ class FormSubmission(models.Model):
     erased_at = models.DateTimeField(
         null=True, blank=True, help_text="Personal data erased (HubSpot privacy deletion)."
     )
+    workflow_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text=(
+            "When it was stored or last replayed: never earlier than any of its workflows' "
+            "created_at (NULL: not recorded), so the dashboard's date filter can narrow by "
+            "form and date in one index before it looks at workflows (issue #16)."
+        ),
+    )
 
     class Meta:
         db_table = "form_submissions"
         ordering = ["-received_at"]
         indexes = [
             models.Index(fields=["email"], name="submission_email_idx"),
-            models.Index(fields=["form_id", "received_at"], name="submission_form_idx"),
-            models.Index(fields=["company"], name="submission_company_idx"),
+            models.Index(fields=["form_id", "workflow_at"], name="submission_form_idx"),
+            # No company B-tree: nothing filters on a whole company, and the search uses the
+            # trigram index (intake migration 0006); it cost every insert (issue #16).
         ]
         constraints = [
             models.CheckConstraint(

@@ -33,7 +33,7 @@ from outreach.drafting import DraftContext, Drafter, get_drafter
 from outreach.gate import AI_DRAFTER, GateDecision, SendMode, current_mode, decide
 from outreach.models import Decision, EmailDraft, GateAction
 from workflows import audit
-from workflows.models import AuditEvent, Status, Workflow
+from workflows.models import AuditEvent, Status, Step, Workflow
 from workflows.services import CRM_NOTE_TASK, SEND_TASK, enqueue_on_commit
 from workflows.transitions import last_transition_to, transition
 
@@ -164,6 +164,47 @@ def draft_create(*, workflow_id: int, drafter: Drafter | None = None) -> EmailDr
         # Another worker drafted the same workflow first; theirs is the draft.
         return EmailDraft.objects.get(workflow_id=workflow_id)
     return draft
+
+
+def draft_refresh(*, workflow_id: int, drafter: Drafter | None = None) -> bool:
+    """Draft a waiting draft again from the workflow's facts as they are now (its contact was
+    attached after it was drafted: issue #16), if no one has edited or decided it and the
+    text changes. The version goes up, so an approval of the old text is refused as stale.
+    Returns whether the draft changed."""
+    with transaction.atomic():
+        draft = (
+            EmailDraft.objects.select_for_update()
+            .filter(workflow_id=workflow_id, decision=Decision.PENDING, edited_at__isnull=True)
+            .first()
+        )
+        if draft is None:
+            return False
+        workflow = Workflow.objects.select_related("submission").get(pk=workflow_id)
+        drafter = drafter or get_drafter()
+        content = drafter.draft(_draft_context(workflow))
+        subject = fit(content.subject, EmailDraft._meta.get_field("subject").max_length)
+        if (subject, content.body, content.body_html) == (
+            draft.subject,
+            draft.body,
+            draft.body_html,
+        ):
+            return False
+        draft.subject = draft.original_subject = subject
+        draft.body = draft.original_body = content.body
+        draft.body_html = content.body_html
+        draft.template = fit(content.template, EmailDraft._meta.get_field("template").max_length)
+        draft.drafter = drafter.name
+        draft.version += 1
+        draft.save()
+        audit.record(
+            action="draft.refreshed",
+            object_type="email_draft",
+            object_id=draft.pk,
+            workflow_id=workflow_id,
+            reason="the lead's HubSpot contact was attached after drafting",
+            details={"template": content.template, "version": draft.version},
+        )
+    return True
 
 
 def _draft_context(workflow: Workflow) -> DraftContext:
@@ -383,9 +424,16 @@ def workflow_approve(
     _require(user, APPROVE_PERMISSION)
     with transaction.atomic():
         draft = EmailDraft.objects.select_for_update().get(workflow_id=workflow_id)
-        status = Workflow.objects.values_list("status", flat=True).get(pk=workflow_id)
+        status, step_log = Workflow.objects.values_list("status", "step_log").get(pk=workflow_id)
         if status == Status.AWAITING_APPROVAL:
             check_version(draft, version)
+            if (step_log or {}).get(Step.RESOLVE_CONTACT, {}).get("contact_pending"):
+                # Drafted from the form before the lead's contact was found (issue #16): its
+                # facts may change the draft, or make the lead another's duplicate.
+                raise ActionRefused(
+                    "The lead's HubSpot contact is still being looked up (a few seconds); "
+                    "the draft may change. Reload and approve again."
+                )
         won = transition(
             workflow_id,
             from_status=Status.AWAITING_APPROVAL,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -66,6 +67,11 @@ class NotIndexedYet(Exception):
         self.countdown = countdown
 
 
+class ContactPending(Exception):
+    """The search missed a lead new to HubSpot: the step ends now (drafted from the form data)
+    and the contact is attached in the background (``contact_attach``)."""
+
+
 # The client already turns timeouts, 429s, 5xx and throttle waits into TransientHubSpotError.
 TRANSIENT = (TransientHubSpotError, OperationalError, InterfaceError)
 
@@ -114,10 +120,17 @@ def claim(workflow_id: int, task_id: str) -> Workflow | None:
     return Workflow.objects.select_related("submission").get(pk=workflow_id)
 
 
-def _start_step(workflow: Workflow, step: str, task_id: str) -> bool:
+#: Workflow columns a step may set on the workflow object; written with the step's finish.
+STEP_OUTPUTS = ("contact_id", "owner_id", "contact", "task_id")
+
+
+def _start_step(workflow: Workflow, step: str, task_id: str, finished: dict[str, Any]) -> bool:
     """Count the step's attempt and renew the lease, in one UPDATE that only matches while this
     task holds the workflow: False when the sweeper gave it to another task (nothing written).
 
+    ``finished`` is the previous step's finishing write (its step-log entry is already in
+    ``workflow.step_log``, plus the columns it set): it goes in the same UPDATE, so a step
+    costs one commit between its HubSpot calls, not two.
     The attempt is stored before the step calls HubSpot, so a crash mid-step still counts it
     (create_crm_task looks for its marker when attempts > 1)."""
     entry = dict(workflow.step_log.get(step, {}))
@@ -130,7 +143,7 @@ def _start_step(workflow: Workflow, step: str, task_id: str) -> bool:
     started = Workflow.objects.filter(
         pk=workflow.pk, status=Status.RUNNING, claimed_by=task_id
     ).update(
-        step_log=step_log,
+        **{**finished, "step_log": step_log},
         current_step=step,
         attempts=entry["attempts"],
         lease_expires_at=now + timedelta(seconds=settings.WORKFLOW_LEASE_SECONDS),
@@ -140,6 +153,13 @@ def _start_step(workflow: Workflow, step: str, task_id: str) -> bool:
         workflow.step_log, workflow.current_step = step_log, step
         workflow.attempts = entry["attempts"]
     return bool(started)
+
+
+def _write_finished(workflow: Workflow, finished: dict[str, Any]) -> None:
+    """A finishing write with no next step to fold into: on its own, unconditionally (as every
+    finishing write was before they were folded), so a step's outputs are never lost."""
+    if finished:
+        Workflow.objects.filter(pk=workflow.pk).update(**finished, updated_at=timezone.now())
 
 
 # --- steps -----------------------------------------------------------------------------------
@@ -160,6 +180,10 @@ def resolve_contact(workflow: Workflow, client: HubSpotClient | None) -> str:
         raise PermanentStepError(f"cannot look the lead up: {submission.email_error or 'no email'}")
     else:
         contact = client.search_contact_by_email(submission.email)
+        if contact is None and attach_in_background():
+            # A new lead: draft from the form now; HubSpot's own form processing creates the
+            # contact (its index then shows it), and contact_attach picks it up.
+            raise ContactPending()
         if contact is None:
             misses = workflow.step_log.get(Step.RESOLVE_CONTACT, {}).get("search_misses", 0)
             if misses < settings.CONTACT_SEARCH_LAG_RETRIES:
@@ -169,6 +193,24 @@ def resolve_contact(workflow: Workflow, client: HubSpotClient | None) -> str:
     duplicate = _claim_lead_contact(workflow, str(contact["id"]))
     if duplicate:
         return duplicate
+    _set_contact(workflow, contact, client)
+    return f"contact {workflow.contact_id}, owner {workflow.owner_id or 'none'}"
+
+
+def attach_in_background() -> bool:
+    """Whether a lead HubSpot's search does not know yet is drafted at once and its contact
+    attached afterwards (a human approves every draft), or waited for (auto-send: the email
+    leaves without a human, so it waits for the contact's facts and duplicate check)."""
+    from outreach.gate import current_mode
+
+    if not settings.CONTACT_ATTACH_IN_BACKGROUND or settings.CONTACT_SEARCH_LAG_RETRIES <= 0:
+        return False
+    mode = current_mode()
+    return not (mode.auto_send and mode.can_send)
+
+
+def _set_contact(workflow: Workflow, contact: dict[str, Any], client: HubSpotClient) -> None:
+    """The contact's id, owner and facts on the workflow (in memory; the caller writes them)."""
     props = contact.get("properties") or {}
     owner_id = str(props.get("hubspot_owner_id") or "")
     owner = client.get_owner(owner_id) if owner_id else None
@@ -179,8 +221,6 @@ def resolve_contact(workflow: Workflow, client: HubSpotClient | None) -> str:
     workflow.contact_id = str(contact["id"])
     workflow.owner_id = owner_id
     workflow.contact = facts
-    workflow.save(update_fields=["contact_id", "owner_id", "contact", "updated_at"])
-    return f"contact {workflow.contact_id}, owner {owner_id or 'none'}"
 
 
 def _claim_lead_contact(workflow: Workflow, contact_id: str) -> str:
@@ -209,6 +249,165 @@ def _claim_lead_contact(workflow: Workflow, contact_id: str) -> str:
         fields={"contact_id": contact_id, "last_error": reason, "claimed_by": ""},
     )
     return reason
+
+
+def _contact_pending(workflow: Workflow) -> bool:
+    """Drafted before its contact was found (ContactPending) and not attached yet: approval
+    waits for contact_attach (outreach refuses it meanwhile)."""
+    return bool(workflow.step_log.get(Step.RESOLVE_CONTACT, {}).get("contact_pending"))
+
+
+ATTACH_TASK = "workflows.attach_contact"
+
+
+class AttachAgain(Exception):
+    """contact_attach wants another try after ``countdown`` seconds (the task publishes it)."""
+
+    def __init__(self, countdown: float, misses: int, attempt: int) -> None:
+        super().__init__(f"attach the contact again in {countdown:.1f}s")
+        self.countdown, self.misses, self.attempt = countdown, misses, attempt
+
+
+def contact_attach_later(
+    workflow_id: int, *, misses: int, attempt: int = 0, countdown: float | None = None
+) -> bool:
+    """Publish ``attach_contact``; a broker outage is logged, and the sweeper publishes it
+    again for a waiting workflow whose contact is still pending."""
+    from celery import current_app
+
+    if countdown is None:
+        countdown = settings.CONTACT_SEARCH_LAG_BASE_SECONDS * 2**misses
+    try:
+        current_app.send_task(
+            ATTACH_TASK, args=[workflow_id, misses, attempt], countdown=countdown, retry=False
+        )
+    except Exception as exc:  # any broker failure: the sweeper publishes it again
+        log.warning(
+            "Broker unavailable; contact attach left for the sweeper",
+            extra={"workflow_id": workflow_id, "error": type(exc).__name__},
+        )
+        return False
+    return True
+
+
+def contact_attach(workflow_id: int, *, misses: int = 0, attempt: int = 0) -> str:
+    """The background half of resolve_contact for a lead HubSpot's search did not know yet
+    (ContactPending): its draft already waits for approval, which is refused until this ends.
+
+    Searches again (HubSpot's index lags a new contact, and its own form processing creates
+    the contact with the form's source attribution); after CONTACT_SEARCH_LAG_RETRIES misses
+    it creates the contact, as the waiting path always did. Then, as resolve_contact would:
+    a contact that another lead holds ends this workflow as that lead's duplicate; otherwise
+    its facts and owner are stored, an untouched draft whose text they change is re-drafted
+    (its version goes up), and the CRM task is created. Raises AttachAgain when the task
+    should try again; every error is recorded (WorkflowError), and approval is never blocked
+    for good: after a permanent error or WORKFLOW_MAX_ATTEMPTS tries the draft from the form
+    data stays, with the error on the workflow.
+    """
+    workflow = Workflow.objects.select_related("submission").filter(pk=workflow_id).first()
+    if workflow is None or not _contact_pending(workflow):
+        return "nothing to attach"
+    if workflow.status in (Status.PENDING, Status.RUNNING):
+        # The run that drafted it has not handed off yet: after it has.
+        raise AttachAgain(settings.CONTACT_SEARCH_LAG_BASE_SECONDS, misses, attempt)
+    if workflow.status != Status.AWAITING_APPROVAL:
+        return _attach_done(workflow, f"workflow {workflow.status} before its contact was found")
+    client = _kept_client()
+    if client is None:
+        return _attach_done(workflow, NO_CRM)
+    step = Step.RESOLVE_CONTACT
+    try:
+        contact = client.search_contact_by_email(workflow.submission.email)
+        if contact is None:
+            misses += 1
+            if misses < settings.CONTACT_SEARCH_LAG_RETRIES:
+                raise AttachAgain(
+                    settings.CONTACT_SEARCH_LAG_BASE_SECONDS * 2**misses, misses, attempt
+                )
+            contact = client.create_contact(_new_contact_properties(workflow.submission))
+        duplicate = _attach_duplicate(workflow, str(contact["id"]))
+        if duplicate:
+            return duplicate
+        _set_contact(workflow, contact, client)
+        task = client.find_task_by_marker(f"workflow-{workflow.pk}") if attempt else None
+        if task is not None:
+            workflow.task_id = str(task["id"])
+        else:
+            create_crm_task(workflow, client)
+    except AttachAgain:
+        raise
+    except HubSpotPaused as paused:
+        # The daily limit: not an attempt and not an error; again when the window resets.
+        raise AttachAgain(float(paused.retry_after or 60.0), misses, attempt) from paused
+    except TRANSIENT as exc:
+        if attempt + 1 >= settings.WORKFLOW_MAX_ATTEMPTS:
+            _record_error(workflow, step, attempt + 1, exc, retryable=True)
+            note = f"contact not attached, retries exhausted: {exc}"
+            return _attach_done(workflow, note, error=True)
+        countdown = backoff_seconds(attempt + 1, getattr(exc, "retry_after", None))
+        _record_error(workflow, step, attempt + 1, exc, retryable=True, retry_in=countdown)
+        raise AttachAgain(countdown, misses, attempt + 1) from exc
+    except Exception as exc:
+        _record_error(workflow, step, attempt + 1, exc, retryable=False)
+        return _attach_done(workflow, f"contact not attached: {exc}", error=True)
+    from outreach.services import draft_refresh
+
+    # The facts first (approval still waits), then the draft from them, then approval.
+    Workflow.objects.filter(pk=workflow.pk).update(
+        **{name: getattr(workflow, name) for name in STEP_OUTPUTS}, updated_at=timezone.now()
+    )
+    refreshed = draft_refresh(workflow_id=workflow.pk)
+    note = f"contact {workflow.contact_id} attached, owner {workflow.owner_id or 'none'}"
+    if workflow.task_id:
+        workflow.step_log.setdefault(Step.CREATE_CRM_TASK, {})["note"] = f"task {workflow.task_id}"
+    return _attach_done(workflow, note + ("; draft re-drafted" if refreshed else ""))
+
+
+def _attach_duplicate(workflow: Workflow, contact_id: str) -> str:
+    """The contact is another lead's: this waiting workflow ends as its duplicate."""
+    from intake.identity import lead_claim_contact, workflows_of_leads
+
+    lead_id = workflow.submission.lead_id
+    if lead_id is None:
+        return ""
+    claim = lead_claim_contact(lead_id=lead_id, contact_id=contact_id)
+    if not claim.is_duplicate:
+        return ""
+    original = workflows_of_leads({claim.holder_id}).get(claim.holder_id)
+    reason = (
+        f"duplicate of lead #{claim.holder_id} (workflow #{original}): "
+        f"contact {contact_id} already has a workflow"
+    )
+    entry = _attach_entry(workflow, reason)
+    transition(
+        workflow.pk,
+        from_status=Status.AWAITING_APPROVAL,
+        to_status=Status.COMPLETED,
+        reason=reason,
+        details={"duplicate_of_workflow": original, "lead": claim.holder_id},
+        fields={"contact_id": contact_id, "last_error": reason, "step_log": entry},
+    )
+    return reason
+
+
+def _attach_entry(workflow: Workflow, note: str) -> dict[str, Any]:
+    step_log = dict(workflow.step_log)
+    entry = dict(step_log.get(Step.RESOLVE_CONTACT, {}))
+    entry.pop("contact_pending", None)
+    entry.update(note=note, attached_at=timezone.now().isoformat())
+    step_log[Step.RESOLVE_CONTACT] = entry
+    return step_log
+
+
+def _attach_done(workflow: Workflow, note: str, *, error: bool = False) -> str:
+    """Store how the attach ended and allow approval, in one UPDATE."""
+    fields: dict[str, Any] = {"step_log": _attach_entry(workflow, note)}
+    fields.update({name: getattr(workflow, name) for name in STEP_OUTPUTS})
+    if error:
+        fields["last_error"] = note[:2000]
+    Workflow.objects.filter(pk=workflow.pk).update(**fields, updated_at=timezone.now())
+    log.info("Contact attach ended", extra={"workflow_id": workflow.pk, "note": note})
+    return note
 
 
 def _new_contact_properties(submission) -> dict[str, str]:
@@ -240,6 +439,8 @@ def create_crm_task(workflow: Workflow, client: HubSpotClient | None) -> str:
     if client is None:
         return NO_CRM
     if not workflow.contact_id:
+        if _contact_pending(workflow):
+            return "no contact yet: the task is created when the contact is attached"
         return "no contact: CRM task skipped"
     marker = f"workflow-{workflow.pk}"
     task = None
@@ -257,8 +458,7 @@ def create_crm_task(workflow: Workflow, client: HubSpotClient | None) -> str:
             + timedelta(minutes=settings.FOLLOW_UP_TARGET_MINUTES),
             marker=marker,
         )
-    workflow.task_id = str(task["id"])
-    workflow.save(update_fields=["task_id", "updated_at"])
+    workflow.task_id = str(task["id"])  # written with the step's finish (see run_workflow)
     return f"task {workflow.task_id}"
 
 
@@ -308,6 +508,32 @@ STEPS: list[tuple[str, Callable[[Workflow, HubSpotClient | None], str]]] = [
 ]
 
 
+_clients = threading.local()
+
+
+def _kept_client() -> HubSpotClient | None:
+    """One HubSpot client per worker thread, kept from one workflow to the next: its kept-alive
+    connection saves a TCP (and, against HubSpot, TLS) handshake and a session per workflow.
+    A new one is made when the settings it was made from change."""
+    key = (
+        settings.HUBSPOT_ACCESS_TOKEN,
+        settings.HUBSPOT_API_BASE_URL,
+        settings.HUBSPOT_TIMEOUT_SECONDS,
+        settings.HUBSPOT_RATE_LIMIT_PER_10S,
+        settings.HUBSPOT_SEARCH_RATE_PER_S,
+        settings.HUBSPOT_LOCKED_RETRY_SECONDS,
+        settings.CELERY_BROKER_URL,
+    )
+    kept = getattr(_clients, "kept", None)
+    if kept is not None and kept[0] == key:
+        return kept[1]
+    if kept is not None and kept[1] is not None:
+        kept[1].close()
+    client = client_from_settings()
+    _clients.kept = (key, client)
+    return client
+
+
 # --- the run ---------------------------------------------------------------------------------
 def run_workflow(workflow_id: int, *, task_id: str) -> Outcome:
     """Run every remaining step of one workflow. Idempotent; safe to call again after a crash.
@@ -319,29 +545,31 @@ def run_workflow(workflow_id: int, *, task_id: str) -> Outcome:
     if workflow is None:
         current = Workflow.objects.filter(pk=workflow_id).values_list("status", flat=True).first()
         return Outcome("skipped", f"not claimable (status {current})")
-    client = client_from_settings()
-    try:
-        for step, func in STEPS:
-            if workflow.step_log.get(step, {}).get("finished_at"):
-                continue
-            if _attempts_used(workflow, step) >= settings.WORKFLOW_MAX_ATTEMPTS:
-                # A redelivered message after a crash mid-step: never a run past the limit.
-                why = f"exceeded attempts ({settings.WORKFLOW_MAX_ATTEMPTS})"
-                _fail(
-                    workflow,
-                    step,
-                    _attempts_used(workflow, step),
-                    ExceededAttempts(why),
-                    retryable=True,
-                    why=why,
-                )
-                raise StepFailed(why)
-            if not _start_step(workflow, step, task_id):
-                return Outcome("skipped", "lease taken over by another task")
-            _run_step(workflow, step, func, client)
-    finally:
-        if client is not None:
-            client.close()
+    client = _kept_client()
+    finished: dict[str, Any] = {}  # the last step's finishing write, not yet stored
+    for step, func in STEPS:
+        if workflow.step_log.get(step, {}).get("finished_at"):
+            continue
+        if _attempts_used(workflow, step) >= settings.WORKFLOW_MAX_ATTEMPTS:
+            # A redelivered message after a crash mid-step: never a run past the limit.
+            _write_finished(workflow, finished)
+            why = f"exceeded attempts ({settings.WORKFLOW_MAX_ATTEMPTS})"
+            _fail(
+                workflow,
+                step,
+                _attempts_used(workflow, step),
+                ExceededAttempts(why),
+                retryable=True,
+                why=why,
+            )
+            raise StepFailed(why)
+        if not _start_step(workflow, step, task_id, finished):
+            _write_finished(workflow, finished)
+            return Outcome("skipped", "lease taken over by another task")
+        finished = _run_step(workflow, step, func, client)
+    _write_finished(workflow, finished)
+    if _contact_pending(workflow):
+        contact_attach_later(workflow.pk, misses=0)
     status = Workflow.objects.filter(pk=workflow_id).values_list("status", flat=True).first()
     return Outcome(status or "gone")
 
@@ -350,14 +578,20 @@ def _attempts_used(workflow: Workflow, step: str) -> int:
     return workflow.step_log.get(step, {}).get("attempts", 0)
 
 
-def _run_step(workflow: Workflow, step: str, func, client) -> None:
-    """Run one started step (see _start_step) and record how it ended."""
+def _run_step(workflow: Workflow, step: str, func, client) -> dict[str, Any]:
+    """Run one started step (see _start_step) and record how it ended. A step that succeeded
+    returns its finishing write (step log and the columns it set) for the caller to store
+    with the next step's start; every other ending is stored here and raises."""
     entry = dict(workflow.step_log[step])
     attempt = entry["attempts"]
     extra = {"workflow_id": workflow.pk, "step": step, "attempt": attempt}
     started = time.monotonic()
+    outputs = {name: getattr(workflow, name) for name in STEP_OUTPUTS}
     try:
         note = func(workflow, client)
+    except ContactPending:
+        note = "not in HubSpot's search yet: drafted from the form; contact attached when found"
+        entry["contact_pending"] = True
     except NotIndexedYet as lag:
         _on_search_lag(workflow, step, entry, attempt, lag)
         return  # _on_search_lag always raises
@@ -388,10 +622,9 @@ def _run_step(workflow: Workflow, step: str, func, client) -> None:
         finished_at=timezone.now().isoformat(), duration_ms=round(duration * 1000), note=note
     )
     workflow.step_log[step] = entry
-    Workflow.objects.filter(pk=workflow.pk).update(
-        step_log=workflow.step_log, updated_at=timezone.now()
-    )
     log.info("Step finished", extra={**extra, "duration_ms": round(duration * 1000), "note": note})
+    changed = {k: getattr(workflow, k) for k, v in outputs.items() if getattr(workflow, k) != v}
+    return {**changed, "step_log": workflow.step_log}
 
 
 def _on_search_lag(

@@ -13,6 +13,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from intake.models import FormSubmission
 from workflows.models import LIVE_STATUSES, AuditEvent, Status, Trigger, Workflow
 
 log = logging.getLogger("leadline.workflows")
@@ -200,6 +201,11 @@ def workflows_replay(
                 if not is_shadow:  # a second id of the same submission in this batch
                     live[original.submission_id] = (original.pk, "being replayed", Trigger.REPLAY)
             new, lost = _insert_replays(wanted)
+            if new:
+                # The dashboard's date filter: never before any of its workflows (issue #16).
+                FormSubmission.objects.filter(pk__in={w.submission_id for w in new}).update(
+                    workflow_at=max(w.created_at for w in new)
+                )
             for original in lost:
                 winner = _live_runs([original.submission_id]).get(original.submission_id)
                 why = _refusal_reason(original, winner) or "a concurrent replay won; try again"

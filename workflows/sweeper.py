@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from workflows import metrics
 from workflows.models import Status, Step, Workflow, WorkflowError
+from workflows.pipeline import contact_attach_later
 from workflows.services import SEND_TASK, workflows_enqueue
 from workflows.transitions import transition
 
@@ -34,6 +35,8 @@ class SweepResult:
     published: int = 0
     #: Expired leases whose step had used every attempt: failed, not re-run.
     exceeded: int = 0
+    #: Waiting drafts whose contact attach (issue #16) was lost: published again.
+    attaches: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -87,6 +90,22 @@ def sweep(*, now: datetime | None = None, batch_size: int | None = None) -> Swee
             .values_list("pk", flat=True)[:batch]
         )
         Workflow.objects.filter(pk__in=sends).update(enqueued_at=now)
+        # Drafts whose contact attach message was lost: approval waits for it (pipeline.py).
+        attaches = list(
+            Workflow.objects.select_for_update(skip_locked=True)
+            .filter(
+                status=Status.AWAITING_APPROVAL,
+                updated_at__lt=stale,
+                **{f"step_log__{Step.RESOLVE_CONTACT}__contact_pending": True},
+            )
+            .exclude(enqueued_at__gte=stale)
+            .values_list("pk", flat=True)[:batch]
+        )
+        Workflow.objects.filter(pk__in=attaches).update(enqueued_at=now)
+    result.attaches = len(attaches)
+    for pk in attaches:
+        # attempt 1: look for the CRM task's marker first, in case a lost try created it.
+        result.published += contact_attach_later(pk, misses=0, attempt=1, countdown=0)
     result.pending, result.expired_leases, result.sends = len(pending), len(expired), len(sends)
     result.exceeded = len(exceeded)
     if sends:
@@ -98,7 +117,7 @@ def sweep(*, now: datetime | None = None, batch_size: int | None = None) -> Swee
         metrics.SWEPT.labels("expired_lease").inc(len(expired))
     if exceeded:
         log.error("Sweeper failed workflows that used every attempt", extra=result.as_dict())
-    if pending or expired or sends:
+    if pending or expired or sends or attaches:
         log.warning("Sweeper re-enqueued stuck workflows", extra=result.as_dict())
     return result
 

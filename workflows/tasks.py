@@ -29,6 +29,18 @@ def process_workflow(self: Task, workflow_id: int) -> str:
     return f"{outcome.status} {outcome.detail}".strip()
 
 
+@shared_task(name=pipeline.ATTACH_TASK, acks_late=True, ignore_result=True)
+def attach_contact(workflow_id: int, misses: int = 0, attempt: int = 0) -> str:
+    """Attach a new lead's HubSpot contact after its draft (pipeline.contact_attach)."""
+    try:
+        return pipeline.contact_attach(workflow_id, misses=misses, attempt=attempt)
+    except pipeline.AttachAgain as again:
+        pipeline.contact_attach_later(
+            workflow_id, misses=again.misses, attempt=again.attempt, countdown=again.countdown
+        )
+        return str(again)
+
+
 @shared_task(name="workflows.enqueue_workflows", acks_late=True, ignore_result=True)
 def enqueue_workflows(workflow_ids: list[int]) -> int:
     """Fan-out: publish ``process_workflow`` for each id (see services.FANOUT_TASK). A lost or

@@ -30,6 +30,7 @@ TRANSITIONS: Mapping[tuple[Status, Status], str] = {
     (S.RUNNING, S.FAILED): "a permanent error, or retries exhausted",
     (S.AWAITING_APPROVAL, S.APPROVED): "an operator approves the draft",
     (S.AWAITING_APPROVAL, S.REJECTED): "an operator rejects the draft",
+    (S.AWAITING_APPROVAL, S.COMPLETED): "its contact, attached after drafting, is another lead's",
     (S.APPROVED, S.SENDING): "the send is claimed (send mode, gate allows)",
     (S.APPROVED, S.COMPLETED): "draft-only or blocked: the rep sends by hand",
     (S.SENDING, S.SENT): "the provider accepted the message",

@@ -250,3 +250,30 @@ def test_replay_selected_rows(operator_client, workflow_factory):
         a.pk,
         b.pk,
     }
+
+
+def test_the_date_filter_finds_a_replay_of_an_old_lead_through_the_ingest_path(
+    operator_client, operator
+):
+    # workflow_at narrows the date filter on form_submissions (issue #16): a lead received
+    # long ago and replayed today must still be found from today, and only its replay.
+    from intake.payloads import parse_body
+    from intake.services import submissions_ingest
+    from workflows.models import Workflow
+    from workflows.services import workflows_replay
+
+    body = b'{"formId":"form-7","fields":[{"name":"email","value":"old@hooli.example"}]}'
+    result = submissions_ingest(
+        items=parse_body(body, query={}), signature_version="v3", received_at=timezone.now()
+    )
+    [original] = result.workflow_ids
+    long_ago = timezone.now() - dt.timedelta(days=30)
+    Workflow.objects.filter(pk=original).update(status=Status.FAILED, created_at=long_ago)
+    Workflow.objects.get(pk=original).submission.__class__.objects.update(workflow_at=long_ago)
+    today = timezone.localdate()
+    query = f"{LIST}?q=hooli&form=form-7&date_from={today}"
+    assert _ids(operator_client.get(query)) == []
+
+    [replay] = workflows_replay(workflow_ids=[original], user=operator).created
+
+    assert _ids(operator_client.get(query)) == [replay]

@@ -18,7 +18,9 @@ from workflows.models import AuditEvent, Workflow
 pytestmark = pytest.mark.django_db
 
 # object_id differs on purpose: one contact id twice would be one lead (intake/identity.py).
-IGNORED = {"id", "dedupe_key", "raw_payload", "submission", "workflow", "lead", "object_id"}
+IGNORED = {
+    "id", "dedupe_key", "raw_payload", "submission", "workflow", "lead", "object_id", "workflow_at"
+}  # fmt: skip
 
 
 def items(first_event_id: int, count: int = 3) -> list:
@@ -58,6 +60,8 @@ def stored(result: services.IngestResult) -> list[tuple[dict, dict, dict]]:
         submission = model_to_dict(FormSubmission.objects.get(pk=submission_id))
         workflow = Workflow.objects.get(pk=workflow_id)
         assert workflow.submission_id == submission_id
+        # The dashboard's date filter relies on it (issue #16): never before the workflow.
+        assert submission["workflow_at"] >= workflow.created_at
         audit = AuditEvent.objects.get(workflow_id=workflow_id)
         assert audit.object_id == str(submission_id)
         audit_fields = model_to_dict(audit, exclude=["object_id"])

@@ -13,7 +13,7 @@ from django.conf import settings
 
 from intake.signatures import signed_headers
 from tests.harness import GunicornServer, wait_for
-from workflows.models import Status, Workflow, WorkflowError
+from workflows.models import Status, Step, Workflow, WorkflowError
 from workflows.sweeper import sweep
 
 from .proxy import CuttableProxy
@@ -46,7 +46,12 @@ def post_form(live_server, email: str) -> requests.Response:
 
 
 def settled(workflow_id: int, statuses=(Status.AWAITING_APPROVAL, Status.FAILED)):
-    return Workflow.objects.filter(pk=workflow_id, status__in=statuses).first()
+    """Settled, and a new contact's contact attached (issue #16: its draft comes first)."""
+    return (
+        Workflow.objects.filter(pk=workflow_id, status__in=statuses)
+        .exclude(step_log__contains={Step.RESOLVE_CONTACT: {"contact_pending": True}})
+        .first()
+    )
 
 
 def test_signed_webhook_reaches_awaiting_approval_through_a_real_worker(e2e, live_server):
@@ -90,6 +95,9 @@ def test_a_400_fails_after_one_attempt(e2e, live_server):
 def test_worker_killed_mid_step_the_workflow_finishes_with_exactly_one_crm_task(
     e2e, live_server, celery_worker
 ):
+    # A known contact: the task is created inside the workflow's own step (a new contact's
+    # is created by the background attach, issue #16).
+    e2e.seed_contact(email="crash@e2e.test", firstname="Crash")
     e2e.add_fault("tasks.create", {"kind": "latency", "ms": 2500, "times": 1})
     response = post_form(live_server, "crash@e2e.test")
     workflow_id = Workflow.objects.get(submission_id=response.json()["submission_ids"][0]).pk

@@ -9,7 +9,7 @@ import uuid
 import requests
 
 from intake.signatures import signed_headers
-from workflows.models import Status, Workflow
+from workflows.models import Status, Step, Workflow
 
 SETTLED = (Status.AWAITING_APPROVAL, Status.FAILED)
 PATH = "/api/webhooks/hubspot/forms"
@@ -37,9 +37,13 @@ def post_lead(
 
 
 def settled_count(submission_ids: list[int]) -> int:
-    return Workflow.objects.filter(
-        submission_id__in=submission_ids, trigger="webhook", status__in=SETTLED
-    ).count()
+    return (
+        Workflow.objects.filter(
+            submission_id__in=submission_ids, trigger="webhook", status__in=SETTLED
+        )
+        .exclude(step_log__contains={Step.RESOLVE_CONTACT: {"contact_pending": True}})
+        .count()
+    )
 
 
 def ingest_leads(sandbox, n: int, *, prefix: str = "lead") -> list[int]:

@@ -140,7 +140,8 @@ def test_a_timeout_is_retried(crm, settings):
 
 
 @pytest.mark.django_db
-def test_index_lag_finds_the_contact_on_a_later_search_and_creates_none(crm):
+def test_index_lag_finds_the_contact_on_a_later_search_and_creates_none(crm, settings):
+    settings.CONTACT_ATTACH_IN_BACKGROUND = False  # the waiting path (auto-send uses it)
     crm.configure(index_lag_seconds=0.6)
     from workflows.hubspot.client import HubSpotClient
 
@@ -154,7 +155,8 @@ def test_index_lag_finds_the_contact_on_a_later_search_and_creates_none(crm):
 
 
 @pytest.mark.django_db
-def test_an_unknown_lead_is_created_in_the_crm(crm):
+def test_an_unknown_lead_is_created_in_the_crm(crm, settings):
+    settings.CONTACT_ATTACH_IN_BACKGROUND = False  # the waiting path (auto-send uses it)
     workflow = new_workflow(email="fresh@acme.test")
     run_until_done(workflow.pk)
     workflow.refresh_from_db()
@@ -244,7 +246,8 @@ def test_an_event_delivery_is_drafted_to_the_crm_contacts_email(crm):
 
 
 @pytest.mark.django_db
-def test_a_search_miss_is_asked_again_by_countdown_not_counted_as_an_error(crm):
+def test_a_search_miss_is_asked_again_by_countdown_not_counted_as_an_error(crm, settings):
+    settings.CONTACT_ATTACH_IN_BACKGROUND = False  # the waiting path (auto-send uses it)
     workflow = new_workflow(email="new@acme.test")
     with pytest.raises(pipeline.RetryLater) as first:
         pipeline.run_workflow(workflow.pk, task_id="task-1")
