@@ -344,8 +344,9 @@ def contact_attach(workflow_id: int, *, misses: int = 0, attempt: int = 0, token
     if workflow is None or not _contact_pending(workflow):
         return "nothing to attach"
     if workflow.status in (Status.PENDING, Status.RUNNING):
-        # The run that drafted it has not handed off yet: after it has.
-        raise AttachAgain(settings.CONTACT_SEARCH_LAG_BASE_SECONDS, misses, attempt, token)
+        # The run that drafted it has not handed off yet (or waits out a retry): after it has.
+        wait = max(1.0, settings.CONTACT_SEARCH_LAG_BASE_SECONDS)
+        raise AttachAgain(wait, misses, attempt, token)
     if not _attach_lease(workflow_id, token, settings.WORKFLOW_LEASE_SECONDS):
         return "another attach holds the lease"
     workflow = Workflow.objects.select_related("submission").get(pk=workflow_id)
