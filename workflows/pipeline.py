@@ -13,6 +13,7 @@ import random
 import threading
 import time
 import traceback
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -263,23 +264,35 @@ ATTACH_TASK = "workflows.attach_contact"
 class AttachAgain(Exception):
     """contact_attach wants another try after ``countdown`` seconds (the task publishes it)."""
 
-    def __init__(self, countdown: float, misses: int, attempt: int) -> None:
+    def __init__(self, countdown: float, misses: int, attempt: int, token: str = "") -> None:
         super().__init__(f"attach the contact again in {countdown:.1f}s")
         self.countdown, self.misses, self.attempt = countdown, misses, attempt
+        self.token = token
 
 
 def contact_attach_later(
-    workflow_id: int, *, misses: int, attempt: int = 0, countdown: float | None = None
+    workflow_id: int,
+    *,
+    misses: int,
+    attempt: int = 0,
+    countdown: float | None = None,
+    token: str = "",
 ) -> bool:
     """Publish ``attach_contact``; a broker outage is logged, and the sweeper publishes it
-    again for a waiting workflow whose contact is still pending."""
+    again for a waiting workflow whose contact is still pending. ``token`` names the chain of
+    tries (a new one unless this continues one): only the chain holding the attach lease
+    works, so a second chain (a re-run's, the sweeper's) creates no second contact or task."""
     from celery import current_app
 
     if countdown is None:
         countdown = settings.CONTACT_SEARCH_LAG_BASE_SECONDS * 2**misses
+    token = token or uuid.uuid4().hex
     try:
         current_app.send_task(
-            ATTACH_TASK, args=[workflow_id, misses, attempt], countdown=countdown, retry=False
+            ATTACH_TASK,
+            args=[workflow_id, misses, attempt, token],
+            countdown=countdown,
+            retry=False,
         )
     except Exception as exc:  # any broker failure: the sweeper publishes it again
         log.warning(
@@ -290,7 +303,29 @@ def contact_attach_later(
     return True
 
 
-def contact_attach(workflow_id: int, *, misses: int = 0, attempt: int = 0) -> str:
+def _attach_lease(workflow_id: int, token: str, seconds: float) -> bool:
+    """Take (or extend) the attach lease for the chain ``token``: False while another chain
+    holds an unexpired one, or when the contact is no longer pending."""
+    now = timezone.now()
+    with transaction.atomic():
+        workflow = Workflow.objects.select_for_update().only("step_log").filter(pk=workflow_id)
+        workflow = workflow.first()
+        if workflow is None:
+            return False
+        entry = workflow.step_log.get(Step.RESOLVE_CONTACT, {})
+        holder, until = (entry.get("attach_lease") or ["", ""])[:2]
+        if not entry.get("contact_pending"):
+            return False
+        if holder and holder != token and until > now.isoformat():
+            return False
+        entry["attach_lease"] = [token, (now + timedelta(seconds=seconds)).isoformat()]
+        Workflow.objects.filter(pk=workflow_id).update(
+            step_log={**workflow.step_log, Step.RESOLVE_CONTACT: entry}, updated_at=now
+        )
+    return True
+
+
+def contact_attach(workflow_id: int, *, misses: int = 0, attempt: int = 0, token: str = "") -> str:
     """The background half of resolve_contact for a lead HubSpot's search did not know yet
     (ContactPending): its draft already waits for approval, which is refused until this ends.
 
@@ -304,12 +339,17 @@ def contact_attach(workflow_id: int, *, misses: int = 0, attempt: int = 0) -> st
     for good: after a permanent error or WORKFLOW_MAX_ATTEMPTS tries the draft from the form
     data stays, with the error on the workflow.
     """
+    token = token or uuid.uuid4().hex
     workflow = Workflow.objects.select_related("submission").filter(pk=workflow_id).first()
     if workflow is None or not _contact_pending(workflow):
         return "nothing to attach"
     if workflow.status in (Status.PENDING, Status.RUNNING):
-        # The run that drafted it has not handed off yet: after it has.
-        raise AttachAgain(settings.CONTACT_SEARCH_LAG_BASE_SECONDS, misses, attempt)
+        # The run that drafted it has not handed off yet (or waits out a retry): after it has.
+        wait = max(1.0, settings.CONTACT_SEARCH_LAG_BASE_SECONDS)
+        raise AttachAgain(wait, misses, attempt, token)
+    if not _attach_lease(workflow_id, token, settings.WORKFLOW_LEASE_SECONDS):
+        return "another attach holds the lease"
+    workflow = Workflow.objects.select_related("submission").get(pk=workflow_id)
     if workflow.status != Status.AWAITING_APPROVAL:
         return _attach_done(workflow, f"workflow {workflow.status} before its contact was found")
     client = _kept_client()
@@ -321,8 +361,8 @@ def contact_attach(workflow_id: int, *, misses: int = 0, attempt: int = 0) -> st
         if contact is None:
             misses += 1
             if misses < settings.CONTACT_SEARCH_LAG_RETRIES:
-                raise AttachAgain(
-                    settings.CONTACT_SEARCH_LAG_BASE_SECONDS * 2**misses, misses, attempt
+                raise _again(
+                    workflow, settings.CONTACT_SEARCH_LAG_BASE_SECONDS * 2**misses, misses, attempt
                 )
             contact = client.create_contact(_new_contact_properties(workflow.submission))
         duplicate = _attach_duplicate(workflow, str(contact["id"]))
@@ -338,7 +378,7 @@ def contact_attach(workflow_id: int, *, misses: int = 0, attempt: int = 0) -> st
         raise
     except HubSpotPaused as paused:
         # The daily limit: not an attempt and not an error; again when the window resets.
-        raise AttachAgain(float(paused.retry_after or 60.0), misses, attempt) from paused
+        raise _again(workflow, float(paused.retry_after or 60.0), misses, attempt) from paused
     except TRANSIENT as exc:
         if attempt + 1 >= settings.WORKFLOW_MAX_ATTEMPTS:
             _record_error(workflow, step, attempt + 1, exc, retryable=True)
@@ -346,7 +386,7 @@ def contact_attach(workflow_id: int, *, misses: int = 0, attempt: int = 0) -> st
             return _attach_done(workflow, note, error=True)
         countdown = backoff_seconds(attempt + 1, getattr(exc, "retry_after", None))
         _record_error(workflow, step, attempt + 1, exc, retryable=True, retry_in=countdown)
-        raise AttachAgain(countdown, misses, attempt + 1) from exc
+        raise _again(workflow, countdown, misses, attempt + 1) from exc
     except Exception as exc:
         _record_error(workflow, step, attempt + 1, exc, retryable=False)
         return _attach_done(workflow, f"contact not attached: {exc}", error=True)
@@ -361,6 +401,13 @@ def contact_attach(workflow_id: int, *, misses: int = 0, attempt: int = 0) -> st
     if workflow.task_id:
         workflow.step_log.setdefault(Step.CREATE_CRM_TASK, {})["note"] = f"task {workflow.task_id}"
     return _attach_done(workflow, note + ("; draft re-drafted" if refreshed else ""))
+
+
+def _again(workflow: Workflow, countdown: float, misses: int, attempt: int) -> AttachAgain:
+    """The next try of this chain: its lease now lasts past the countdown."""
+    token = workflow.step_log[Step.RESOLVE_CONTACT]["attach_lease"][0]
+    _attach_lease(workflow.pk, token, countdown + settings.WORKFLOW_LEASE_SECONDS)
+    return AttachAgain(countdown, misses, attempt, token)
 
 
 def _attach_duplicate(workflow: Workflow, contact_id: str) -> str:
@@ -394,6 +441,7 @@ def _attach_entry(workflow: Workflow, note: str) -> dict[str, Any]:
     step_log = dict(workflow.step_log)
     entry = dict(step_log.get(Step.RESOLVE_CONTACT, {}))
     entry.pop("contact_pending", None)
+    entry.pop("attach_lease", None)
     entry.update(note=note, attached_at=timezone.now().isoformat())
     step_log[Step.RESOLVE_CONTACT] = entry
     return step_log

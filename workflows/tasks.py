@@ -30,13 +30,17 @@ def process_workflow(self: Task, workflow_id: int) -> str:
 
 
 @shared_task(name=pipeline.ATTACH_TASK, acks_late=True, ignore_result=True)
-def attach_contact(workflow_id: int, misses: int = 0, attempt: int = 0) -> str:
+def attach_contact(workflow_id: int, misses: int = 0, attempt: int = 0, token: str = "") -> str:
     """Attach a new lead's HubSpot contact after its draft (pipeline.contact_attach)."""
     try:
-        return pipeline.contact_attach(workflow_id, misses=misses, attempt=attempt)
+        return pipeline.contact_attach(workflow_id, misses=misses, attempt=attempt, token=token)
     except pipeline.AttachAgain as again:
         pipeline.contact_attach_later(
-            workflow_id, misses=again.misses, attempt=again.attempt, countdown=again.countdown
+            workflow_id,
+            misses=again.misses,
+            attempt=again.attempt,
+            countdown=again.countdown,
+            token=again.token,
         )
         return str(again)
 

@@ -50,14 +50,14 @@ def new_workflow(email: str = "new@acme.test") -> Workflow:
 def attach(workflow_id: int, *, misses: int = 0, attempt: int = 0) -> list[float]:
     """Call the attach task body as the worker would, until it stops asking for another try;
     returns the countdowns it asked for."""
-    countdowns = []
+    countdowns, token = [], ""
     for _ in range(10):
         try:
-            pipeline.contact_attach(workflow_id, misses=misses, attempt=attempt)
+            pipeline.contact_attach(workflow_id, misses=misses, attempt=attempt, token=token)
             return countdowns
         except pipeline.AttachAgain as again:
             countdowns.append(again.countdown)
-            misses, attempt = again.misses, again.attempt
+            misses, attempt, token = again.misses, again.attempt, again.token
     raise AssertionError("attach did not settle")
 
 
@@ -204,6 +204,7 @@ def test_with_auto_send_on_the_pipeline_waits_for_the_contact(crm, settings):
 @pytest.mark.django_db
 def test_the_daily_limit_pauses_the_attach_without_an_error_or_an_attempt(crm, settings):
     settings.HUBSPOT_DAILY_PAUSE_SECONDS = 7
+    settings.CELERY_BROKER_URL = "memory://daily"  # a throttle of its own: the halt stays here
     workflow = new_workflow()
     pipeline.run_workflow(workflow.pk, task_id="task-1")
     crm.add_fault("contacts.search", {"kind": "status", "status": 429, "policy": "DAILY"})
@@ -215,3 +216,21 @@ def test_the_daily_limit_pauses_the_attach_without_an_error_or_an_attempt(crm, s
     assert not WorkflowError.objects.filter(workflow=workflow).exists()
     workflow.refresh_from_db()
     assert workflow.step_log[Step.RESOLVE_CONTACT]["contact_pending"] is True
+
+
+@pytest.mark.django_db
+def test_a_second_attach_chain_waits_for_the_lease_and_creates_nothing(crm):
+    workflow = new_workflow()
+    pipeline.run_workflow(workflow.pk, task_id="task-1")
+    with pytest.raises(pipeline.AttachAgain) as first:  # chain A: a miss, waits 0.6 s
+        pipeline.contact_attach(workflow.pk, token="chain-a")
+    hubspot_creates(crm, email="new@acme.test")
+
+    # chain B (a re-run's or the sweeper's) finds A's lease and leaves it the work
+    assert pipeline.contact_attach(workflow.pk, token="chain-b") == "another attach holds the lease"
+    assert crm.requests("tasks.create") == []
+    pipeline.contact_attach(workflow.pk, misses=first.value.misses, token=first.value.token)
+
+    workflow.refresh_from_db()
+    assert workflow.contact_id and len(crm.requests("tasks.create")) == 1
+    assert "attach_lease" not in workflow.step_log[Step.RESOLVE_CONTACT]
