@@ -2,8 +2,10 @@
 the README's second command in "another shell", a second `make run` on the same port, a
 configuration error, and Ctrl-C. About 25 s.
 
-The instance runs with its own var/ (LEADLINE_VAR_DIR: SQLite is not used, the filesystem
-broker and var/run/<port>/ are), the test PostgreSQL database, and the bundled sandbox.
+The instance runs as on a fresh clone: its own var/ (LEADLINE_VAR_DIR) holding the embedded
+defaults (SQLite, the filesystem broker, var/run/<port>/), and the bundled sandbox. It shares
+nothing with the test run's database and broker, where the e2e session's relay and worker
+would otherwise take its work.
 """
 
 from __future__ import annotations
@@ -12,18 +14,18 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 import requests
-from django.db import connection
 
 from tests.harness import REPO, wait_for
-from workflows.models import Status, Workflow
+from workflows.models import Status
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.e2e]
 
 PY = str(REPO / ".venv" / "bin" / "python")
 # Variables a developer's shell or the test run may carry that `make run` must not see here.
@@ -35,6 +37,7 @@ UNSET = (
     "HUBSPOT_API_BASE_URL",
     "HUBSPOT_CLIENT_SECRET",
     "CELERY_BROKER_URL",
+    "DATABASE_URL",
     "PROMETHEUS_MULTIPROC_DIR",
     "OUTREACH_DRAFTER",
     "LLM_BASE_URL",
@@ -66,23 +69,23 @@ def _free(port: int) -> bool:
 @pytest.fixture
 def shell_env(tmp_path: Path) -> dict[str, str]:
     """A newcomer's shell in this checkout: no Leadline variables, its own var/."""
-    if connection.vendor != "postgresql":
-        pytest.skip("needs the test PostgreSQL database (make test sets DATABASE_URL)")
-    db = connection.settings_dict
     env = {k: v for k, v in os.environ.items() if k not in UNSET}
     env.update(
         {
             "LEADLINE_VAR_DIR": str(tmp_path / "var"),
-            "DATABASE_URL": (
-                f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/"
-                f"{db['NAME']}"
-            ),
             "LEADLINE_OPERATOR_USERNAME": "operator",
             "LEADLINE_OPERATOR_PASSWORD": "a-long-test-password-15",
             "CONTACT_SEARCH_LAG_BASE_SECONDS": "0.1",
         }
     )
     return env
+
+
+def _workflows(env: dict[str, str]) -> list[tuple[int, str]]:
+    """(id, status) of every workflow in the instance's own SQLite database."""
+    path = Path(env["LEADLINE_VAR_DIR"]) / "leadline.sqlite3"
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10) as db:
+        return db.execute("SELECT id, status FROM workflows ORDER BY id").fetchall()
 
 
 def _metric(port: int, name: str) -> float:
@@ -126,20 +129,20 @@ def test_make_run_first_run_second_instance_config_error_and_ctrl_c(shell_env):
         )
         assert sent.returncode == 0, sent.stderr
         assert sent.stdout.startswith("202 "), sent.stdout
-        workflow = Workflow.objects.get()
-        assert f"workflow #{workflow.pk}: http://127.0.0.1:{port}/dashboard/workflows/" in (
+        [(workflow_id, _)] = _workflows(shell_env)
+        assert f"workflow #{workflow_id}: http://127.0.0.1:{port}/dashboard/workflows/" in (
             sent.stdout
         )
         # The lead reaches the inbox: processed by this run's worker, against its sandbox.
         wait_for(
-            lambda: Workflow.objects.get(pk=workflow.pk).status == Status.AWAITING_APPROVAL,
+            lambda: _workflows(shell_env) == [(workflow_id, Status.AWAITING_APPROVAL)],
             timeout=45,
         )
         # The CRM task links to this instance's dashboard (one number: the workflow's). Under
         # `honcho start` each process got its own PORT, and the worker linked to port + 100.
         state = requests.get(f"http://127.0.0.1:{port + 1}/__sandbox__/state", timeout=5).json()
         [task] = state["tasks"]
-        link = f"http://127.0.0.1:{port}/dashboard/workflows/{workflow.pk}/"
+        link = f"http://127.0.0.1:{port}/dashboard/workflows/{workflow_id}/"
         assert link in task["properties"]["hs_task_body"]
         accepted = _metric(port, 'leadline_webhooks_total{outcome="accepted"}')
         assert accepted == 1

@@ -1,19 +1,24 @@
-"""Row builders for the dashboard tests.
+"""Row builders and the browser for the dashboard tests.
 
 The webhook and the worker own how these rows come to exist; the dashboard only reads them, so
 the tests create the rows in the state a page needs (outreach's services still do the deciding).
+The browser tests share one launch of Debian's Chromium and one login (``browser``, ``page``,
+``login``); mark a module with ``pytestmark = BROWSER``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
+import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from django.core.cache import cache
 from django.utils import timezone
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from intake.models import FormSubmission
 from outreach.models import EmailDraft
@@ -164,3 +169,56 @@ def operator_client(client, operator):
 def viewer_client(client, viewer):
     client.force_login(viewer)
     return client
+
+
+# --- The browser tests ------------------------------------------------------------------------
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+BROWSER = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed"),
+]
+SCREENSHOTS = os.environ.get("LEADLINE_SCREENSHOTS", "")
+DESKTOP = {"width": 1366, "height": 900}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def login(browser: Browser, live_server, viewport: dict | None = None) -> Page:
+    """A new context logged in as the ``operator`` fixture's user, on the dashboard."""
+    context = browser.new_context(viewport=viewport or DESKTOP)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    page.on("dialog", lambda dialog: dialog.accept())  # hx-confirm
+    page.goto(f"{live_server.url}/admin/login/?next=/dashboard/")
+    page.fill("#id_username", "olivia")
+    page.fill("#id_password", "pw-olivia-123")
+    page.click("input[type=submit], button[type=submit]")
+    page.wait_for_url("**/dashboard/")
+    return page
+
+
+@pytest.fixture
+def page(browser, live_server, operator) -> Iterator[Page]:
+    page = login(browser, live_server)
+    yield page
+    page.context.close()
+
+
+def screenshot(page: Page, name: str) -> None:
+    """Write ``name``.png under LEADLINE_SCREENSHOTS (``make screenshots``); else nothing."""
+    if SCREENSHOTS:
+        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"), full_page=True)
+
+
+def mark_page(page: Page) -> None:
+    """A marker that survives htmx swaps but not a navigation or reload."""
+    page.evaluate("window.__marker = 1")

@@ -4,49 +4,17 @@ model sandbox over real HTTP; both are audited."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from pathlib import Path
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import expect
 
+from dashboard.tests.conftest import BROWSER
 from dashboard.tests.test_ai_draft import ai_workflow
 from outreach.models import EmailDraft
 from workflows.models import AuditEvent
 
-CHROMIUM = "/usr/bin/chromium"
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed"),
-]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser, live_server, operator) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1360, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    page.goto(f"{live_server.url}/admin/login/?next=/dashboard/")
-    page.fill("#id_username", "olivia")
-    page.fill("#id_password", "pw-olivia-123")
-    page.click("input[type=submit]")
-    page.wait_for_url("**/dashboard/")
-    yield page
-    context.close()
+pytestmark = BROWSER
 
 
 def test_operator_uses_template_then_regenerates(page, live_server, llm_drafting):

@@ -9,63 +9,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from collections.abc import Iterator
-from pathlib import Path
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-import pytest
 import requests
 from django.core.cache import cache
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
-from dashboard.tests.conftest import make_workflow
+from dashboard.tests.conftest import BROWSER, make_workflow, mark_page, screenshot
 from workflows.models import AuditEvent, Status, Workflow
 
-CHROMIUM = "/usr/bin/chromium"
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed"),
-]
-SCREENSHOTS = os.environ.get("LEADLINE_SCREENSHOTS", "")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser, live_server, operator) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1360, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    page.on("dialog", lambda dialog: dialog.accept())  # hx-confirm
-    page.goto(f"{live_server.url}/admin/login/?next=/dashboard/")
-    page.fill("#id_username", "olivia")
-    page.fill("#id_password", "pw-olivia-123")
-    page.click("input[type=submit]")
-    page.wait_for_url("**/dashboard/")
-    yield page
-    context.close()
-
-
-def screenshot(page: Page, name: str) -> None:
-    if SCREENSHOTS:
-        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"), full_page=True)
-
-
-def mark_page(page: Page) -> None:
-    """A marker that survives htmx swaps but not a navigation or reload."""
-    page.evaluate("window.__marker = 1")
+pytestmark = BROWSER
 
 
 def assert_not_reloaded(page: Page) -> None:

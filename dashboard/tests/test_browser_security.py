@@ -8,24 +8,13 @@ from urllib.parse import urlsplit
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-import pytest
 from playwright.sync_api import Page, expect
 
-from dashboard.tests.conftest import make_workflow
-from dashboard.tests.test_browser import (  # noqa: F401 - pytest fixtures
-    CHROMIUM,
-    assert_not_reloaded,
-    browser,
-    mark_page,
-    page,
-)
+from dashboard.tests.conftest import BROWSER, make_workflow, mark_page
+from dashboard.tests.test_browser import assert_not_reloaded
 from workflows.models import Status
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium is not installed"),
-]
+pytestmark = BROWSER
 
 #: Records every Content-Security-Policy violation the page reports (runs before any script).
 WATCH_CSP = """
@@ -52,7 +41,7 @@ def offline_except_loopback(target: Page) -> list[str]:
 
 
 def test_api_docs_list_the_operations_with_external_network_blocked(
-    browser,  # noqa: F811
+    browser,
     live_server,
     operator,
 ):
@@ -80,7 +69,7 @@ def test_api_docs_list_the_operations_with_external_network_blocked(
     context.close()
 
 
-def test_api_docs_are_not_served_to_anonymous_browsers(browser, live_server):  # noqa: F811
+def test_api_docs_are_not_served_to_anonymous_browsers(browser, live_server):
     context = browser.new_context()
     response = context.new_page().goto(f"{live_server.url}/api/docs/")
     assert response.status in (302, 401, 403)
@@ -88,7 +77,7 @@ def test_api_docs_are_not_served_to_anonymous_browsers(browser, live_server):  #
 
 
 def test_dashboard_htmx_works_under_the_csp_and_polling_pauses_without_eval(
-    page,  # noqa: F811
+    page,
     live_server,
 ):
     page.add_init_script(WATCH_CSP)

@@ -1,78 +1,35 @@
 """Issue #15 in a real headless Chromium: a live console, keyboard triage, a phone-sized
 layout, axe-core's accessibility rules, and the screenshots for the README.
 
-Same launch and login as test_browser.py. ``LEADLINE_SCREENSHOTS=docs/screenshots`` (``make
-screenshots``) also writes the pictures, narrow views included.
+The launch and login are dashboard/tests/conftest.py's. ``LEADLINE_SCREENSHOTS=docs/screenshots``
+(``make screenshots``) also writes the pictures, narrow views included.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterator
-from pathlib import Path
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-import pytest
 from axe_playwright_python.sync_playwright import Axe
 from django.utils import timezone
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
-from dashboard.tests.conftest import make_many, make_workflow
+from dashboard.tests.conftest import (
+    BROWSER,
+    DESKTOP,
+    login,
+    make_many,
+    make_workflow,
+    mark_page,
+    screenshot,
+)
 from outreach.models import EmailDraft
 from workflows.models import Status, Workflow
 
-CHROMIUM = "/usr/bin/chromium"
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed"),
-]
-SCREENSHOTS = os.environ.get("LEADLINE_SCREENSHOTS", "")
+pytestmark = BROWSER
 PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1366, "height": 900}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield browser
-        browser.close()
-
-
-def _login(browser: Browser, live_server, viewport: dict) -> Page:
-    context = browser.new_context(viewport=viewport)
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    page.on("dialog", lambda dialog: dialog.accept())
-    page.goto(f"{live_server.url}/admin/login/?next=/dashboard/")
-    page.fill("#id_username", "olivia")
-    page.fill("#id_password", "pw-olivia-123")
-    page.click("input[type=submit], button[type=submit]")
-    page.wait_for_url("**/dashboard/")
-    return page
-
-
-@pytest.fixture
-def page(browser, live_server, operator) -> Iterator[Page]:
-    page = _login(browser, live_server, DESKTOP)
-    yield page
-    page.context.close()
-
-
-def _shot(page: Page, name: str) -> None:
-    if SCREENSHOTS:
-        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"), full_page=True)
-
-
-def _mark(page: Page) -> None:
-    page.evaluate("window.__marker = 1")
 
 
 def _not_reloaded(page: Page) -> None:
@@ -92,7 +49,7 @@ def test_tabs_chart_and_replay_button_follow_the_auto_refresh(page, live_server)
     expect(page.locator("#replay-failed-why")).to_have_text("Nothing failed matches this filter.")
     assert _count(page, "") == 3 and _count(page, "failed") == 0
     expect(page.locator("#kpi-total")).to_have_text("3")
-    _mark(page)
+    mark_page(page)
 
     make_workflow(status=Status.FAILED, first_name="Niklaus", last_name="Wirth")
     make_workflow(status=Status.AWAITING_APPROVAL, first_name="Tony", last_name="Hoare")
@@ -116,7 +73,7 @@ def test_twenty_drafts_triaged_with_the_keyboard_alone(page, live_server):
     ids = [w.pk for w in rows]  # oldest first, as the inbox orders them
     page.goto(f"{live_server.url}/dashboard/inbox/")
     expect(page.locator("#inbox-table tr[data-row]")).to_have_count(20)
-    _mark(page)
+    mark_page(page)
 
     page.keyboard.press("?")
     expect(page.locator("#keys-help")).to_be_visible()
@@ -132,7 +89,7 @@ def test_twenty_drafts_triaged_with_the_keyboard_alone(page, live_server):
     expect(page.locator(f"#row-{ids[0]} input[data-select]")).to_be_checked()
     page.keyboard.press("x")
     expect(page.locator(f"#row-{ids[0]} input[data-select]")).not_to_be_checked()
-    _shot(page, "inbox-triage")
+    screenshot(page, "inbox-triage")
 
     rejected, edited = set(), ids[2]
     for index, pk in enumerate(ids):
@@ -195,7 +152,7 @@ def test_every_page_fits_a_phone_and_passes_axe(browser, live_server, operator):
     axe = Axe()
     problems: dict[str, list[str]] = {}
     for label, viewport in (("phone", PHONE), ("desktop", DESKTOP)):
-        page = _login(browser, live_server, viewport)
+        page = login(browser, live_server, viewport)
         try:
             for name, path in pages.items():
                 page.goto(f"{live_server.url}{path}")
@@ -212,9 +169,9 @@ def test_every_page_fits_a_phone_and_passes_axe(browser, live_server, operator):
                 if serious:
                     problems[f"{name}@{label}"] = serious
                 if label == "phone" and name in ("list", "detail", "inbox"):
-                    _shot(page, f"phone-{name}")
+                    screenshot(page, f"phone-{name}")
                 if label == "desktop" and name in ("detail-rejected", "preferences"):
-                    _shot(page, name)
+                    screenshot(page, name)
             if label == "phone":  # cards, not a table: every row shows its labels and actions
                 page.goto(f"{live_server.url}/dashboard/inbox/")
                 approve = page.locator("#inbox-table tr[data-row] [data-action='approve']").first

@@ -20,10 +20,9 @@ import pytest
 import requests
 from playwright.sync_api import expect, sync_playwright
 
-from dashboard.tests.conftest import make_workflow
+from dashboard.tests.conftest import CHROMIUM, make_workflow
 from workflows.models import Status, Workflow
 
-CHROMIUM = "/usr/bin/chromium"
 OUTPUT = os.environ.get("LEADLINE_DEMO_RECORDING", "")
 pytestmark = [
     pytest.mark.browser,
