@@ -138,10 +138,15 @@ def test_make_run_first_run_second_instance_config_error_and_ctrl_c(shell_env):
             lambda: _workflows(shell_env) == [(workflow_id, Status.AWAITING_APPROVAL)],
             timeout=45,
         )
+
         # The CRM task links to this instance's dashboard (one number: the workflow's). Under
         # `honcho start` each process got its own PORT, and the worker linked to port + 100.
-        state = requests.get(f"http://127.0.0.1:{port + 1}/__sandbox__/state", timeout=5).json()
-        [task] = state["tasks"]
+        # (A new contact's task follows its attach, a moment after the draft: issue #16.)
+        def tasks() -> list:
+            state = requests.get(f"http://127.0.0.1:{port + 1}/__sandbox__/state", timeout=5)
+            return state.json()["tasks"]
+
+        [task] = wait_for(tasks, timeout=30)
         link = f"http://127.0.0.1:{port}/dashboard/workflows/{workflow_id}/"
         assert link in task["properties"]["hs_task_body"]
         accepted = _metric(port, 'leadline_webhooks_total{outcome="accepted"}')

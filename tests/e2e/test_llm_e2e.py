@@ -94,7 +94,10 @@ def _draft_for(
     return workflow, EmailDraft.objects.get(workflow_id=workflow_id)
 
 
-def test_ai_draft_awaits_approval_with_model_tokens_and_guards(model, live_server):
+def test_ai_draft_awaits_approval_with_model_tokens_and_guards(model, live_server, e2e):
+    # A known contact: drafted once. (A new one is drafted from the form at once, then again
+    # from the CRM's facts when its contact is attached: two model calls, by design.)
+    e2e.seed_contact(email="ai@e2e.test", firstname="Erin", company="E2E Corp")
     workflow, draft = _draft_for(live_server, "ai@e2e.test")
     assert workflow.status == Status.AWAITING_APPROVAL
     assert draft.drafter == "llm" and draft.ai_outcome == "kept"

@@ -224,7 +224,7 @@ class LeadlineMachine(RuleBasedStateMachine):
             return
         for step, _func in pipeline.STEPS:
             if not workflow.step_log.get(step, {}).get("finished_at"):
-                pipeline._start_step(workflow, step, task_id)  # then the process is killed
+                pipeline._start_step(workflow, step, task_id, {})  # then the process is killed
                 return
 
     @precondition(lambda self: self._ids(Status.SENDING))
