@@ -115,6 +115,10 @@ class Worker:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=10)
 
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
     def tail(self) -> str:
         return self.log_path.read_text(errors="replace")[-3000:]
 
@@ -245,13 +249,28 @@ def outbox_relay(worker_env, celery_worker) -> Iterator[Relay]:
     log_path.unlink(missing_ok=True)
     relay = Relay({**worker_env, "OUTBOX_RELAY_POLL_SECONDS": "0.5"}, log_path)
     relay.start()
+    _SESSION_RELAYS.append(relay)
     yield relay
+    _SESSION_RELAYS.remove(relay)
     relay.stop()
+
+
+#: The session's relay publishes *every* pending workflow in the test database, so it runs only
+#: during tests that ask for it (``e2e``, ``outbox_relay``): a unit test's pending rows must not
+#: be taken by the session's worker behind its back. conftest.py pauses it for the others.
+_SESSION_RELAYS: list[Relay] = []
+
+
+def pause_session_relays() -> None:
+    for relay in _SESSION_RELAYS:
+        relay.stop()
 
 
 @pytest.fixture
 def e2e(settings, e2e_sandbox, celery_worker, outbox_relay, worker_env):
     """Point this process (webhook, sweeper) at the same sandbox, broker and secret."""
+    if not outbox_relay.running:  # paused by a test that needs no relay (conftest.py)
+        outbox_relay.start()
     e2e_sandbox.reset()
     settings.HUBSPOT_ACCESS_TOKEN = e2e_sandbox.token
     settings.HUBSPOT_API_BASE_URL = e2e_sandbox.url
