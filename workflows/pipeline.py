@@ -228,28 +228,43 @@ def _claim_lead_contact(workflow: Workflow, contact_id: str) -> str:
     """One lead, one workflow (intake/identity.py): claim the contact for this workflow's
     lead. If another lead already holds it, end this workflow as a duplicate of that lead's
     (completed, nothing drafted or created) and return the note; else return ""."""
+    duplicate = _duplicate_of(workflow, contact_id)
+    if duplicate is None:
+        return ""
+    transition(
+        workflow.pk,
+        from_status=Status.RUNNING,
+        to_status=Status.COMPLETED,
+        reason=duplicate.reason,
+        details=duplicate.details,
+        fields={"contact_id": contact_id, "last_error": duplicate.reason, "claimed_by": ""},
+    )
+    return duplicate.reason
+
+
+@dataclass(frozen=True)
+class _Duplicate:
+    reason: str
+    details: dict[str, Any]
+
+
+def _duplicate_of(workflow: Workflow, contact_id: str) -> _Duplicate | None:
+    """Claim ``contact:<id>`` for the workflow's lead; None when it is this lead's, else why
+    this workflow is another lead's duplicate (one wording for both callers)."""
     from intake.identity import lead_claim_contact, workflows_of_leads
 
     lead_id = workflow.submission.lead_id
     if lead_id is None:
-        return ""
+        return None
     claim = lead_claim_contact(lead_id=lead_id, contact_id=contact_id)
     if not claim.is_duplicate:
-        return ""
+        return None
     original = workflows_of_leads({claim.holder_id}).get(claim.holder_id)
     reason = (
         f"duplicate of workflow #{original} (lead {claim.holder_id}): "
         f"contact {contact_id} already has a workflow"
     )
-    transition(
-        workflow.pk,
-        from_status=Status.RUNNING,
-        to_status=Status.COMPLETED,
-        reason=reason,
-        details={"duplicate_of_workflow": original, "lead": claim.holder_id},
-        fields={"contact_id": contact_id, "last_error": reason, "claimed_by": ""},
-    )
-    return reason
+    return _Duplicate(reason, {"duplicate_of_workflow": original, "lead": claim.holder_id})
 
 
 def _contact_pending(workflow: Workflow) -> bool:
@@ -412,29 +427,19 @@ def _again(workflow: Workflow, countdown: float, misses: int, attempt: int) -> A
 
 def _attach_duplicate(workflow: Workflow, contact_id: str) -> str:
     """The contact is another lead's: this waiting workflow ends as its duplicate."""
-    from intake.identity import lead_claim_contact, workflows_of_leads
-
-    lead_id = workflow.submission.lead_id
-    if lead_id is None:
+    duplicate = _duplicate_of(workflow, contact_id)
+    if duplicate is None:
         return ""
-    claim = lead_claim_contact(lead_id=lead_id, contact_id=contact_id)
-    if not claim.is_duplicate:
-        return ""
-    original = workflows_of_leads({claim.holder_id}).get(claim.holder_id)
-    reason = (
-        f"duplicate of lead #{claim.holder_id} (workflow #{original}): "
-        f"contact {contact_id} already has a workflow"
-    )
-    entry = _attach_entry(workflow, reason)
+    entry = _attach_entry(workflow, duplicate.reason)
     transition(
         workflow.pk,
         from_status=Status.AWAITING_APPROVAL,
         to_status=Status.COMPLETED,
-        reason=reason,
-        details={"duplicate_of_workflow": original, "lead": claim.holder_id},
-        fields={"contact_id": contact_id, "last_error": reason, "step_log": entry},
+        reason=duplicate.reason,
+        details=duplicate.details,
+        fields={"contact_id": contact_id, "last_error": duplicate.reason, "step_log": entry},
     )
-    return reason
+    return duplicate.reason
 
 
 def _attach_entry(workflow: Workflow, note: str) -> dict[str, Any]:
