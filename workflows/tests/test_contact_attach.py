@@ -10,7 +10,6 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from intake.models import FormSubmission
 from intake.tests.test_identity import Lead1, deliver, run_pending
 from outreach import services as outreach
 from outreach.models import EmailDraft
@@ -18,6 +17,7 @@ from workflows import pipeline
 from workflows.hubspot.client import HubSpotClient
 from workflows.models import AuditEvent, Status, Step, Workflow, WorkflowError
 from workflows.sweeper import sweep
+from workflows.tests.test_pipeline import new_workflow as pipeline_workflow
 
 
 @pytest.fixture
@@ -32,19 +32,7 @@ def crm(settings, sandbox):
 
 
 def new_workflow(email: str = "new@acme.test") -> Workflow:
-    submission = FormSubmission.objects.create(
-        dedupe_key=f"test:{email}",
-        shape="forms",
-        signature_version="v3",
-        raw_payload={},
-        email=email,
-        first_name="Lea",
-        last_name="Lead",
-        company="Acme",
-        form_id="contact-us",
-        received_at=timezone.now(),
-    )
-    return Workflow.objects.create(submission=submission)
+    return pipeline_workflow(email, key=email)
 
 
 def attach(workflow_id: int, *, misses: int = 0, attempt: int = 0) -> list[float]:
