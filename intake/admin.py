@@ -6,6 +6,8 @@ from intake.models import FormSubmission, Lead, LeadKey, NonLeadDelivery
 
 @admin.register(FormSubmission)
 class FormSubmissionAdmin(SafeDateHierarchy, ReadOnlyAdmin, admin.ModelAdmin):
+    """Stored submissions, read-only: they arrive only through the signed webhook."""
+
     list_display = (
         "id",
         "email",
@@ -44,12 +46,6 @@ class FormSubmissionAdmin(SafeDateHierarchy, ReadOnlyAdmin, admin.ModelAdmin):
     def payload(self, obj: FormSubmission) -> str:
         return pretty_json(obj.raw_payload)
 
-    def has_add_permission(self, request) -> bool:
-        return False  # submissions arrive only through the signed webhook
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(NonLeadDelivery)
 class NonLeadDeliveryAdmin(SafeDateHierarchy, ReadOnlyAdmin, admin.ModelAdmin):
@@ -68,12 +64,6 @@ class NonLeadDeliveryAdmin(SafeDateHierarchy, ReadOnlyAdmin, admin.ModelAdmin):
     @admin.display(description="raw payload")
     def payload(self, obj: NonLeadDelivery) -> str:
         return pretty_json(obj.raw_payload)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class LeadKeyInline(admin.TabularInline):
@@ -107,6 +97,3 @@ class LeadAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     readonly_fields = ("id", "created_at", "duplicate_of")
     inlines = (LeadKeyInline, LeadSubmissionInline)
     show_full_result_count = False
-
-    def has_add_permission(self, request) -> bool:
-        return False
