@@ -29,6 +29,8 @@ _STOP = {
     Status.AWAITING_APPROVAL: Status.REJECTED,
     Status.APPROVED: Status.COMPLETED,
 }
+#: The statuses contact_stop ends (a pending one is first claimed, then completed).
+_OPEN = (Status.PENDING, *_STOP)
 
 
 def submissions_of_contact(contact_id: str) -> QuerySet[FormSubmission]:
@@ -54,10 +56,18 @@ def contact_stop(*, contact_id: str, reason: str) -> list[int]:
     sending is left to finish (its outcome is the provider's). Returns the stopped ids."""
     open_ids = Workflow.objects.filter(
         submission__in=submissions_of_contact(contact_id),
-        status__in=[Status.PENDING, *_STOP],
+        status__in=_OPEN,
     ).values_list("pk", "status")
+    return _workflows_stop(open_ids, reason=reason)
+
+
+def _workflows_stop(workflows: Iterable[tuple[int, str]], *, reason: str) -> list[int]:
+    """Stop each ``(id, status)`` whose status is in ``_OPEN``; the status is the one read,
+    and every move is conditional on it still being so. Returns the stopped ids."""
     stopped = []
-    for workflow_id, status in open_ids:
+    for workflow_id, status in workflows:
+        if status not in _OPEN:
+            continue
         if status == Status.PENDING:
             # Claimed by intake (not by a worker) so that no worker takes it in between.
             won = transition(
@@ -133,20 +143,19 @@ def contact_erase(*, contact_id: str, again: bool = False) -> str:
     the dashboard's numbers do not change; the erasure itself is audited. Idempotent.
     """
     reason = f"contact {contact_id}: privacy deletion"
-    in_flight = Workflow.objects.filter(
-        submission__in=submissions_of_contact(contact_id), status=Status.RUNNING
-    ).exists()
-    stopped = contact_stop(contact_id=contact_id, reason=reason)
+    submissions = list(submissions_of_contact(contact_id).values_list("pk", "lead_id"))
+    submission_ids = [sid for sid, _ in submissions]
+    lead_ids = {lead for _, lead in submissions if lead is not None}
+    workflows = list(
+        Workflow.objects.filter(submission_id__in=submission_ids).values_list("pk", "status")
+    )
+    workflow_ids = [pk for pk, _ in workflows]
+    in_flight = any(status == Status.RUNNING for _, status in workflows)
+    stopped = _workflows_stop(workflows, reason=reason)
     if in_flight and not again:
         # A worker inside a step may still write its result (contact facts, a draft) after
         # this commit; erase once more when every step's lease has run out.
         transaction.on_commit(_erase_again_later(contact_id))
-    submissions = list(submissions_of_contact(contact_id).values_list("pk", "lead_id"))
-    submission_ids = [sid for sid, _ in submissions]
-    lead_ids = {lead for _, lead in submissions if lead is not None}
-    workflow_ids = list(
-        Workflow.objects.filter(submission_id__in=submission_ids).values_list("pk", flat=True)
-    )
     now = timezone.now()
     FormSubmission.objects.filter(pk__in=submission_ids).update(
         email="",
@@ -163,14 +172,12 @@ def contact_erase(*, contact_id: str, again: bool = False) -> str:
     drafts = drafts_erase(workflow_ids=workflow_ids)
     Workflow.objects.filter(pk__in=workflow_ids).update(contact={}, last_error="", updated_at=now)
     WorkflowError.objects.filter(workflow_id__in=workflow_ids).update(message=ERASED, traceback="")
-    AuditEvent.objects.filter(
+    audit_rows = AuditEvent.objects.filter(
         Q(workflow_id__in=workflow_ids)
         | Q(object_type="submission", object_id__in=[str(s) for s in submission_ids])
-    ).exclude(reason__in=["", reason]).update(reason=ERASED)
-    AuditEvent.objects.filter(
-        Q(workflow_id__in=workflow_ids)
-        | Q(object_type="submission", object_id__in=[str(s) for s in submission_ids])
-    ).update(details={})
+    )
+    audit_rows.exclude(reason__in=["", reason]).update(reason=ERASED)
+    audit_rows.update(details={})
     # Form keys are hashes of the email; they go too. Contact and conversion keys stay.
     LeadKey.objects.filter(lead_id__in=lead_ids, key__startswith="form:").delete()
     summary = (
