@@ -17,7 +17,7 @@ from intake.identity import contact_key, lead_claim_contact
 from intake.models import FormSubmission, LeadKey
 from outreach.erasure import ERASED, drafts_erase
 from workflows import audit
-from workflows.models import AuditEvent, Status, Workflow, WorkflowError
+from workflows.models import TERMINAL_STATUSES, AuditEvent, Status, Workflow, WorkflowError
 from workflows.transitions import transition
 
 #: Seconds after a step's lease runs out before a privacy deletion erases once more.
@@ -98,7 +98,7 @@ def contact_merge(*, primary_id: str, merged_ids: Iterable[str]) -> str:
     primary's key to their lead when no other lead holds it."""
     merged = [m for m in merged_ids if m != primary_id]
     open_workflows = Workflow.objects.filter(contact_id__in=merged).exclude(
-        status__in=[Status.SENT, Status.COMPLETED, Status.REJECTED, Status.FAILED]
+        status__in=TERMINAL_STATUSES
     )
     moved = []
     for workflow in open_workflows.only("pk", "contact_id", "submission__lead_id").select_related(
