@@ -251,8 +251,8 @@ def _store_in_one_statement(
     started: dict[int, int] = {}
     with _binary_cursor() as cursor:
         # Arrays, not one placeholder per value: any batch is one statement of the same text.
-        for chunk in [rows] if rows else []:
-            sql, params = _one_statement(chunk, signature_version, received_at, now, trigger)
+        if rows:
+            sql, params = _one_statement(rows, signature_version, received_at, now, trigger)
             cursor.execute(sql, params)
             for key, submission_id, workflow_id in cursor.fetchall():
                 inserted[key] = submission_id
@@ -527,7 +527,7 @@ def _insert_new_submissions(
     with connection.cursor() as cursor:
         for chunk in _chunks(items):
             cursor.execute(
-                _submission_insert(len(chunk), "id, dedupe_key"),
+                _submission_insert(len(chunk)),
                 _submission_values(chunk, signature_version, received_at),
             )
             inserted.update((key, pk) for pk, key in cursor.fetchall())
@@ -546,8 +546,9 @@ def _chunks(items: list[NormalisedItem]) -> list[list[NormalisedItem]]:
     return [items[start : start + size] for start in range(0, len(items), size)]
 
 
-def _submission_insert(rows: int, returning: str) -> str:
-    """INSERT of ``rows`` submissions that skips stored dedupe keys; both paths use it."""
+def _submission_insert(rows: int) -> str:
+    """INSERT of ``rows`` submissions that skips stored dedupe keys, returning the new rows'
+    id and dedupe key (_insert_new_submissions, the portable path)."""
     quote = connection.ops.quote_name
     columns = ", ".join(quote(field.column) for field in _submission_fields())
     row = "(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"
@@ -555,7 +556,7 @@ def _submission_insert(rows: int, returning: str) -> str:
     return (
         f"INSERT INTO {quote(FormSubmission._meta.db_table)} ({columns}) "  # noqa: S608
         f"VALUES {', '.join([row] * rows)} "
-        f"ON CONFLICT ({quote('dedupe_key')}) DO NOTHING RETURNING {returning}"
+        f"ON CONFLICT ({quote('dedupe_key')}) DO NOTHING RETURNING id, dedupe_key"
     )
 
 
