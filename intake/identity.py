@@ -62,6 +62,15 @@ def contact_key(contact_id: str) -> str:
     return f"contact:{contact_id}"
 
 
+def email_and_error(item: NormalisedItem) -> tuple[str, str]:
+    """The email to store and why it is missing, if it is: one longer than its column is not
+    stored (intake/services.py), so it makes no form key either (lead_keys)."""
+    max_length = FormSubmission._meta.get_field("email").max_length
+    if len(item.email) > max_length:
+        return "", f"email longer than {max_length} characters ({item.email[:40]}...)"
+    return item.email, item.email_error
+
+
 def lead_keys(item: NormalisedItem) -> list[str]:
     """The item's identity keys, strongest first (a contact id beats a conversion id beats
     form data when two keys name different leads)."""
@@ -71,9 +80,10 @@ def lead_keys(item: NormalisedItem) -> list[str]:
         keys.append(contact_key(contact))
     if item.conversion_id:
         keys.append("conversion:" + _digest(item.conversion_id))
-    # An email too long for its column is not stored (intake/services.py), so not a key either.
-    if item.email and len(item.email) <= 254 and item.form_id and item.submitted_at:
-        person = _digest(f"{item.form_id}\n{item.email}")
+    # An email too long for its column is not stored, so not a key either.
+    email, _ = email_and_error(item)
+    if email and item.form_id and item.submitted_at:
+        person = _digest(f"{item.form_id}\n{email}")
         seconds = item.submitted_at.timestamp()
         bucket, offset = divmod(int(seconds), FORM_WINDOW_SECONDS)
         neighbour = bucket - 1 if offset < FORM_WINDOW_SECONDS / 2 else bucket + 1

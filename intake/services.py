@@ -26,6 +26,7 @@ from intake.identity import (
     CLAIM_CONFLICT,
     Claims,
     contact_window_start,
+    email_and_error,
     lead_keys,
     leads_claim,
     leads_join,
@@ -292,7 +293,7 @@ def _stored(
             object_type="submission",
             object_id=str(sid),
             workflow_id=lead_workflows.get(lead),
-            reason=_email_and_error(by_id[sid])[1],
+            reason=email_and_error(by_id[sid])[1],
             details={
                 "shape": by_id[sid].shape,
                 "signature_version": signature_version,
@@ -438,7 +439,7 @@ def _column_arrays(chunk: list[NormalisedItem]) -> list[list[Any]]:
 
 
 def _row_values(item: NormalisedItem) -> tuple[Any, ...]:
-    email, email_error = _email_and_error(item)
+    email, email_error = email_and_error(item)
     limits = _max_lengths()
     return (
         item.dedupe_key[: limits["dedupe_key"]],
@@ -573,7 +574,7 @@ def _submission_values(
 
 
 def _row(item: NormalisedItem, signature_version: str, received_at: datetime) -> list[Any]:
-    email, email_error = _email_and_error(item)
+    email, email_error = email_and_error(item)
     values = {
         "dedupe_key": item.dedupe_key,
         "shape": item.shape,
@@ -595,13 +596,6 @@ def _row(item: NormalisedItem, signature_version: str, received_at: datetime) ->
         "received_at": received_at,
     }
     return [_fit(name, values[name]) for name in _COLUMNS]
-
-
-def _email_and_error(item: NormalisedItem) -> tuple[str, str]:
-    """The email to store and why it is missing, if it is: an overlong one is not stored."""
-    if len(item.email) > FormSubmission._meta.get_field("email").max_length:
-        return "", f"email longer than 254 characters ({item.email[:40]}...)"
-    return item.email, item.email_error
 
 
 def _fit(name: str, value: Any) -> Any:
@@ -641,6 +635,6 @@ def _received_event(
         object_id=str(submission_id),
         workflow_id=workflow_id,
         to_status=Status.PENDING,
-        reason=_email_and_error(item)[1],  # as stored, like the one-statement path
+        reason=email_and_error(item)[1],  # as stored, like the one-statement path
         details={"shape": item.shape, "signature_version": signature_version},
     )
