@@ -138,13 +138,7 @@ def parse_forms_api_submission(
     values = submission.get("values")
     if not isinstance(values, list):
         raise PayloadError("a Forms API submission has no values [{name, value}] list")
-    fields: dict[str, Any] = {}
-    for index, field in enumerate(values):
-        if not isinstance(field, dict):
-            raise PayloadError(f"Forms API value {index} is not a {{name, value}} object")
-        name = str(field.get("name", "")).lower()
-        if not _text(fields.get(name)):
-            fields[name] = field.get("value")
+    fields = _fields_by_name(values, label="Forms API value")
     conversion_id = _text(submission.get("conversionId"))
     item = _build(
         shape="forms",
@@ -333,14 +327,7 @@ def _parse_workflow(body: dict[str, Any], query: Mapping[str, str]) -> Normalise
 
 
 def _parse_form(body: dict[str, Any], query: Mapping[str, str]) -> NormalisedItem:
-    fields: dict[str, Any] = {}
-    for index, field in enumerate(body["fields"]):
-        if not isinstance(field, dict):
-            raise PayloadError(f"form field {index} is not a {{name, value}} object")
-        name = str(field.get("name", "")).lower()
-        # Multi-select fields repeat their name; the first non-empty value is the one we map.
-        if not _text(fields.get(name)):
-            fields[name] = field.get("value")
+    fields = _fields_by_name(body["fields"], label="form field")
     context = body.get("context") if isinstance(body.get("context"), dict) else {}
     return _build(
         shape="forms",
@@ -352,6 +339,20 @@ def _parse_form(body: dict[str, Any], query: Mapping[str, str]) -> NormalisedIte
         submitted_at=_to_datetime(body.get("submittedAt")),
         object_id="",
     )
+
+
+def _fields_by_name(values: list[Any], *, label: str) -> dict[str, Any]:
+    """A Forms list of ``{name, value}`` objects as lower-cased name -> value; PayloadError
+    ("<label> <index> is not a {name, value} object") for an entry that is not an object."""
+    fields: dict[str, Any] = {}
+    for index, field in enumerate(values):
+        if not isinstance(field, dict):
+            raise PayloadError(f"{label} {index} is not a {{name, value}} object")
+        name = str(field.get("name", "")).lower()
+        # Multi-select fields repeat their name; the first non-empty value is the one we map.
+        if not _text(fields.get(name)):
+            fields[name] = field.get("value")
+    return fields
 
 
 def _build(

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from intake.payloads import NormalisedItem, PayloadError, parse_body
+from intake.payloads import NormalisedItem, PayloadError, parse_body, parse_forms_api_submission
 
 HUBSPOT = Path(__file__).resolve().parents[3] / "shared" / "hubspot"
 
@@ -245,6 +245,15 @@ def test_text_fields_drop_characters_postgres_cannot_store() -> None:
 def test_unacceptable_bodies_are_rejected(body: bytes, message: str) -> None:
     with pytest.raises(PayloadError, match=message):
         parse_body(body)
+
+
+def test_a_field_that_is_not_an_object_is_named_in_the_forms_shapes_own_words() -> None:
+    with pytest.raises(PayloadError) as posted:
+        parse_body(b'{"fields": [{"name": "email", "value": "a@b.co"}, "x"]}')
+    assert str(posted.value) == "form field 1 is not a {name, value} object"
+    with pytest.raises(PayloadError) as polled:
+        parse_forms_api_submission({"values": ["x"]}, portal_id=1, form_id="f")
+    assert str(polled.value) == "Forms API value 0 is not a {name, value} object"
 
 
 def test_more_than_max_events_is_rejected() -> None:
