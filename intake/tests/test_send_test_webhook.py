@@ -6,9 +6,11 @@ import io
 import json
 
 import pytest
+import requests
 from django.core.management import CommandError, call_command
 
 from config import runstate
+from intake.management.commands import send_test_webhook
 from intake.management.commands.send_test_webhook import _instance_secret, body_of, build_payload
 from intake.models import FormSubmission
 from intake.payloads import parse_body
@@ -69,6 +71,32 @@ def test_a_refused_delivery_prints_the_answer_and_fails(live_server, webhook_set
     with pytest.raises(CommandError, match="1 of 1 requests were not accepted"):
         send(live_server.url + WEBHOOK_PATH)
     assert FormSubmission.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("shape", "seeded"),
+    [("workflow", ["owners", "contacts", "contacts", "contacts"]), ("forms", [])],
+)
+def test_the_sandbox_gets_the_owners_once_and_each_requests_contacts(
+    monkeypatch, settings, shape, seeded
+):
+    settings.HUBSPOT_CLIENT_SECRET = "secret"
+    posted = []
+    monkeypatch.setattr(send_test_webhook, "_sandbox_url", lambda base: "http://127.0.0.1:9")
+    monkeypatch.setattr(
+        requests, "post", lambda url, json, timeout: posted.append(url.rsplit("/", 1)[1])
+    )
+
+    def accepted(*args) -> requests.Response:
+        response = requests.Response()
+        response.status_code, response._content = 202, b"{}"
+        return response
+
+    monkeypatch.setattr(send_test_webhook.Command, "_post", accepted)
+
+    send("http://127.0.0.1:9/api/webhooks/hubspot/forms", shape=shape, count=3)
+
+    assert posted == seeded
 
 
 @pytest.fixture

@@ -88,6 +88,10 @@ class Command(BaseCommand):
             instance.get("sandbox_url", "")
         )
         dashboard = url.split("/api/", 1)[0] + "/dashboard/workflows/"
+        if sandbox and options["shape"] != "forms":
+            # The owners the sample contacts name, once for every request (the forms shape
+            # names no contact).
+            _seed_owners(sandbox)
         failures = 0
         for _ in range(options["count"]):
             payload = build_payload(**options)
@@ -289,12 +293,17 @@ def _sandbox_url(base: str) -> str:
         return ""
 
 
+def _seed_owners(base: str) -> None:
+    """Create the SAMPLE_OWNERS the sample contacts name, so the CRM steps find them."""
+    requests.post(f"{base}/__sandbox__/owners", json={"owners": SAMPLE_OWNERS}, timeout=5)
+
+
 def _seed_sandbox(base: str, payload: Any) -> None:
-    """Create the contacts (and their owners) the payload names, so the CRM steps find them."""
+    """Create the contacts the payload names (their owners: _seed_owners), so the CRM steps
+    find them."""
     leads = payload.get("_leads", []) if isinstance(payload, dict) else []
     if not leads:
         return
-    requests.post(f"{base}/__sandbox__/owners", json={"owners": SAMPLE_OWNERS}, timeout=5)
     contacts = [
         {
             "id": lead["id"],
