@@ -29,7 +29,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from outreach import cooldown, metrics
-from outreach.drafting import DraftContext, Drafter, get_drafter
+from outreach.drafting import DraftContent, DraftContext, Drafter, get_drafter
 from outreach.gate import AI_DRAFTER, GateDecision, SendMode, current_mode, decide
 from outreach.models import Decision, EmailDraft, GateAction
 from workflows import audit
@@ -131,24 +131,13 @@ def draft_create(*, workflow_id: int, drafter: Drafter | None = None) -> EmailDr
             f"most {limit}, so it cannot be drafted to"
         )
     content = drafter.draft(context)
-    # Lead input (a 300-character company) can make a subject longer than its column; a
-    # human reads it, so it is shortened with an ellipsis rather than failing the workflow.
-    subject = fit(content.subject, EmailDraft._meta.get_field("subject").max_length)
+    draft = EmailDraft(
+        workflow=workflow, recipient=context.email, idempotency_key=_idempotency_key(workflow.pk)
+    )
+    apply_content(draft, content, drafter=drafter.name)
     try:
         with transaction.atomic():
-            draft = EmailDraft.objects.create(
-                workflow=workflow,
-                recipient=context.email,
-                subject=subject,
-                body=content.body,
-                body_html=content.body_html,
-                template=fit(content.template, EmailDraft._meta.get_field("template").max_length),
-                drafter=content.drafter or drafter.name,
-                original_subject=subject,
-                original_body=content.body,
-                idempotency_key=_idempotency_key(workflow.pk),
-                **content.ai,
-            )
+            draft.save(force_insert=True)
             audit.record(
                 action="draft.created",
                 object_type="email_draft",
@@ -156,7 +145,7 @@ def draft_create(*, workflow_id: int, drafter: Drafter | None = None) -> EmailDr
                 workflow_id=workflow.pk,
                 details={
                     "template": content.template,
-                    "drafter": content.drafter or drafter.name,
+                    "drafter": draft.drafter,
                     **({"ai_outcome": content.ai.get("ai_outcome")} if content.ai else {}),
                 },
             )
@@ -166,34 +155,79 @@ def draft_create(*, workflow_id: int, drafter: Drafter | None = None) -> EmailDr
     return draft
 
 
+#: A draft's record of the model call behind its text (EmailDraft's "AI drafts" fields).
+AI_FIELDS = (
+    "language",
+    "ai_model",
+    "ai_prompt_file",
+    "ai_prompt_tokens",
+    "ai_completion_tokens",
+    "ai_guards",
+    "ai_outcome",
+    "ai_detail",
+)
+
+
+def apply_content(draft: EmailDraft, content: DraftContent, *, drafter: str) -> None:
+    """Make what a drafter wrote the draft's text and its original (not saved; the caller
+    bumps the version of an existing draft). The one way drafted text lands on a draft, for
+    draft_create, draft_refresh and the operator's Regenerate / Use template.
+
+    Lead input (a 300-character company) can make a subject longer than its column; a human
+    reads it, so it is shortened with an ellipsis rather than failing. ``drafter`` is the
+    drafter's name, used when the content does not say who wrote it (an AI drafter that fell
+    back to the template says "template"). When a model was asked, its record replaces the
+    last one in full: a field this call did not fill (no tokens after a timeout) is emptied,
+    not left from an earlier call. With no model asked, the earlier record stays."""
+    subject = fit(content.subject, EmailDraft._meta.get_field("subject").max_length)
+    draft.subject = draft.original_subject = subject
+    draft.body = draft.original_body = content.body
+    draft.body_html = content.body_html
+    draft.template = fit(content.template, EmailDraft._meta.get_field("template").max_length)
+    draft.drafter = content.drafter or drafter
+    if content.ai:
+        for name in AI_FIELDS:
+            default = EmailDraft._meta.get_field(name).get_default()
+            setattr(draft, name, content.ai.get(name, default))
+
+
+def _same_text(draft: EmailDraft, content: DraftContent) -> bool:
+    subject = fit(content.subject, EmailDraft._meta.get_field("subject").max_length)
+    return (subject, content.body, content.body_html) == (
+        draft.subject,
+        draft.body,
+        draft.body_html,
+    )
+
+
 def draft_refresh(*, workflow_id: int, drafter: Drafter | None = None) -> bool:
     """Draft a waiting draft again from the workflow's facts as they are now (its contact was
     attached after it was drafted: issue #16), if no one has edited or decided it and the
     text changes. The version goes up, so an approval of the old text is refused as stale.
-    Returns whether the draft changed."""
+    Returns whether the draft changed.
+
+    The drafter (with OUTREACH_DRAFTER=llm, a model call of up to LLM_TIMEOUT_SECONDS) runs
+    outside any transaction; the draft is then locked and replaced only if it is still the
+    one read: pending, unedited, same version."""
+    waiting = {"decision": Decision.PENDING, "edited_at__isnull": True}
+    read = EmailDraft.objects.filter(workflow_id=workflow_id, **waiting).first()
+    if read is None:
+        return False
+    workflow = Workflow.objects.select_related("submission").get(pk=workflow_id)
+    drafter = drafter or get_drafter()
+    content = drafter.draft(_draft_context(workflow))
+    if _same_text(read, content):
+        return False
     with transaction.atomic():
         draft = (
             EmailDraft.objects.select_for_update()
-            .filter(workflow_id=workflow_id, decision=Decision.PENDING, edited_at__isnull=True)
+            .filter(pk=read.pk, version=read.version, **waiting)
             .first()
         )
         if draft is None:
+            # Decided, edited or replaced while the drafter ran: that stands.
             return False
-        workflow = Workflow.objects.select_related("submission").get(pk=workflow_id)
-        drafter = drafter or get_drafter()
-        content = drafter.draft(_draft_context(workflow))
-        subject = fit(content.subject, EmailDraft._meta.get_field("subject").max_length)
-        if (subject, content.body, content.body_html) == (
-            draft.subject,
-            draft.body,
-            draft.body_html,
-        ):
-            return False
-        draft.subject = draft.original_subject = subject
-        draft.body = draft.original_body = content.body
-        draft.body_html = content.body_html
-        draft.template = fit(content.template, EmailDraft._meta.get_field("template").max_length)
-        draft.drafter = drafter.name
+        apply_content(draft, content, drafter=drafter.name)
         draft.version += 1
         draft.save()
         audit.record(
