@@ -370,6 +370,8 @@ def contact_attach(workflow_id: int, *, misses: int = 0, attempt: int = 0, token
     client = _kept_client()
     if client is None:
         return _attach_done(workflow, NO_CRM)
+    from outreach.services import draft_refresh
+
     step = Step.RESOLVE_CONTACT
     try:
         contact = client.search_contact_by_email(workflow.submission.email)
@@ -384,11 +386,17 @@ def contact_attach(workflow_id: int, *, misses: int = 0, attempt: int = 0, token
         if duplicate:
             return duplicate
         _set_contact(workflow, contact, client)
-        task = client.find_task_by_marker(f"workflow-{workflow.pk}") if attempt else None
-        if task is not None:
-            workflow.task_id = str(task["id"])
-        else:
-            create_crm_task(workflow, client)
+        # The facts first (approval still waits), then the draft from them, then the CRM task,
+        # whose body carries that draft.
+        Workflow.objects.filter(pk=workflow.pk).update(
+            contact_id=workflow.contact_id,
+            owner_id=workflow.owner_id,
+            contact=workflow.contact,
+            updated_at=timezone.now(),
+        )
+        refreshed = draft_refresh(workflow_id=workflow.pk)
+        # A try after the first may follow one that created the task and lost the answer.
+        create_crm_task(workflow, client, look_first=attempt > 0)
     except AttachAgain:
         raise
     except HubSpotPaused as paused:
@@ -405,13 +413,6 @@ def contact_attach(workflow_id: int, *, misses: int = 0, attempt: int = 0, token
     except Exception as exc:
         _record_error(workflow, step, attempt + 1, exc, retryable=False)
         return _attach_done(workflow, f"contact not attached: {exc}", error=True)
-    from outreach.services import draft_refresh
-
-    # The facts first (approval still waits), then the draft from them, then approval.
-    Workflow.objects.filter(pk=workflow.pk).update(
-        **{name: getattr(workflow, name) for name in STEP_OUTPUTS}, updated_at=timezone.now()
-    )
-    refreshed = draft_refresh(workflow_id=workflow.pk)
     note = f"contact {workflow.contact_id} attached, owner {workflow.owner_id or 'none'}"
     if workflow.task_id:
         workflow.step_log.setdefault(Step.CREATE_CRM_TASK, {})["note"] = f"task {workflow.task_id}"
@@ -453,9 +454,12 @@ def _attach_entry(workflow: Workflow, note: str) -> dict[str, Any]:
 
 
 def _attach_done(workflow: Workflow, note: str, *, error: bool = False) -> str:
-    """Store how the attach ended and allow approval, in one UPDATE."""
-    fields: dict[str, Any] = {"step_log": _attach_entry(workflow, note)}
-    fields.update({name: getattr(workflow, name) for name in STEP_OUTPUTS})
+    """Store how the attach ended (and the CRM task it created) and allow approval, in one
+    UPDATE. The contact's facts were stored before the draft was refreshed."""
+    fields: dict[str, Any] = {
+        "step_log": _attach_entry(workflow, note),
+        "task_id": workflow.task_id,
+    }
     if error:
         fields["last_error"] = note[:2000]
     Workflow.objects.filter(pk=workflow.pk).update(**fields, updated_at=timezone.now())
@@ -484,7 +488,12 @@ def draft_email(workflow: Workflow, client: HubSpotClient | None) -> str:
     return f"draft {draft.pk} from {draft.template}"
 
 
-def create_crm_task(workflow: Workflow, client: HubSpotClient | None) -> str:
+def create_crm_task(
+    workflow: Workflow, client: HubSpotClient | None, *, look_first: bool | None = None
+) -> str:
+    """The rep's follow-up task, carrying the draft. ``look_first``: search for the task's
+    marker before creating it (an earlier try may have created it and lost the answer);
+    by default when the step has been started more than once."""
     if workflow.task_id:
         return "already created"
     if workflow.shadow:
@@ -497,7 +506,9 @@ def create_crm_task(workflow: Workflow, client: HubSpotClient | None) -> str:
         return "no contact: CRM task skipped"
     marker = f"workflow-{workflow.pk}"
     task = None
-    if workflow.step_log.get(Step.CREATE_CRM_TASK, {}).get("attempts", 0) > 1:
+    if look_first is None:
+        look_first = workflow.step_log.get(Step.CREATE_CRM_TASK, {}).get("attempts", 0) > 1
+    if look_first:
         # An earlier attempt may have created the task and lost the answer (timeout):
         # look for it before creating another one.
         task = _find_task_with_index_lag(client, marker)
