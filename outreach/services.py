@@ -740,7 +740,7 @@ def _claim_send(workflow_id: int) -> tuple[EmailDraft, str]:
     """Lock the draft and commit ``send_attempts += 1``; or say why not to send."""
     with transaction.atomic():
         draft = EmailDraft.objects.select_for_update().get(workflow_id=workflow_id)
-        status = Workflow.objects.values_list("status", flat=True).get(pk=workflow_id)
+        status, shadow = Workflow.objects.values_list("status", "shadow").get(pk=workflow_id)
         if status != Status.SENDING:
             return draft, f"skipped: workflow is {status}, not sending"
         if draft.sent_at is not None:
@@ -758,7 +758,6 @@ def _claim_send(workflow_id: int) -> tuple[EmailDraft, str]:
                 "worker stopped mid-send); check the mail provider, then resolve by hand",
             )
             return draft, "send_unknown"
-        shadow = Workflow.objects.values_list("shadow", flat=True).get(pk=workflow_id)
         held = (
             None if shadow else cooldown.claim(recipient=draft.recipient, workflow_id=workflow_id)
         )
