@@ -809,7 +809,11 @@ def _fail(
     *,
     retryable: bool,
     why: str = "permanent error",
+    actor: str | None = None,
 ) -> None:
+    """End the workflow as failed with an error row (``retryable``: retries were exhausted, or
+    the step used every attempt; else a permanent error) and the failure metric. The pipeline
+    and the sweeper (``actor="sweeper"``) both end a workflow here."""
     message = f"{step} failed ({why}): {exc}"[:2000]
     with transaction.atomic():
         _record_error(workflow, step, attempt, exc, retryable=retryable)
@@ -818,6 +822,7 @@ def _fail(
             from_status=Status.RUNNING,
             to_status=Status.FAILED,
             reason=message,
+            actor=actor,
             details={"step": step, "attempt": attempt, "error": type(exc).__name__},
             fields={"last_error": message, "claimed_by": ""},
         )
