@@ -33,7 +33,8 @@ from outreach.drafting import DraftContent, DraftContext, Drafter, get_drafter
 from outreach.gate import AI_DRAFTER, GateDecision, SendMode, current_mode, decide
 from outreach.models import Decision, EmailDraft, GateAction
 from workflows import audit
-from workflows.models import AuditEvent, Status, Step, Workflow
+from workflows.models import AuditEvent, Status, Workflow
+from workflows.pipeline import contact_pending
 from workflows.services import CRM_NOTE_TASK, SEND_TASK, enqueue_on_commit
 from workflows.transitions import last_transition_to, transition
 
@@ -276,16 +277,10 @@ def hand_off(*, workflow_id: int) -> GateDecision:
     """
     workflow = Workflow.objects.get(pk=workflow_id)
     draft = EmailDraft.objects.get(workflow_id=workflow_id)
+    decision = gate_decision(draft, shadow=workflow.shadow, approved=False)
     if workflow.shadow:
-        decision = SHADOW_BLOCK
         to_status = Status.COMPLETED
     else:
-        decision = decide(
-            mode=current_mode(),
-            recipient=draft.recipient,
-            approved=False,
-            ai_drafted=draft.drafter == AI_DRAFTER,
-        )
         to_status = (
             Status.SENDING if decision.action == GateAction.SEND else Status.AWAITING_APPROVAL
         )
@@ -306,6 +301,19 @@ def hand_off(*, workflow_id: int) -> GateDecision:
         if to_status == Status.SENDING:
             enqueue_on_commit([workflow_id], task=SEND_TASK)
     return decision
+
+
+def gate_decision(draft: EmailDraft, *, shadow: bool, approved: bool) -> GateDecision:
+    """What the gate says about sending this draft now: shadow replays are never sent; a
+    model's draft (drafter "llm") is judged as one."""
+    if shadow:
+        return SHADOW_BLOCK
+    return decide(
+        mode=current_mode(),
+        recipient=draft.recipient,
+        approved=approved,
+        ai_drafted=draft.drafter == AI_DRAFTER,
+    )
 
 
 def _store_gate_decision(draft: EmailDraft, decision: GateDecision) -> None:
@@ -461,7 +469,7 @@ def workflow_approve(
         status, step_log = Workflow.objects.values_list("status", "step_log").get(pk=workflow_id)
         if status == Status.AWAITING_APPROVAL:
             check_version(draft, version)
-            if (step_log or {}).get(Step.RESOLVE_CONTACT, {}).get("contact_pending"):
+            if contact_pending(step_log):
                 # Drafted from the form before the lead's contact was found (issue #16): its
                 # facts may change the draft, or make the lead another's duplicate.
                 raise ActionRefused(
@@ -489,11 +497,8 @@ def workflow_approve(
         draft.decision, draft.approver, draft.decided_at = Decision.APPROVED, user, timezone.now()
         draft.save(update_fields=["decision", "approver", "decided_at", "updated_at"])
 
-        workflow = Workflow.objects.get(pk=workflow_id)
-        if workflow.shadow:
-            gate = SHADOW_BLOCK
-        else:
-            gate = decide(mode=current_mode(), recipient=draft.recipient, approved=True)
+        shadow = Workflow.objects.values_list("shadow", flat=True).get(pk=workflow_id)
+        gate = gate_decision(draft, shadow=shadow, approved=True)
         _store_gate_decision(draft, gate)
         if gate.action == GateAction.SEND:
             transition(
@@ -681,16 +686,9 @@ def email_send(*, workflow_id: int) -> str:
     if workflow.status != Status.SENDING:
         return f"skipped: workflow is {workflow.status}, not sending"
     draft = EmailDraft.objects.get(workflow_id=workflow_id)
-    if workflow.shadow:
-        gate = SHADOW_BLOCK
-    else:
-        approved = draft.decision == Decision.APPROVED
-        gate = decide(
-            mode=current_mode(),
-            recipient=draft.recipient,
-            approved=approved,
-            ai_drafted=draft.drafter == AI_DRAFTER,
-        )
+    gate = gate_decision(
+        draft, shadow=workflow.shadow, approved=draft.decision == Decision.APPROVED
+    )
     if gate.action != GateAction.SEND:
         return _stop_before_send(draft, gate)
 

@@ -267,10 +267,11 @@ def _duplicate_of(workflow: Workflow, contact_id: str) -> _Duplicate | None:
     return _Duplicate(reason, {"duplicate_of_workflow": original, "lead": claim.holder_id})
 
 
-def _contact_pending(workflow: Workflow) -> bool:
-    """Drafted before its contact was found (ContactPending) and not attached yet: approval
-    waits for contact_attach (outreach refuses it meanwhile)."""
-    return bool(workflow.step_log.get(Step.RESOLVE_CONTACT, {}).get("contact_pending"))
+def contact_pending(step_log: dict[str, Any] | None) -> bool:
+    """Whether a workflow with this step log was drafted before its contact was found
+    (ContactPending) and not attached yet: approval waits for contact_attach (outreach refuses
+    it meanwhile)."""
+    return bool((step_log or {}).get(Step.RESOLVE_CONTACT, {}).get("contact_pending"))
 
 
 ATTACH_TASK = "workflows.attach_contact"
@@ -327,10 +328,10 @@ def _attach_lease(workflow_id: int, token: str, seconds: float) -> bool:
         workflow = workflow.first()
         if workflow is None:
             return False
-        entry = workflow.step_log.get(Step.RESOLVE_CONTACT, {})
-        holder, until = (entry.get("attach_lease") or ["", ""])[:2]
-        if not entry.get("contact_pending"):
+        if not contact_pending(workflow.step_log):
             return False
+        entry = workflow.step_log[Step.RESOLVE_CONTACT]
+        holder, until = (entry.get("attach_lease") or ["", ""])[:2]
         if holder and holder != token and until > now.isoformat():
             return False
         entry["attach_lease"] = [token, (now + timedelta(seconds=seconds)).isoformat()]
@@ -356,7 +357,7 @@ def contact_attach(workflow_id: int, *, misses: int = 0, attempt: int = 0, token
     """
     token = token or uuid.uuid4().hex
     workflow = Workflow.objects.select_related("submission").filter(pk=workflow_id).first()
-    if workflow is None or not _contact_pending(workflow):
+    if workflow is None or not contact_pending(workflow.step_log):
         return "nothing to attach"
     if workflow.status in (Status.PENDING, Status.RUNNING):
         # The run that drafted it has not handed off yet (or waits out a retry): after it has.
@@ -501,7 +502,7 @@ def create_crm_task(
     if client is None:
         return NO_CRM
     if not workflow.contact_id:
-        if _contact_pending(workflow):
+        if contact_pending(workflow.step_log):
             return "no contact yet: the task is created when the contact is attached"
         return "no contact: CRM task skipped"
     marker = f"workflow-{workflow.pk}"
@@ -632,7 +633,7 @@ def run_workflow(workflow_id: int, *, task_id: str) -> Outcome:
             return Outcome("skipped", "lease taken over by another task")
         finished = _run_step(workflow, step, func, client)
     _write_finished(workflow, finished)
-    if _contact_pending(workflow):
+    if contact_pending(workflow.step_log):
         contact_attach_later(workflow.pk, misses=0)
     status = Workflow.objects.filter(pk=workflow_id).values_list("status", flat=True).first()
     return Outcome(status or "gone")
