@@ -897,13 +897,13 @@ def crm_note_write(*, workflow_id: int, retrying: bool = False) -> str:
     and when a note was already written for this workflow. A retry first looks for the note
     by its marker: an earlier attempt may have created it and lost the answer (a timeout).
     """
-    from workflows.hubspot.client import client_from_settings
+    from workflows.hubspot.client import kept_client
 
     if AuditEvent.objects.filter(workflow_id=workflow_id, action="crm_note.created").exists():
         return "skipped: note already written"
     workflow = Workflow.objects.get(pk=workflow_id)
     draft = EmailDraft.objects.get(workflow_id=workflow_id)
-    client = client_from_settings()
+    client = kept_client()
     if client is None or not workflow.contact_id:
         why = "no HubSpot client configured" if client is None else "no HubSpot contact id"
         audit.record(

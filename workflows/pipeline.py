@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 import traceback
 import uuid
@@ -31,8 +30,9 @@ from workflows.hubspot.client import (
     HubSpotError,
     HubSpotPaused,
     TransientHubSpotError,
-    client_from_settings,
+    kept_client,
 )
+from workflows.hubspot.names import owner_name
 from workflows.models import Status, Step, Workflow, WorkflowError
 from workflows.transitions import transition
 
@@ -217,8 +217,7 @@ def _set_contact(workflow: Workflow, contact: dict[str, Any], client: HubSpotCli
     owner = client.get_owner(owner_id) if owner_id else None
     facts = {k: props.get(k) or "" for k in CONTACT_PROPERTIES if k != "hubspot_owner_id"}
     if owner:
-        name = " ".join(p for p in (owner.get("firstName"), owner.get("lastName")) if p)
-        facts["owner"] = {"name": name, "email": owner.get("email") or ""}
+        facts["owner"] = {"name": owner_name(owner), "email": owner.get("email") or ""}
     workflow.contact_id = str(contact["id"])
     workflow.owner_id = owner_id
     workflow.contact = facts
@@ -368,7 +367,7 @@ def contact_attach(workflow_id: int, *, misses: int = 0, attempt: int = 0, token
     workflow = Workflow.objects.select_related("submission").get(pk=workflow_id)
     if workflow.status != Status.AWAITING_APPROVAL:
         return _attach_done(workflow, f"workflow {workflow.status} before its contact was found")
-    client = _kept_client()
+    client = kept_client()
     if client is None:
         return _attach_done(workflow, NO_CRM)
     from outreach.services import draft_refresh
@@ -573,32 +572,6 @@ STEPS: list[tuple[str, Callable[[Workflow, HubSpotClient | None], str]]] = [
 ]
 
 
-_clients = threading.local()
-
-
-def _kept_client() -> HubSpotClient | None:
-    """One HubSpot client per worker thread, kept from one workflow to the next: its kept-alive
-    connection saves a TCP (and, against HubSpot, TLS) handshake and a session per workflow.
-    A new one is made when the settings it was made from change."""
-    key = (
-        settings.HUBSPOT_ACCESS_TOKEN,
-        settings.HUBSPOT_API_BASE_URL,
-        settings.HUBSPOT_TIMEOUT_SECONDS,
-        settings.HUBSPOT_RATE_LIMIT_PER_10S,
-        settings.HUBSPOT_SEARCH_RATE_PER_S,
-        settings.HUBSPOT_LOCKED_RETRY_SECONDS,
-        settings.CELERY_BROKER_URL,
-    )
-    kept = getattr(_clients, "kept", None)
-    if kept is not None and kept[0] == key:
-        return kept[1]
-    if kept is not None and kept[1] is not None:
-        kept[1].close()
-    client = client_from_settings()
-    _clients.kept = (key, client)
-    return client
-
-
 # --- the run ---------------------------------------------------------------------------------
 def run_workflow(workflow_id: int, *, task_id: str) -> Outcome:
     """Run every remaining step of one workflow. Idempotent; safe to call again after a crash.
@@ -610,7 +583,7 @@ def run_workflow(workflow_id: int, *, task_id: str) -> Outcome:
     if workflow is None:
         current = Workflow.objects.filter(pk=workflow_id).values_list("status", flat=True).first()
         return Outcome("skipped", f"not claimable (status {current})")
-    client = _kept_client()
+    client = kept_client()
     finished: dict[str, Any] = {}  # the last step's finishing write, not yet stored
     for step, func in STEPS:
         if workflow.step_log.get(step, {}).get("finished_at"):
