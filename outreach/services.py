@@ -36,7 +36,7 @@ from workflows import audit
 from workflows.models import AuditEvent, Status, Workflow
 from workflows.pipeline import contact_pending
 from workflows.services import CRM_NOTE_TASK, SEND_TASK, enqueue_on_commit
-from workflows.transitions import last_transition_to, transition
+from workflows.transitions import TransitionResult, last_transition_to, transition
 
 logger = logging.getLogger(__name__)
 
@@ -538,23 +538,53 @@ def workflow_reject(
         status = Workflow.objects.values_list("status", flat=True).get(pk=workflow_id)
         if status == Status.AWAITING_APPROVAL:
             check_version(draft, version)
+        won = reject_waiting(workflow_id, reason=reason, user=user, draft=draft)
+        if not won:
+            return ActionResult(
+                False, _already_message(workflow_id, won.current_status), won.current_status
+            )
+    return ActionResult(True, "Rejected.", Status.REJECTED)
+
+
+def reject_waiting(
+    workflow_id: int,
+    *,
+    reason: str,
+    user: AbstractBaseUser | None = None,
+    actor: str | None = None,
+    fields: Mapping[str, object] | None = None,
+    draft: EmailDraft | None = None,
+) -> TransitionResult:
+    """Move a waiting workflow to ``rejected`` and record the decision on its draft (decision,
+    reason, approver, time), so the two never disagree. No permission check: workflow_reject
+    checks the operator's; the system (a contact stopped in HubSpot) passes ``actor`` and no
+    user. ``draft``: the draft already locked by the caller; else it is locked here.
+    ``fields``: extra workflow columns for the move. Loses (nothing written) to a rival move."""
+    with transaction.atomic():
+        if draft is None:
+            draft = EmailDraft.objects.select_for_update().filter(workflow_id=workflow_id).first()
         won = transition(
             workflow_id,
             from_status=Status.AWAITING_APPROVAL,
             to_status=Status.REJECTED,
             user=user,
+            actor=actor,
             reason=reason,
+            fields=fields,
         )
-        if not won:
-            return ActionResult(
-                False, _already_message(workflow_id, won.current_status), won.current_status
+        if won and draft is not None:
+            draft.decision, draft.decision_reason = Decision.REJECTED, reason
+            draft.approver, draft.decided_at = user, timezone.now()
+            draft.save(
+                update_fields=[
+                    "decision",
+                    "decision_reason",
+                    "approver",
+                    "decided_at",
+                    "updated_at",
+                ]
             )
-        draft.decision, draft.decision_reason = Decision.REJECTED, reason
-        draft.approver, draft.decided_at = user, timezone.now()
-        draft.save(
-            update_fields=["decision", "decision_reason", "approver", "decided_at", "updated_at"]
-        )
-    return ActionResult(True, "Rejected.", Status.REJECTED)
+    return won
 
 
 @dataclass(frozen=True)
