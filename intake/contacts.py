@@ -16,6 +16,7 @@ from django.utils import timezone
 from intake.identity import contact_key, lead_claim_contact
 from intake.models import FormSubmission, LeadKey
 from outreach.erasure import ERASED, drafts_erase
+from outreach.services import reject_waiting
 from workflows import audit
 from workflows.models import TERMINAL_STATUSES, AuditEvent, Status, Workflow, WorkflowError
 from workflows.transitions import transition
@@ -81,14 +82,20 @@ def _workflows_stop(workflows: Iterable[tuple[int, str]], *, reason: str) -> lis
             if not won:
                 continue
             status = Status.RUNNING
-        if transition(
-            workflow_id,
-            from_status=status,
-            to_status=_STOP[status],
-            actor="hubspot",
-            reason=reason,
-            fields={"claimed_by": "", "last_error": reason},
-        ):
+        fields = {"claimed_by": "", "last_error": reason}
+        if status == Status.AWAITING_APPROVAL:
+            # A rejection like an operator's: the draft records the decision too.
+            won = reject_waiting(workflow_id, reason=reason, actor="hubspot", fields=fields)
+        else:
+            won = transition(
+                workflow_id,
+                from_status=status,
+                to_status=_STOP[status],
+                actor="hubspot",
+                reason=reason,
+                fields=fields,
+            )
+        if won:
             stopped.append(workflow_id)
     return stopped
 

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from outreach.gate import normalise_address
 from outreach.models import RecipientSend
 
 #: The clock the cooldown reads; tests replace it instead of sleeping.
@@ -23,7 +24,11 @@ clock: Callable[[], datetime] = timezone.now
 
 
 def normalise(recipient: str) -> str:
-    return recipient.strip().lower()
+    """The recipient's row key. Two addresses are the same recipient when the gate reads them
+    as the same address (outreach.gate.normalise_address: surrounding whitespace and case
+    forgiven); every address the gate lets through has that form. Any other (never sent to)
+    keys as written."""
+    return normalise_address(recipient) or recipient
 
 
 @dataclass(frozen=True)

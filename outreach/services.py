@@ -29,13 +29,14 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from outreach import cooldown, metrics
-from outreach.drafting import DraftContext, Drafter, get_drafter
+from outreach.drafting import DraftContent, DraftContext, Drafter, get_drafter
 from outreach.gate import AI_DRAFTER, GateDecision, SendMode, current_mode, decide
 from outreach.models import Decision, EmailDraft, GateAction
 from workflows import audit
-from workflows.models import AuditEvent, Status, Step, Workflow
+from workflows.models import AuditEvent, Status, Workflow
+from workflows.pipeline import contact_pending
 from workflows.services import CRM_NOTE_TASK, SEND_TASK, enqueue_on_commit
-from workflows.transitions import last_transition_to, transition
+from workflows.transitions import TransitionResult, last_transition_to, transition
 
 logger = logging.getLogger(__name__)
 
@@ -131,24 +132,13 @@ def draft_create(*, workflow_id: int, drafter: Drafter | None = None) -> EmailDr
             f"most {limit}, so it cannot be drafted to"
         )
     content = drafter.draft(context)
-    # Lead input (a 300-character company) can make a subject longer than its column; a
-    # human reads it, so it is shortened with an ellipsis rather than failing the workflow.
-    subject = fit(content.subject, EmailDraft._meta.get_field("subject").max_length)
+    draft = EmailDraft(
+        workflow=workflow, recipient=context.email, idempotency_key=_idempotency_key(workflow.pk)
+    )
+    apply_content(draft, content, drafter=drafter.name)
     try:
         with transaction.atomic():
-            draft = EmailDraft.objects.create(
-                workflow=workflow,
-                recipient=context.email,
-                subject=subject,
-                body=content.body,
-                body_html=content.body_html,
-                template=fit(content.template, EmailDraft._meta.get_field("template").max_length),
-                drafter=content.drafter or drafter.name,
-                original_subject=subject,
-                original_body=content.body,
-                idempotency_key=_idempotency_key(workflow.pk),
-                **content.ai,
-            )
+            draft.save(force_insert=True)
             audit.record(
                 action="draft.created",
                 object_type="email_draft",
@@ -156,7 +146,7 @@ def draft_create(*, workflow_id: int, drafter: Drafter | None = None) -> EmailDr
                 workflow_id=workflow.pk,
                 details={
                     "template": content.template,
-                    "drafter": content.drafter or drafter.name,
+                    "drafter": draft.drafter,
                     **({"ai_outcome": content.ai.get("ai_outcome")} if content.ai else {}),
                 },
             )
@@ -166,34 +156,79 @@ def draft_create(*, workflow_id: int, drafter: Drafter | None = None) -> EmailDr
     return draft
 
 
+#: A draft's record of the model call behind its text (EmailDraft's "AI drafts" fields).
+AI_FIELDS = (
+    "language",
+    "ai_model",
+    "ai_prompt_file",
+    "ai_prompt_tokens",
+    "ai_completion_tokens",
+    "ai_guards",
+    "ai_outcome",
+    "ai_detail",
+)
+
+
+def apply_content(draft: EmailDraft, content: DraftContent, *, drafter: str) -> None:
+    """Make what a drafter wrote the draft's text and its original (not saved; the caller
+    bumps the version of an existing draft). The one way drafted text lands on a draft, for
+    draft_create, draft_refresh and the operator's Regenerate / Use template.
+
+    Lead input (a 300-character company) can make a subject longer than its column; a human
+    reads it, so it is shortened with an ellipsis rather than failing. ``drafter`` is the
+    drafter's name, used when the content does not say who wrote it (an AI drafter that fell
+    back to the template says "template"). When a model was asked, its record replaces the
+    last one in full: a field this call did not fill (no tokens after a timeout) is emptied,
+    not left from an earlier call. With no model asked, the earlier record stays."""
+    subject = fit(content.subject, EmailDraft._meta.get_field("subject").max_length)
+    draft.subject = draft.original_subject = subject
+    draft.body = draft.original_body = content.body
+    draft.body_html = content.body_html
+    draft.template = fit(content.template, EmailDraft._meta.get_field("template").max_length)
+    draft.drafter = content.drafter or drafter
+    if content.ai:
+        for name in AI_FIELDS:
+            default = EmailDraft._meta.get_field(name).get_default()
+            setattr(draft, name, content.ai.get(name, default))
+
+
+def _same_text(draft: EmailDraft, content: DraftContent) -> bool:
+    subject = fit(content.subject, EmailDraft._meta.get_field("subject").max_length)
+    return (subject, content.body, content.body_html) == (
+        draft.subject,
+        draft.body,
+        draft.body_html,
+    )
+
+
 def draft_refresh(*, workflow_id: int, drafter: Drafter | None = None) -> bool:
     """Draft a waiting draft again from the workflow's facts as they are now (its contact was
     attached after it was drafted: issue #16), if no one has edited or decided it and the
     text changes. The version goes up, so an approval of the old text is refused as stale.
-    Returns whether the draft changed."""
+    Returns whether the draft changed.
+
+    The drafter (with OUTREACH_DRAFTER=llm, a model call of up to LLM_TIMEOUT_SECONDS) runs
+    outside any transaction; the draft is then locked and replaced only if it is still the
+    one read: pending, unedited, same version."""
+    waiting = {"decision": Decision.PENDING, "edited_at__isnull": True}
+    read = EmailDraft.objects.filter(workflow_id=workflow_id, **waiting).first()
+    if read is None:
+        return False
+    workflow = Workflow.objects.select_related("submission").get(pk=workflow_id)
+    drafter = drafter or get_drafter()
+    content = drafter.draft(_draft_context(workflow))
+    if _same_text(read, content):
+        return False
     with transaction.atomic():
         draft = (
             EmailDraft.objects.select_for_update()
-            .filter(workflow_id=workflow_id, decision=Decision.PENDING, edited_at__isnull=True)
+            .filter(pk=read.pk, version=read.version, **waiting)
             .first()
         )
         if draft is None:
+            # Decided, edited or replaced while the drafter ran: that stands.
             return False
-        workflow = Workflow.objects.select_related("submission").get(pk=workflow_id)
-        drafter = drafter or get_drafter()
-        content = drafter.draft(_draft_context(workflow))
-        subject = fit(content.subject, EmailDraft._meta.get_field("subject").max_length)
-        if (subject, content.body, content.body_html) == (
-            draft.subject,
-            draft.body,
-            draft.body_html,
-        ):
-            return False
-        draft.subject = draft.original_subject = subject
-        draft.body = draft.original_body = content.body
-        draft.body_html = content.body_html
-        draft.template = fit(content.template, EmailDraft._meta.get_field("template").max_length)
-        draft.drafter = drafter.name
+        apply_content(draft, content, drafter=drafter.name)
         draft.version += 1
         draft.save()
         audit.record(
@@ -242,16 +277,10 @@ def hand_off(*, workflow_id: int) -> GateDecision:
     """
     workflow = Workflow.objects.get(pk=workflow_id)
     draft = EmailDraft.objects.get(workflow_id=workflow_id)
+    decision = gate_decision(draft, shadow=workflow.shadow, approved=False)
     if workflow.shadow:
-        decision = SHADOW_BLOCK
         to_status = Status.COMPLETED
     else:
-        decision = decide(
-            mode=current_mode(),
-            recipient=draft.recipient,
-            approved=False,
-            ai_drafted=draft.drafter == AI_DRAFTER,
-        )
         to_status = (
             Status.SENDING if decision.action == GateAction.SEND else Status.AWAITING_APPROVAL
         )
@@ -272,6 +301,19 @@ def hand_off(*, workflow_id: int) -> GateDecision:
         if to_status == Status.SENDING:
             enqueue_on_commit([workflow_id], task=SEND_TASK)
     return decision
+
+
+def gate_decision(draft: EmailDraft, *, shadow: bool, approved: bool) -> GateDecision:
+    """What the gate says about sending this draft now: shadow replays are never sent; a
+    model's draft (drafter "llm") is judged as one."""
+    if shadow:
+        return SHADOW_BLOCK
+    return decide(
+        mode=current_mode(),
+        recipient=draft.recipient,
+        approved=approved,
+        ai_drafted=draft.drafter == AI_DRAFTER,
+    )
 
 
 def _store_gate_decision(draft: EmailDraft, decision: GateDecision) -> None:
@@ -427,7 +469,7 @@ def workflow_approve(
         status, step_log = Workflow.objects.values_list("status", "step_log").get(pk=workflow_id)
         if status == Status.AWAITING_APPROVAL:
             check_version(draft, version)
-            if (step_log or {}).get(Step.RESOLVE_CONTACT, {}).get("contact_pending"):
+            if contact_pending(step_log):
                 # Drafted from the form before the lead's contact was found (issue #16): its
                 # facts may change the draft, or make the lead another's duplicate.
                 raise ActionRefused(
@@ -455,11 +497,8 @@ def workflow_approve(
         draft.decision, draft.approver, draft.decided_at = Decision.APPROVED, user, timezone.now()
         draft.save(update_fields=["decision", "approver", "decided_at", "updated_at"])
 
-        workflow = Workflow.objects.get(pk=workflow_id)
-        if workflow.shadow:
-            gate = SHADOW_BLOCK
-        else:
-            gate = decide(mode=current_mode(), recipient=draft.recipient, approved=True)
+        shadow = Workflow.objects.values_list("shadow", flat=True).get(pk=workflow_id)
+        gate = gate_decision(draft, shadow=shadow, approved=True)
         _store_gate_decision(draft, gate)
         if gate.action == GateAction.SEND:
             transition(
@@ -499,23 +538,53 @@ def workflow_reject(
         status = Workflow.objects.values_list("status", flat=True).get(pk=workflow_id)
         if status == Status.AWAITING_APPROVAL:
             check_version(draft, version)
+        won = reject_waiting(workflow_id, reason=reason, user=user, draft=draft)
+        if not won:
+            return ActionResult(
+                False, _already_message(workflow_id, won.current_status), won.current_status
+            )
+    return ActionResult(True, "Rejected.", Status.REJECTED)
+
+
+def reject_waiting(
+    workflow_id: int,
+    *,
+    reason: str,
+    user: AbstractBaseUser | None = None,
+    actor: str | None = None,
+    fields: Mapping[str, object] | None = None,
+    draft: EmailDraft | None = None,
+) -> TransitionResult:
+    """Move a waiting workflow to ``rejected`` and record the decision on its draft (decision,
+    reason, approver, time), so the two never disagree. No permission check: workflow_reject
+    checks the operator's; the system (a contact stopped in HubSpot) passes ``actor`` and no
+    user. ``draft``: the draft already locked by the caller; else it is locked here.
+    ``fields``: extra workflow columns for the move. Loses (nothing written) to a rival move."""
+    with transaction.atomic():
+        if draft is None:
+            draft = EmailDraft.objects.select_for_update().filter(workflow_id=workflow_id).first()
         won = transition(
             workflow_id,
             from_status=Status.AWAITING_APPROVAL,
             to_status=Status.REJECTED,
             user=user,
+            actor=actor,
             reason=reason,
+            fields=fields,
         )
-        if not won:
-            return ActionResult(
-                False, _already_message(workflow_id, won.current_status), won.current_status
+        if won and draft is not None:
+            draft.decision, draft.decision_reason = Decision.REJECTED, reason
+            draft.approver, draft.decided_at = user, timezone.now()
+            draft.save(
+                update_fields=[
+                    "decision",
+                    "decision_reason",
+                    "approver",
+                    "decided_at",
+                    "updated_at",
+                ]
             )
-        draft.decision, draft.decision_reason = Decision.REJECTED, reason
-        draft.approver, draft.decided_at = user, timezone.now()
-        draft.save(
-            update_fields=["decision", "decision_reason", "approver", "decided_at", "updated_at"]
-        )
-    return ActionResult(True, "Rejected.", Status.REJECTED)
+    return won
 
 
 @dataclass(frozen=True)
@@ -647,16 +716,9 @@ def email_send(*, workflow_id: int) -> str:
     if workflow.status != Status.SENDING:
         return f"skipped: workflow is {workflow.status}, not sending"
     draft = EmailDraft.objects.get(workflow_id=workflow_id)
-    if workflow.shadow:
-        gate = SHADOW_BLOCK
-    else:
-        approved = draft.decision == Decision.APPROVED
-        gate = decide(
-            mode=current_mode(),
-            recipient=draft.recipient,
-            approved=approved,
-            ai_drafted=draft.drafter == AI_DRAFTER,
-        )
+    gate = gate_decision(
+        draft, shadow=workflow.shadow, approved=draft.decision == Decision.APPROVED
+    )
     if gate.action != GateAction.SEND:
         return _stop_before_send(draft, gate)
 
@@ -706,7 +768,7 @@ def _claim_send(workflow_id: int) -> tuple[EmailDraft, str]:
     """Lock the draft and commit ``send_attempts += 1``; or say why not to send."""
     with transaction.atomic():
         draft = EmailDraft.objects.select_for_update().get(workflow_id=workflow_id)
-        status = Workflow.objects.values_list("status", flat=True).get(pk=workflow_id)
+        status, shadow = Workflow.objects.values_list("status", "shadow").get(pk=workflow_id)
         if status != Status.SENDING:
             return draft, f"skipped: workflow is {status}, not sending"
         if draft.sent_at is not None:
@@ -724,7 +786,6 @@ def _claim_send(workflow_id: int) -> tuple[EmailDraft, str]:
                 "worker stopped mid-send); check the mail provider, then resolve by hand",
             )
             return draft, "send_unknown"
-        shadow = Workflow.objects.values_list("shadow", flat=True).get(pk=workflow_id)
         held = (
             None if shadow else cooldown.claim(recipient=draft.recipient, workflow_id=workflow_id)
         )
@@ -866,13 +927,13 @@ def crm_note_write(*, workflow_id: int, retrying: bool = False) -> str:
     and when a note was already written for this workflow. A retry first looks for the note
     by its marker: an earlier attempt may have created it and lost the answer (a timeout).
     """
-    from workflows.hubspot.client import client_from_settings
+    from workflows.hubspot.client import kept_client
 
     if AuditEvent.objects.filter(workflow_id=workflow_id, action="crm_note.created").exists():
         return "skipped: note already written"
     workflow = Workflow.objects.get(pk=workflow_id)
     draft = EmailDraft.objects.get(workflow_id=workflow_id)
-    client = client_from_settings()
+    client = kept_client()
     if client is None or not workflow.contact_id:
         why = "no HubSpot client configured" if client is None else "no HubSpot contact id"
         audit.record(

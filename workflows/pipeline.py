@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 import traceback
 import uuid
@@ -31,8 +30,9 @@ from workflows.hubspot.client import (
     HubSpotError,
     HubSpotPaused,
     TransientHubSpotError,
-    client_from_settings,
+    kept_client,
 )
+from workflows.hubspot.names import owner_name
 from workflows.models import Status, Step, Workflow, WorkflowError
 from workflows.transitions import transition
 
@@ -217,8 +217,7 @@ def _set_contact(workflow: Workflow, contact: dict[str, Any], client: HubSpotCli
     owner = client.get_owner(owner_id) if owner_id else None
     facts = {k: props.get(k) or "" for k in CONTACT_PROPERTIES if k != "hubspot_owner_id"}
     if owner:
-        name = " ".join(p for p in (owner.get("firstName"), owner.get("lastName")) if p)
-        facts["owner"] = {"name": name, "email": owner.get("email") or ""}
+        facts["owner"] = {"name": owner_name(owner), "email": owner.get("email") or ""}
     workflow.contact_id = str(contact["id"])
     workflow.owner_id = owner_id
     workflow.contact = facts
@@ -267,10 +266,11 @@ def _duplicate_of(workflow: Workflow, contact_id: str) -> _Duplicate | None:
     return _Duplicate(reason, {"duplicate_of_workflow": original, "lead": claim.holder_id})
 
 
-def _contact_pending(workflow: Workflow) -> bool:
-    """Drafted before its contact was found (ContactPending) and not attached yet: approval
-    waits for contact_attach (outreach refuses it meanwhile)."""
-    return bool(workflow.step_log.get(Step.RESOLVE_CONTACT, {}).get("contact_pending"))
+def contact_pending(step_log: dict[str, Any] | None) -> bool:
+    """Whether a workflow with this step log was drafted before its contact was found
+    (ContactPending) and not attached yet: approval waits for contact_attach (outreach refuses
+    it meanwhile)."""
+    return bool((step_log or {}).get(Step.RESOLVE_CONTACT, {}).get("contact_pending"))
 
 
 ATTACH_TASK = "workflows.attach_contact"
@@ -327,10 +327,10 @@ def _attach_lease(workflow_id: int, token: str, seconds: float) -> bool:
         workflow = workflow.first()
         if workflow is None:
             return False
-        entry = workflow.step_log.get(Step.RESOLVE_CONTACT, {})
-        holder, until = (entry.get("attach_lease") or ["", ""])[:2]
-        if not entry.get("contact_pending"):
+        if not contact_pending(workflow.step_log):
             return False
+        entry = workflow.step_log[Step.RESOLVE_CONTACT]
+        holder, until = (entry.get("attach_lease") or ["", ""])[:2]
         if holder and holder != token and until > now.isoformat():
             return False
         entry["attach_lease"] = [token, (now + timedelta(seconds=seconds)).isoformat()]
@@ -356,7 +356,7 @@ def contact_attach(workflow_id: int, *, misses: int = 0, attempt: int = 0, token
     """
     token = token or uuid.uuid4().hex
     workflow = Workflow.objects.select_related("submission").filter(pk=workflow_id).first()
-    if workflow is None or not _contact_pending(workflow):
+    if workflow is None or not contact_pending(workflow.step_log):
         return "nothing to attach"
     if workflow.status in (Status.PENDING, Status.RUNNING):
         # The run that drafted it has not handed off yet (or waits out a retry): after it has.
@@ -367,9 +367,11 @@ def contact_attach(workflow_id: int, *, misses: int = 0, attempt: int = 0, token
     workflow = Workflow.objects.select_related("submission").get(pk=workflow_id)
     if workflow.status != Status.AWAITING_APPROVAL:
         return _attach_done(workflow, f"workflow {workflow.status} before its contact was found")
-    client = _kept_client()
+    client = kept_client()
     if client is None:
         return _attach_done(workflow, NO_CRM)
+    from outreach.services import draft_refresh
+
     step = Step.RESOLVE_CONTACT
     try:
         contact = client.search_contact_by_email(workflow.submission.email)
@@ -384,11 +386,17 @@ def contact_attach(workflow_id: int, *, misses: int = 0, attempt: int = 0, token
         if duplicate:
             return duplicate
         _set_contact(workflow, contact, client)
-        task = client.find_task_by_marker(f"workflow-{workflow.pk}") if attempt else None
-        if task is not None:
-            workflow.task_id = str(task["id"])
-        else:
-            create_crm_task(workflow, client)
+        # The facts first (approval still waits), then the draft from them, then the CRM task,
+        # whose body carries that draft.
+        Workflow.objects.filter(pk=workflow.pk).update(
+            contact_id=workflow.contact_id,
+            owner_id=workflow.owner_id,
+            contact=workflow.contact,
+            updated_at=timezone.now(),
+        )
+        refreshed = draft_refresh(workflow_id=workflow.pk)
+        # A try after the first may follow one that created the task and lost the answer.
+        create_crm_task(workflow, client, look_first=attempt > 0)
     except AttachAgain:
         raise
     except HubSpotPaused as paused:
@@ -405,13 +413,6 @@ def contact_attach(workflow_id: int, *, misses: int = 0, attempt: int = 0, token
     except Exception as exc:
         _record_error(workflow, step, attempt + 1, exc, retryable=False)
         return _attach_done(workflow, f"contact not attached: {exc}", error=True)
-    from outreach.services import draft_refresh
-
-    # The facts first (approval still waits), then the draft from them, then approval.
-    Workflow.objects.filter(pk=workflow.pk).update(
-        **{name: getattr(workflow, name) for name in STEP_OUTPUTS}, updated_at=timezone.now()
-    )
-    refreshed = draft_refresh(workflow_id=workflow.pk)
     note = f"contact {workflow.contact_id} attached, owner {workflow.owner_id or 'none'}"
     if workflow.task_id:
         workflow.step_log.setdefault(Step.CREATE_CRM_TASK, {})["note"] = f"task {workflow.task_id}"
@@ -453,9 +454,12 @@ def _attach_entry(workflow: Workflow, note: str) -> dict[str, Any]:
 
 
 def _attach_done(workflow: Workflow, note: str, *, error: bool = False) -> str:
-    """Store how the attach ended and allow approval, in one UPDATE."""
-    fields: dict[str, Any] = {"step_log": _attach_entry(workflow, note)}
-    fields.update({name: getattr(workflow, name) for name in STEP_OUTPUTS})
+    """Store how the attach ended (and the CRM task it created) and allow approval, in one
+    UPDATE. The contact's facts were stored before the draft was refreshed."""
+    fields: dict[str, Any] = {
+        "step_log": _attach_entry(workflow, note),
+        "task_id": workflow.task_id,
+    }
     if error:
         fields["last_error"] = note[:2000]
     Workflow.objects.filter(pk=workflow.pk).update(**fields, updated_at=timezone.now())
@@ -484,7 +488,12 @@ def draft_email(workflow: Workflow, client: HubSpotClient | None) -> str:
     return f"draft {draft.pk} from {draft.template}"
 
 
-def create_crm_task(workflow: Workflow, client: HubSpotClient | None) -> str:
+def create_crm_task(
+    workflow: Workflow, client: HubSpotClient | None, *, look_first: bool | None = None
+) -> str:
+    """The rep's follow-up task, carrying the draft. ``look_first``: search for the task's
+    marker before creating it (an earlier try may have created it and lost the answer);
+    by default when the step has been started more than once."""
     if workflow.task_id:
         return "already created"
     if workflow.shadow:
@@ -492,12 +501,14 @@ def create_crm_task(workflow: Workflow, client: HubSpotClient | None) -> str:
     if client is None:
         return NO_CRM
     if not workflow.contact_id:
-        if _contact_pending(workflow):
+        if contact_pending(workflow.step_log):
             return "no contact yet: the task is created when the contact is attached"
         return "no contact: CRM task skipped"
     marker = f"workflow-{workflow.pk}"
     task = None
-    if workflow.step_log.get(Step.CREATE_CRM_TASK, {}).get("attempts", 0) > 1:
+    if look_first is None:
+        look_first = workflow.step_log.get(Step.CREATE_CRM_TASK, {}).get("attempts", 0) > 1
+    if look_first:
         # An earlier attempt may have created the task and lost the answer (timeout):
         # look for it before creating another one.
         task = _find_task_with_index_lag(client, marker)
@@ -561,32 +572,6 @@ STEPS: list[tuple[str, Callable[[Workflow, HubSpotClient | None], str]]] = [
 ]
 
 
-_clients = threading.local()
-
-
-def _kept_client() -> HubSpotClient | None:
-    """One HubSpot client per worker thread, kept from one workflow to the next: its kept-alive
-    connection saves a TCP (and, against HubSpot, TLS) handshake and a session per workflow.
-    A new one is made when the settings it was made from change."""
-    key = (
-        settings.HUBSPOT_ACCESS_TOKEN,
-        settings.HUBSPOT_API_BASE_URL,
-        settings.HUBSPOT_TIMEOUT_SECONDS,
-        settings.HUBSPOT_RATE_LIMIT_PER_10S,
-        settings.HUBSPOT_SEARCH_RATE_PER_S,
-        settings.HUBSPOT_LOCKED_RETRY_SECONDS,
-        settings.CELERY_BROKER_URL,
-    )
-    kept = getattr(_clients, "kept", None)
-    if kept is not None and kept[0] == key:
-        return kept[1]
-    if kept is not None and kept[1] is not None:
-        kept[1].close()
-    client = client_from_settings()
-    _clients.kept = (key, client)
-    return client
-
-
 # --- the run ---------------------------------------------------------------------------------
 def run_workflow(workflow_id: int, *, task_id: str) -> Outcome:
     """Run every remaining step of one workflow. Idempotent; safe to call again after a crash.
@@ -598,7 +583,7 @@ def run_workflow(workflow_id: int, *, task_id: str) -> Outcome:
     if workflow is None:
         current = Workflow.objects.filter(pk=workflow_id).values_list("status", flat=True).first()
         return Outcome("skipped", f"not claimable (status {current})")
-    client = _kept_client()
+    client = kept_client()
     finished: dict[str, Any] = {}  # the last step's finishing write, not yet stored
     for step, func in STEPS:
         if workflow.step_log.get(step, {}).get("finished_at"):
@@ -621,7 +606,7 @@ def run_workflow(workflow_id: int, *, task_id: str) -> Outcome:
             return Outcome("skipped", "lease taken over by another task")
         finished = _run_step(workflow, step, func, client)
     _write_finished(workflow, finished)
-    if _contact_pending(workflow):
+    if contact_pending(workflow.step_log):
         contact_attach_later(workflow.pk, misses=0)
     status = Workflow.objects.filter(pk=workflow_id).values_list("status", flat=True).first()
     return Outcome(status or "gone")
@@ -798,7 +783,11 @@ def _fail(
     *,
     retryable: bool,
     why: str = "permanent error",
+    actor: str | None = None,
 ) -> None:
+    """End the workflow as failed with an error row (``retryable``: retries were exhausted, or
+    the step used every attempt; else a permanent error) and the failure metric. The pipeline
+    and the sweeper (``actor="sweeper"``) both end a workflow here."""
     message = f"{step} failed ({why}): {exc}"[:2000]
     with transaction.atomic():
         _record_error(workflow, step, attempt, exc, retryable=retryable)
@@ -807,6 +796,7 @@ def _fail(
             from_status=Status.RUNNING,
             to_status=Status.FAILED,
             reason=message,
+            actor=actor,
             details={"step": step, "attempt": attempt, "error": type(exc).__name__},
             fields={"last_error": message, "claimed_by": ""},
         )

@@ -16,10 +16,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from workflows import metrics
-from workflows.models import Status, Step, Workflow, WorkflowError
-from workflows.pipeline import contact_attach_later
+from workflows.models import Status, Step, Workflow
+from workflows.pipeline import ExceededAttempts, _fail, contact_attach_later
 from workflows.services import SEND_TASK, workflows_enqueue
-from workflows.transitions import transition
 
 log = logging.getLogger("leadline.sweeper")
 
@@ -123,23 +122,14 @@ def sweep(*, now: datetime | None = None, batch_size: int | None = None) -> Swee
 
 
 def _fail_exceeded(workflow_id: int, attempts: int, step: str) -> None:
-    reason = f"{step or 'a step'}: {EXCEEDED} after {attempts} attempts whose worker never returned"
-    WorkflowError.objects.create(
-        workflow_id=workflow_id,
-        step=step or Step.RESOLVE_CONTACT,
-        attempt=attempts,
-        exception_type="ExceededAttempts",
-        message=reason,
-        traceback="",
-        retryable=False,
-    )
-    transition(
-        workflow_id,
-        from_status=Status.RUNNING,
-        to_status=Status.FAILED,
+    """Fail it as the pipeline fails a redelivered step past the limit (run_workflow): the
+    same error row (ExceededAttempts, retryable: the attempts ran out), move and metric."""
+    _fail(
+        Workflow.objects.get(pk=workflow_id),
+        step or Step.RESOLVE_CONTACT,
+        attempts,
+        ExceededAttempts(f"{attempts} attempts whose worker never returned"),
+        retryable=True,
+        why=EXCEEDED,
         actor="sweeper",
-        reason=reason,
-        details={"step": step, "attempt": attempts, "error": "ExceededAttempts"},
-        fields={"last_error": reason, "claimed_by": ""},
     )
-    metrics.WORKFLOW_FAILURES.labels(step or "unknown", "exhausted").inc()

@@ -11,7 +11,7 @@ from intake.models import FormSubmission, NonLeadDelivery
 from intake.tasks import erase_contact
 from intake.tests.test_identity import Lead1, deliver, run_pending
 from intake.tests.test_routing import event
-from outreach.models import EmailDraft
+from outreach.models import Decision, EmailDraft
 from workflows.models import AuditEvent, Status, Workflow
 
 
@@ -47,6 +47,13 @@ def test_a_contact_deletion_stops_its_open_workflows_without_draft_or_task(crm, 
     ]
     first = Workflow.objects.get(contact_id="601")
     assert (first.status, first.last_error) == (Status.REJECTED, "contact 601 deleted in HubSpot")
+    # Its draft says so too (the API showed decision "pending" on a rejected workflow).
+    draft = EmailDraft.objects.get(workflow=first)
+    assert (draft.decision, draft.decision_reason) == (
+        Decision.REJECTED,
+        "contact 601 deleted in HubSpot",
+    )
+    assert draft.decided_at is not None and draft.approver is None
     second = Workflow.objects.get(submission__object_id="602")
     assert second.status == Status.COMPLETED and not hasattr(second, "draft")
     assert len(crm.requests("tasks.create")) == 1  # the first one's, made before the deletion

@@ -18,23 +18,13 @@ from outreach.services import (
     _already_message,
     _draft_context,
     _require,
-    fit,
+    apply_content,
 )
 from workflows import audit
 from workflows.models import Status, Workflow
 
 #: ai_outcome of a draft an operator switched back to the template.
 OPERATOR_TEMPLATE = "operator_template"
-_AI_FIELDS = (
-    "language",
-    "ai_model",
-    "ai_prompt_file",
-    "ai_prompt_tokens",
-    "ai_completion_tokens",
-    "ai_guards",
-    "ai_outcome",
-    "ai_detail",
-)
 
 
 def draft_regenerate(*, workflow_id: int, user: AbstractBaseUser) -> EmailDraft:
@@ -74,17 +64,9 @@ def _replace(
         if status != Status.AWAITING_APPROVAL:
             raise ActionRefused(_already_message(workflow_id, status))
         previous = draft.drafter
-        subject = fit(content.subject, EmailDraft._meta.get_field("subject").max_length)
-        draft.subject = draft.original_subject = subject
-        draft.body = draft.original_body = content.body
-        draft.body_html = content.body_html
-        draft.template = content.template
-        draft.drafter = content.drafter or TemplateDrafter.name
+        apply_content(draft, content, drafter=TemplateDrafter.name)
         draft.edited_by = draft.edited_at = None
-        if content.ai:
-            for name in _AI_FIELDS:
-                setattr(draft, name, content.ai.get(name, getattr(draft, name)))
-        else:
+        if not content.ai:
             draft.ai_outcome = OPERATOR_TEMPLATE
             draft.ai_detail = f"{user.get_username()} chose the template draft."
         # New text: an approval of the text read before it is stale (issue #13).

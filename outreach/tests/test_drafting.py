@@ -2,10 +2,15 @@ from __future__ import annotations
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from django.db import connection
+from django.db.models import F
+from django.utils import timezone
 
-from outreach.drafting import DraftContext, TemplateDrafter, get_drafter
-from outreach.services import draft_create
+from outreach.drafting import DraftContent, DraftContext, TemplateDrafter, get_drafter
+from outreach.models import EmailDraft
+from outreach.services import draft_create, draft_refresh
 from outreach.tests.conftest import draft_of, make_workflow
+from workflows.models import AuditEvent
 
 
 @pytest.fixture
@@ -106,3 +111,59 @@ def test_draft_create_uses_crm_facts_and_is_idempotent():
     assert draft.template == "outreach/emails/default"
     assert (draft.original_subject, draft.original_body) == (draft.subject, draft.body)
     assert draft.idempotency_key.startswith(f"wf{workflow.pk}-")
+
+
+class _Scripted:
+    """A drafter that answers with the given content and notes how it was called."""
+
+    name = "llm"
+
+    def __init__(self, content: DraftContent, during=None) -> None:
+        self.content, self.during, self.depths = content, during, []
+
+    def draft(self, ctx: DraftContext) -> DraftContent:
+        self.depths.append(len(connection.atomic_blocks))
+        if self.during:
+            self.during()
+        return self.content
+
+
+def _content(body: str, **kwargs) -> DraftContent:
+    return DraftContent(subject="Hello", body=body, body_html="", template="t", **kwargs)
+
+
+@pytest.mark.django_db
+def test_draft_refresh_records_who_wrote_the_text_and_this_model_call():
+    workflow = make_workflow()
+    kept = {"ai_outcome": "kept", "ai_model": "m", "ai_prompt_tokens": 10, "language": "en"}
+    draft_create(workflow_id=workflow.pk, drafter=_Scripted(_content("one", ai=kept)))
+    # The model timed out: the template's text, and a record without token counts.
+    fell_back = {"ai_outcome": "timeout", "ai_model": "m", "ai_detail": "read timeout"}
+    drafter = _Scripted(_content("two", drafter="template", ai=fell_back))
+
+    assert draft_refresh(workflow_id=workflow.pk, drafter=drafter)
+
+    draft = draft_of(workflow)
+    assert (draft.body, draft.original_body, draft.version) == ("two", "two", 2)
+    assert draft.drafter == "template"  # not the drafter's name: the model's text was not used
+    assert (draft.ai_outcome, draft.ai_detail) == ("timeout", "read timeout")
+    assert draft.ai_prompt_tokens is None and draft.language == ""  # not the earlier call's
+    # The drafter (a model call) ran outside any transaction of draft_refresh's.
+    assert drafter.depths == [len(connection.atomic_blocks)]
+
+
+@pytest.mark.django_db
+def test_draft_refresh_leaves_a_draft_edited_while_it_drafted():
+    workflow = make_workflow()
+    draft_create(workflow_id=workflow.pk)
+
+    def operator_edits() -> None:
+        EmailDraft.objects.filter(workflow=workflow).update(
+            body="the operator's", edited_at=timezone.now(), version=F("version") + 1
+        )
+
+    drafter = _Scripted(_content("refreshed"), during=operator_edits)
+    assert not draft_refresh(workflow_id=workflow.pk, drafter=drafter)
+    draft = draft_of(workflow)
+    assert (draft.body, draft.version) == ("the operator's", 2)
+    assert not AuditEvent.objects.filter(action="draft.refreshed").exists()

@@ -15,7 +15,7 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
-from outreach import cooldown
+from outreach import cooldown, gate
 from outreach.models import GateAction, RecipientSend
 from outreach.services import draft_create, email_send, hand_off, workflow_approve
 from outreach.tests.conftest import draft_of, make_workflow, run_concurrently, status_of
@@ -162,3 +162,13 @@ def test_zero_turns_the_cooldown_off(send_mode, clock, settings):
     auto_sent()
     assert len(mail.outbox) == 2
     assert not RecipientSend.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["sales@company.com", " Sales@Company.COM\t", "a.b+tag@sub.company.com", "O'Brien@x.io"],
+)
+def test_the_same_recipient_is_the_gates_same_address(address):
+    assert gate.normalise_address(address) is not None  # one the gate lets through
+    assert cooldown.normalise(address) == gate.normalise_address(address)
+    assert cooldown.normalise(address) == address.strip().lower()  # as the cooldown always keyed

@@ -22,6 +22,7 @@ import functools
 import hashlib
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -492,6 +493,35 @@ def client_from_settings() -> HubSpotClient | None:
         daily_pause=daily_pause_from_settings,
         locked_retry_after=settings.HUBSPOT_LOCKED_RETRY_SECONDS,
     )
+
+
+_kept = threading.local()
+
+
+def kept_client() -> HubSpotClient | None:
+    """The HubSpot client to use from settings (None without an access token): one per
+    thread, kept from one call to the next, so its kept-alive connection saves a TCP (and,
+    against HubSpot, TLS) handshake and a session per workflow, task or run. A new one is
+    made when the settings it was made from change. Callers never close it."""
+    from django.conf import settings
+
+    key = (
+        settings.HUBSPOT_ACCESS_TOKEN,
+        settings.HUBSPOT_API_BASE_URL,
+        settings.HUBSPOT_TIMEOUT_SECONDS,
+        settings.HUBSPOT_RATE_LIMIT_PER_10S,
+        settings.HUBSPOT_SEARCH_RATE_PER_S,
+        settings.HUBSPOT_LOCKED_RETRY_SECONDS,
+        settings.CELERY_BROKER_URL,
+    )
+    kept = getattr(_kept, "client", None)
+    if kept is not None and kept[0] == key:
+        return kept[1]
+    if kept is not None and kept[1] is not None:
+        kept[1].close()
+    client = client_from_settings()
+    _kept.client = (key, client)
+    return client
 
 
 def daily_pause_from_settings() -> float:

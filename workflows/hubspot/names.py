@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
+from typing import Any
 
 from django.utils import timezone
 
 from workflows.hubspot import forms
-from workflows.hubspot.client import HubSpotClient, client_from_settings
+from workflows.hubspot.client import HubSpotClient, kept_client
 from workflows.hubspot.models import HubSpotName, NameKind
 
 log = logging.getLogger("leadline.hubspot.names")
@@ -78,24 +79,19 @@ def names_refresh(
 
     Idempotent. An id HubSpot does not know is stored with an empty name (asked again after a
     day). Calls HubSpot (throttled); raises HubSpotError subclasses on failure."""
-    own_client = client is None
-    client = client or client_from_settings()
+    client = client or kept_client()
     if client is None:
         return {}
     found: dict[str, str] = {}
-    try:
-        for hubspot_id in dict.fromkeys(str(i) for i in ids if i):
-            found[hubspot_id] = _fetch(client, kind, hubspot_id)
-            HubSpotName.objects.update_or_create(
-                kind=kind,
-                hubspot_id=hubspot_id,
-                defaults={"name": found[hubspot_id][:255], "fetched_at": timezone.now()},
-            )
-            with _lock:
-                _local.pop(kind, None)
-    finally:
-        if own_client:
-            client.close()
+    for hubspot_id in dict.fromkeys(str(i) for i in ids if i):
+        found[hubspot_id] = _fetch(client, kind, hubspot_id)
+        HubSpotName.objects.update_or_create(
+            kind=kind,
+            hubspot_id=hubspot_id,
+            defaults={"name": found[hubspot_id][:255], "fetched_at": timezone.now()},
+        )
+        with _lock:
+            _local.pop(kind, None)
     return found
 
 
@@ -106,8 +102,12 @@ def _fetch(client: HubSpotClient, kind: str, hubspot_id: str) -> str:
     owner = client.get_owner(hubspot_id)
     if not owner:
         return ""
-    full = " ".join(p for p in (owner.get("firstName"), owner.get("lastName")) if p)
-    return full or str(owner.get("email") or "")
+    return owner_name(owner) or str(owner.get("email") or "")
+
+
+def owner_name(owner: Mapping[str, Any]) -> str:
+    """A HubSpot owner's display name: first and last name, whichever are set ("" if neither)."""
+    return " ".join(p for p in (owner.get("firstName"), owner.get("lastName")) if p)
 
 
 def ids_in_use() -> dict[str, list[str]]:

@@ -38,7 +38,7 @@ from workflows.hubspot.client import (
     HubSpotClient,
     HubSpotError,
     HubSpotPaused,
-    client_from_settings,
+    kept_client,
 )
 from workflows.hubspot.models import FormHighWater, ReconcileRun
 from workflows.models import Trigger
@@ -103,8 +103,7 @@ def forms_reconcile(
     """
     run = ReconcileRun.objects.create(started_at=timezone.now(), dry_run=dry_run)
     result = ReconcileResult(run_id=run.pk, dry_run=dry_run)
-    own_client = client is None
-    client = client or client_from_settings()
+    client = client or kept_client()
     try:
         if client is None:
             raise ReconcileFailed("HUBSPOT_ACCESS_TOKEN is not set: nothing to poll")
@@ -124,9 +123,6 @@ def forms_reconcile(
         log.error("Forms reconciliation failed", extra={"run_id": run.pk, "error": str(error)})
         _alert_failure(run, error)
         raise ReconcileFailed(str(error)) from error
-    finally:
-        if own_client and client is not None:
-            client.close()
     _finish(run, result, ok=True)
     RUNS.labels("ok").inc()
     log.info(

@@ -96,6 +96,9 @@ def test_the_contact_hubspot_creates_is_attached_and_the_draft_gets_its_owner(cr
     draft = EmailDraft.objects.get(workflow=workflow)
     assert "Rita Rep" in draft.body and draft.version == before.version + 1
     assert AuditEvent.objects.filter(workflow=workflow, action="draft.refreshed").exists()
+    # The rep's task carries the refreshed draft, not the one drafted from the form.
+    task_body = crm.requests("tasks.create")[0].json["properties"]["hs_task_body"]
+    assert "Rita Rep" in task_body and "The team" not in task_body
     # The operator's page still showed the old text: refused as stale; the new one is approved.
     with pytest.raises(outreach.StaleDraft):
         outreach.workflow_approve(workflow_id=workflow.pk, user=operator, version=before.version)

@@ -13,6 +13,7 @@ from intake.models import FormSubmission
 from workflows import alerts, pipeline
 from workflows.models import Status, Step, Workflow, WorkflowError
 from workflows.sweeper import EXCEEDED, sweep
+from workflows.transitions import last_transition_to
 
 pytestmark = pytest.mark.django_db
 
@@ -126,7 +127,11 @@ def test_the_sweeper_fails_a_workflow_that_used_every_attempt():
     assert result.exceeded == 1 and result.expired_leases == 0
     assert workflow.status == Status.FAILED
     assert EXCEEDED in workflow.last_error
-    assert WorkflowError.objects.get(workflow=workflow).exception_type == "ExceededAttempts"
+    error = WorkflowError.objects.get(workflow=workflow)
+    assert error.exception_type == "ExceededAttempts"
+    # Recorded as run_workflow records the same condition, so alerts class both alike.
+    assert error.retryable is True
+    assert last_transition_to(workflow.pk, Status.FAILED).actor == "sweeper"
     assert sweep().exceeded == 0  # ended: never swept again
 
 
@@ -145,3 +150,5 @@ def test_a_redelivered_task_never_runs_a_step_past_the_limit():
     assert workflow.status == Status.FAILED
     assert workflow.attempts == 3
     assert "exceeded attempts" in workflow.last_error
+    error = WorkflowError.objects.get(workflow=workflow)
+    assert (error.exception_type, error.retryable) == ("ExceededAttempts", True)

@@ -76,11 +76,18 @@ def test_with_the_broker_down_nothing_is_stamped(broker_down):  # noqa: F811
 
 
 @pytest.mark.django_db
-def test_replays_are_published_on_commit_not_by_the_relay(broker_queue):  # noqa: F811
+def test_replays_are_published_on_commit_not_by_the_relay(
+    broker_queue,  # noqa: F811
+    django_capture_on_commit_callbacks,
+):
     original = new_workflow(status=Status.FAILED)
-    result = workflows_replay(workflow_ids=[original.pk], actor="test")
+    with django_capture_on_commit_callbacks(execute=True):
+        result = workflows_replay(workflow_ids=[original.pk], actor="test")
+    # Published by the replay's own commit: exactly the new workflow's process message.
+    assert queued_tasks(broker_queue) == [("workflows.process_workflow", f"[{result.created[0]}]")]
     assert Workflow.objects.get(pk=result.created[0]).enqueued_at is not None
     assert relay_batch().claimed == 0
+    assert len(queued_tasks(broker_queue)) == 1  # and not again by the relay
 
 
 @pytest.mark.django_db(transaction=True)
