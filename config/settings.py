@@ -23,12 +23,13 @@ from config.env import (
     env_http_url,
     env_int,
     env_json_list,
+    var_dir,
 )
 from config.logging import LOG_LEVELS, logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Runtime state (SQLite, the filesystem broker, `make run`'s var/run/<port>/): issue #15.
-VAR_DIR = Path(env.str("LEADLINE_VAR_DIR", default="") or BASE_DIR / "var")
+VAR_DIR = var_dir()
 LOG_DIR = BASE_DIR / "logs"
 
 TESTING = "pytest" in sys.modules or env_bool("LEADLINE_TESTING", False)
