@@ -18,6 +18,17 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
+
+def var_dir() -> Path:
+    """Runtime state (SQLite, the filesystem broker, `make run`'s var/run/<port>/, the dev secret):
+    LEADLINE_VAR_DIR, from the environment or .env, else var/ in the checkout (issue #15).
+
+    The one reading of it: settings.VAR_DIR, config.runstate and (through `python -m
+    config.runstate shell-vars`) scripts/run.sh, which does not read .env itself.
+    """
+    return Path(env.str("LEADLINE_VAR_DIR", default="") or BASE_DIR / "var")
+
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 

@@ -8,7 +8,11 @@
     var/run/<port>/prometheus    PROMETHEUS_MULTIPROC_DIR (wiped only by the lock's holder)
     var/run/<port>/celerybeat-schedule
 
-`python -m config.runstate preflight --port 8000 --port 8001 --lock-fd 9` runs first in
+`python -m config.runstate shell-vars` tells scripts/run.sh, in one Python start, what the settings
+will read for VAR_DIR, OUTREACH_DRAFTER and LLM_BASE_URL: the shell does not read .env, Python
+does (config/env.py), so the shell must not work them out on its own.
+
+`python -m config.runstate preflight --port 8000 --port 8001 --lock-fd 9` runs next in
 scripts/run.sh, before anything is touched: it refuses a port another process listens on (one
 line naming that process), takes the instance lock on the descriptor run.sh opened, and loads
 the settings (one line naming a malformed variable). Exit 0 when `make run` may go on.
@@ -22,15 +26,15 @@ import fcntl
 import json
 import os
 import secrets
+import shlex
 import socket
 import sys
 from pathlib import Path
 
-from config.env import env
+from config.env import env, var_dir
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-#: settings.VAR_DIR, read the same way (this module must not load the settings).
-VAR_DIR = Path(env.str("LEADLINE_VAR_DIR", default="") or BASE_DIR / "var")
+#: settings.VAR_DIR (this module must not load the settings).
+VAR_DIR = var_dir()
 RUN_DIR = VAR_DIR / "run"
 DEV_SECRET_FILE = VAR_DIR / "dev-client-secret"
 PORT_IN_USE_EXIT = 3
@@ -138,6 +142,17 @@ def running_instances() -> list[dict]:
     return sorted(found, key=lambda i: int(i.get("port", 0)))
 
 
+def shell_vars() -> str:
+    """``KEY=value`` lines, shell-quoted, for run.sh to ``eval``: the values as the settings
+    will read them (the environment first, then .env)."""
+    values = {
+        "VAR_DIR": str(VAR_DIR),
+        "OUTREACH_DRAFTER": env.str("OUTREACH_DRAFTER", default=""),
+        "LLM_BASE_URL": env.str("LLM_BASE_URL", default=""),
+    }
+    return "".join(f"{key}={shlex.quote(value)}\n" for key, value in values.items())
+
+
 def preflight(ports: list[int], lock_fd: int | None) -> str | None:
     """The one line that stops `make run`, or None when it may go on."""
     for port in ports:
@@ -168,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     check = commands.add_parser("preflight", help="ports free, instance lock, settings valid")
     check.add_argument("--port", type=int, action="append", required=True)
     check.add_argument("--lock-fd", type=int)
+    commands.add_parser("shell-vars", help="VAR_DIR, OUTREACH_DRAFTER, LLM_BASE_URL for run.sh")
     commands.add_parser("dev-secret", help="print the development secret, creating it once")
     record = commands.add_parser("record", help="write var/run/<port>/instance.json")
     record.add_argument("--port", type=int, required=True)
@@ -175,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     record.add_argument("--secret-file", default="")
     args = parser.parse_args(argv)
 
+    if args.command == "shell-vars":
+        sys.stdout.write(shell_vars())
+        return 0
     if args.command == "dev-secret":
         print(dev_client_secret(create=True))
         return 0

@@ -23,12 +23,13 @@ from config.env import (
     env_http_url,
     env_int,
     env_json_list,
+    var_dir,
 )
 from config.logging import LOG_LEVELS, logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Runtime state (SQLite, the filesystem broker, `make run`'s var/run/<port>/): issue #15.
-VAR_DIR = Path(env.str("LEADLINE_VAR_DIR", default="") or BASE_DIR / "var")
+VAR_DIR = var_dir()
 LOG_DIR = BASE_DIR / "logs"
 
 TESTING = "pytest" in sys.modules or env_bool("LEADLINE_TESTING", False)
@@ -69,10 +70,14 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "django_celery_results",
     "django_htmx",
+    # API tokens: django-rest-knox (issue #14, see REST_KNOX). Before the project apps:
+    # dashboard/admin.py replaces knox's token admin.
+    "knox",
+    "drf_spectacular_sidecar",
+    "axes",
     "intake",
     "workflows",
     "workflows.hubspot",
@@ -81,16 +86,23 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # An unknown Host gets a plain 400 in every mode, before anything else runs (issue #14).
+    "config.security.BadHostMiddleware",
     "config.logging.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # The operator's time zone, for the dashboard and the admin (issue #15, see below).
+    "dashboard.timezones.OperatorTimeZoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # django-axes must be last: it turns a locked-out login into its 429 answer (issue #14).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -107,6 +119,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "workflows.hubspot.context_processors.hubspot_status",
             ],
         },
     },
@@ -141,8 +154,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
-LOGIN_URL = "/admin/login/"
+# The app's own login and logout (config/urls.py, templates/registration/); the admin uses them.
+LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/dashboard/"
+LOGOUT_REDIRECT_URL = "/login/"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -217,9 +232,13 @@ FOLLOW_UP_TARGET_MINUTES = env_int("FOLLOW_UP_TARGET_MINUTES", 15, minimum=1)
 SPEED_TO_LEAD_TARGET_MINUTES = env_int("SPEED_TO_LEAD_TARGET_MINUTES", 15, minimum=1)
 
 # --- Celery (https://docs.celeryq.dev/en/stable/userguide/configuration.html) --------------
-# Default: kombu's filesystem transport under var/, so `make run` needs no Redis.
+# Default: kombu's filesystem transport under var/, so `make run` needs no Redis. Its URL names
+# a host: without one kombu warns "No hostname was supplied. Reverting to default 'localhost'"
+# on every connection (and retry).
 _BROKER_DIR = VAR_DIR / "broker"
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or "filesystem://"
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
+if CELERY_BROKER_URL.rstrip("/") in ("", "filesystem:"):
+    CELERY_BROKER_URL = "filesystem://localhost/"
 if CELERY_BROKER_URL.startswith("filesystem://"):
     for sub in ("in", "processed", "control"):
         (_BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
@@ -255,6 +274,8 @@ CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BEAT_SCHEDULE = {
     "sweep-stuck-workflows": {"task": "workflows.sweep_workflows", "schedule": 60.0},
     "send-alerts": {"task": "workflows.send_alerts", "schedule": 60.0},
+    # Form and owner names shown for ids on the dashboard and admin (workflows/hubspot/names.py).
+    "refresh-hubspot-names": {"task": "hubspot.refresh_names", "schedule": 24 * 3600.0},
 }
 # A broker that does not answer must not hold anything for long. The webhook's enqueue also
 # connects once and publishes without retries (workflows.services.workflows_enqueue), so a
@@ -264,9 +285,10 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 2
 
 # --- REST framework --------------------------------------------------------------------------
 REST_FRAMEWORK = {
+    # Every view names its own (workflows.api.AUTHENTICATION); this is the default for new ones.
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "knox.auth.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
@@ -280,6 +302,12 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     # `manage.py check` builds the schema with these settings too: one name for Step's choices.
     "ENUM_NAME_OVERRIDES": {"StepEnum": "workflows.models.Step"},
+    # The schema and Swagger UI: staff only (issue #14), assets from drf-spectacular-sidecar
+    # (static files).
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAdminUser"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Logging ---------------------------------------------------------------------------------
@@ -346,14 +374,6 @@ if HUBSPOT_RECONCILE_MINUTES:
         "task": "hubspot.reconcile_forms",
         "schedule": HUBSPOT_RECONCILE_MINUTES * 60.0,
     }
-# Form and owner names shown for ids on the dashboard and the admin (workflows/hubspot/names.py).
-CELERY_BEAT_SCHEDULE["refresh-hubspot-names"] = {
-    "task": "hubspot.refresh_names",
-    "schedule": 24 * 3600.0,
-}
-TEMPLATES[0]["OPTIONS"]["context_processors"].append(
-    "workflows.hubspot.context_processors.hubspot_status"
-)
 
 # --- issue #14: security hardening (docs/security.md) ---------------------------------------
 from datetime import timedelta  # noqa: E402
@@ -364,29 +384,10 @@ from config.security import parse_cidrs  # noqa: E402
 # query values of every setting, request.META value and frame variable (config/security.py).
 DEFAULT_EXCEPTION_REPORTER_FILTER = "config.security.SafeReporterFilter"
 DEFAULT_EXCEPTION_REPORTER = "config.security.SafeExceptionReporter"
-# An unknown Host gets a plain 400 in every mode, before anything else runs.
-MIDDLEWARE.insert(0, "config.security.BadHostMiddleware")
-MIDDLEWARE.insert(
-    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
-    "csp.middleware.CSPMiddleware",
-)
-# django-axes must be last: it turns a locked-out login into its 429 answer.
-MIDDLEWARE.append("axes.middleware.AxesMiddleware")
 
 # API tokens: django-rest-knox stores a SHA-512 digest and the first 15 characters (the prefix
 # the admin shows); the token itself is printed once by `manage.py create_api_token`. The old
 # plaintext DRF tokens are dropped by dashboard/migrations/0002_retire_plaintext_api_tokens.
-# Before the project apps: dashboard/admin.py replaces knox's token admin.
-INSTALLED_APPS = [app for app in INSTALLED_APPS if app != "rest_framework.authtoken"]
-INSTALLED_APPS[INSTALLED_APPS.index("intake") : INSTALLED_APPS.index("intake")] = [
-    "knox",
-    "drf_spectacular_sidecar",
-    "axes",
-]
-REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [
-    "rest_framework.authentication.SessionAuthentication",
-    "knox.auth.TokenAuthentication",
-]
 # Lifetime of a token created without --expires-in, days. Default 90.
 API_TOKEN_TTL_DAYS = env_int("API_TOKEN_TTL_DAYS", 90, minimum=1)
 REST_KNOX = {
@@ -394,16 +395,6 @@ REST_KNOX = {
     "AUTH_HEADER_PREFIX": "Token",
     "AUTO_REFRESH": False,
 }
-
-# OpenAPI schema and Swagger UI: staff only, assets from drf-spectacular-sidecar (static files).
-SPECTACULAR_SETTINGS.update(
-    {
-        "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAdminUser"],
-        "SWAGGER_UI_DIST": "SIDECAR",
-        "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-        "REDOC_DIST": "SIDECAR",
-    }
-)
 
 # /metrics: METRICS_TOKEN as a bearer token, or a caller in METRICS_ALLOWED_CIDRS (default:
 # loopback in development, nobody elsewhere). X-Forwarded-For is read only when the direct
@@ -449,10 +440,8 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
-LOGIN_LOCKOUT_MINUTES = env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
-AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
-AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
 AXES_LOCKOUT_PARAMETERS = ["ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "config.security.axes_client_ip"
@@ -509,29 +498,19 @@ if DATABASE_POOLER and _db["ENGINE"] == "django.db.backends.postgresql":
     _db["DISABLE_SERVER_SIDE_CURSORS"] = True
 
 # --- issue #15: first run without surprises ---------------------------------------------------
-# kombu warns "No hostname was supplied. Reverting to default 'localhost'" on every connection
-# (and retry) when the filesystem broker's URL names no host: name it.
-if CELERY_BROKER_URL.rstrip("/") == "filesystem:":
-    CELERY_BROKER_URL = "filesystem://localhost/"
 # WhiteNoise serves STATIC_ROOT (filled by `collectstatic` in the image) and, with
 # WHITENOISE_USE_FINDERS, the source directories. Outside production nothing is collected, and a
 # missing STATIC_ROOT made every middleware start warn "No directory at: staticfiles/" (186
 # times in pytest): it exists, empty, instead.
 if not PRODUCTION:
     STATIC_ROOT.mkdir(exist_ok=True)
-# The app's own login and logout (config/urls.py, templates/registration/); the admin uses them.
-LOGIN_URL = "/login/"
-LOGOUT_REDIRECT_URL = "/login/"
 # Files served at the site root by WhiteNoise: /favicon.ico.
 WHITENOISE_ROOT = BASE_DIR / "static" / "root"
 
 # --- issue #15: the operator's console (docs/operations.md) ----------------------------------
 # Each operator picks a time zone in the console (dashboard.OperatorPreferences; empty:
-# TIME_ZONE); it is active for the dashboard and the admin, and both format times alike.
-MIDDLEWARE.insert(
-    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
-    "dashboard.timezones.OperatorTimeZoneMiddleware",
-)
+# TIME_ZONE); it is active for the dashboard and the admin (its middleware follows
+# AuthenticationMiddleware), and both format times alike.
 FORMAT_MODULE_PATH = ["config.formats"]
 
 # --- issue #16: new leads in under a second ---------------------------------------------------

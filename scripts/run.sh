@@ -13,7 +13,10 @@ export PORT="${PORT:-8000}" LEADLINE_PORT="${PORT:-8000}"
 export SANDBOX_PORT="${SANDBOX_PORT:-$((PORT + 1))}"
 export LLM_SANDBOX_PORT="${LLM_SANDBOX_PORT:-$((PORT + 2))}"
 PY=.venv/bin/python
-VAR_DIR="${LEADLINE_VAR_DIR:-$PWD/var}"
+# VAR_DIR, OUTREACH_DRAFTER and LLM_BASE_URL as the settings will read them: the environment,
+# then .env, which this shell does not read (one Python start; nothing is written).
+run_vars="$($PY -m config.runstate shell-vars)"
+eval "$run_vars"
 
 # --- Which processes, and the ports they need (environment only: nothing on disk yet) ---------
 procs="web worker beat"
@@ -29,10 +32,7 @@ if [ -z "${HUBSPOT_ACCESS_TOKEN:-}" ]; then
   ports+=("$SANDBOX_PORT")
   notes+=("No HUBSPOT_ACCESS_TOKEN: using the local HubSpot sandbox at $HUBSPOT_API_BASE_URL")
 fi
-# .env may set OUTREACH_DRAFTER too; settings read it, so ask them rather than the shell.
-drafter="${OUTREACH_DRAFTER:-$($PY -c 'from config.env import env; print(env.str("OUTREACH_DRAFTER", default=""))')}"
-llm_base_url="${LLM_BASE_URL:-$($PY -c 'from config.env import env; print(env.str("LLM_BASE_URL", default=""))')}"
-if [ "$drafter" = "llm" ] && [ -z "$llm_base_url" ]; then
+if [ "$OUTREACH_DRAFTER" = "llm" ] && [ -z "$LLM_BASE_URL" ]; then
   export LLM_BASE_URL="http://127.0.0.1:${LLM_SANDBOX_PORT}/v1"
   procs="$procs llm_sandbox"
   ports+=("$LLM_SANDBOX_PORT")

@@ -19,7 +19,8 @@ from config.security import client_address, mask_url, mask_urls_in, parse_cidrs
 from tests.harness import GunicornServer
 
 REPO = Path(__file__).resolve().parents[2]
-SETTINGS = (REPO / "config" / "settings.py").read_text()
+# What the settings read: settings.py, and config/env.py's var_dir() (LEADLINE_VAR_DIR).
+SETTINGS = "".join((REPO / "config" / name).read_text() for name in ("settings.py", "env.py"))
 
 
 def boot(code: str = "print('booted')", **env: str) -> subprocess.CompletedProcess:

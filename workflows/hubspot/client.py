@@ -394,11 +394,19 @@ class HubSpotClient:
             raise TransientHubSpotError(str(error), category="THROTTLE_UNAVAILABLE") from error
 
     def _pause(self, seconds: float) -> None:
+        self._tell_throttle(
+            lambda: self.throttle.pause(GENERAL_BUCKET, seconds),
+            "hubspot throttle unavailable; could not pause %.2fs",
+            seconds,
+        )
+
+    def _tell_throttle(self, hint: Callable[[], object], *could_not: object) -> None:
+        """Give every process's throttle a hint (pause, halt); log ``could_not`` without Redis."""
         try:
-            self.throttle.pause(GENERAL_BUCKET, seconds)
+            hint()
         except ThrottleUnavailable:
             # The caller still gets HubSpot's own error; only other processes miss the hint.
-            logger.warning("hubspot throttle unavailable; could not pause %.2fs", seconds)
+            logger.warning(*could_not)
 
     def _respect_remaining(self, response: requests.Response) -> None:
         headers = response.headers
@@ -434,36 +442,41 @@ class HubSpotClient:
         category = str(details.get("category") or details.get("errorType") or "")
         if status == 429 and str(details.get("policyName", "")).upper() == "DAILY":
             seconds = self.daily_pause()
-            try:
-                self.throttle.halt(seconds)
-            except ThrottleUnavailable:
-                logger.warning("hubspot throttle unavailable; could not halt for the daily limit")
+            self._tell_throttle(
+                lambda: self.throttle.halt(seconds),
+                "hubspot throttle unavailable; could not halt for the daily limit",
+            )
             logger.error("hubspot daily limit reached; every call halted for %.0fs", seconds)
             raise HubSpotPaused(message, status=status, category="DAILY", retry_after=seconds)
-        if status == 429:
-            retry_after = _retry_after(response.headers.get("Retry-After"))
-            self._pause(retry_after)
-            raise TransientHubSpotError(
-                message, status=status, category=category or "RATE_LIMIT", retry_after=retry_after
+        if status in _RETRY_LATER:
+            default_category, wait_from_header, pause_everyone = _RETRY_LATER[status]
+            retry_after = (
+                _retry_after(response.headers.get("Retry-After"))
+                if wait_from_header
+                else self.locked_retry_after
             )
-        if status == 423:
+            if pause_everyone:
+                self._pause(retry_after)
             raise TransientHubSpotError(
                 message,
                 status=status,
-                category=category or "LOCKED",
-                retry_after=self.locked_retry_after,
-            )
-        if status == 477:
-            retry_after = _retry_after(response.headers.get("Retry-After"))
-            raise TransientHubSpotError(
-                message,
-                status=status,
-                category=category or "MIGRATION_IN_PROGRESS",
+                category=category or default_category,
                 retry_after=retry_after,
             )
         if status >= 500 or status == 408:
             raise TransientHubSpotError(message, status=status, category=category)
         raise PermanentHubSpotError(message, status=status, category=category)
+
+
+#: HubSpot's "wait, then retry" answers (after a 429 DAILY, handled first): the category when
+#: the body names none; whether the wait is the Retry-After header (else locked_retry_after,
+#: HUBSPOT_LOCKED_RETRY_SECONDS: a 423 sends none); whether every process pauses meanwhile (a
+#: 429 is the whole app's rate limit).
+_RETRY_LATER: dict[int, tuple[str, bool, bool]] = {
+    429: ("RATE_LIMIT", True, True),
+    423: ("LOCKED", False, False),
+    477: ("MIGRATION_IN_PROGRESS", True, False),
+}
 
 
 def _retry_after(header: str | None) -> float:
