@@ -85,8 +85,11 @@ class WorkflowFilters:
         return qs
 
     def cache_key(self) -> str:
+        """The filter as a cache key, with the current time zone: the dates become times in
+        it (``_start_of``), so the same dates select different rows for two operators."""
         return (
             f"{self.q}|{self.form_id}|{self.date_from}|{self.date_to}|{self.email}|{self.trigger}"
+            f"|{timezone.get_current_timezone_name()}"
         )
 
 
