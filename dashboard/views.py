@@ -138,7 +138,11 @@ def workflow_list(request: HttpRequest) -> HttpResponse:
     stamp = selectors.data_stamp()  # counts, chart and replay button all read this moment
     counts = selectors.status_counts(filters, stamp)
     context["tabs"] = _tabs(filters, counts)
-    context["failed_count"] = str(counts[Status.FAILED]) if counts[Status.FAILED].n else ""
+    # The button counts what it would replay (failed_matching), not every failed row: a row
+    # already replayed, or with a live run, is not replayed again.
+    replayable = counts[selectors.REPLAYABLE]
+    context["failed_count"] = str(replayable) if replayable.n else ""
+    context["failed_left"] = bool(counts[Status.FAILED].n)
     # A poll refreshes the table and, out of band, the tab counts, the replay button and the
     # overview: all cached under one data stamp, so they show the same moment (issue #15).
     if request.htmx and request.htmx.target == "workflow-table":

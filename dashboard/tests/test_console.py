@@ -14,7 +14,7 @@ from dashboard import texts
 from dashboard.models import OperatorPreferences
 from outreach.models import EmailDraft
 from outreach.services import draft_edit
-from workflows.models import Status
+from workflows.models import Status, Workflow
 
 pytestmark = pytest.mark.django_db
 
@@ -114,6 +114,22 @@ def test_replay_all_failed_is_disabled_with_a_reason_when_nothing_failed(
     workflow_factory(status=Status.FAILED)
     html = operator_client.get("/dashboard/?q=lead").content.decode()
     assert "Replay all failed matching this filter (1)" in html
+
+
+def test_replay_all_failed_counts_what_it_would_replay(operator_client, workflow_factory):
+    # Three failed rows, one of whose submission has a live run: the button offers two (what
+    # failed_matching replays), the tab still counts three failed rows; after one press the
+    # replayed rows are not offered again, and the button says why it is disabled.
+    failed = [workflow_factory(status=Status.FAILED) for _ in range(3)]
+    Workflow.objects.create(submission=failed[0].submission, status=Status.RUNNING)
+    response = operator_client.get("/dashboard/")
+    html = response.content.decode()
+    assert "Replay all failed matching this filter (2)" in html
+    assert {t["status"]: t["count"] for t in response.context["tabs"]}["failed"] == "3"
+    operator_client.post(reverse("dashboard:replay_failed"), {"confirm": "on"})
+    html = operator_client.get("/dashboard/").content.decode()
+    assert 'id="replay-failed" disabled' in html
+    assert "Every failed match has been replayed or has a run still going." in html
 
 
 def test_an_empty_list_says_why(operator_client):
