@@ -12,6 +12,7 @@ from typing import Any
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import (
+    Case,
     Count,
     DurationField,
     Exists,
@@ -21,12 +22,14 @@ from django.db.models import (
     Q,
     QuerySet,
     Subquery,
+    Sum,
+    When,
 )
-from django.db.models.functions import TruncDay
+from django.db.models.functions import Coalesce, TruncDay
 from django.utils import timezone
 
 from intake.models import FormSubmission
-from workflows.models import LIVE_STATUSES, AuditEvent, Status, Trigger, Workflow
+from workflows.models import AuditEvent, Status, Trigger, Workflow, live_runs
 
 PAGE_SIZE = 25
 #: Tab counts stop at this many: "1000+" is all an operator needs, and it keeps each count an
@@ -85,8 +88,11 @@ class WorkflowFilters:
         return qs
 
     def cache_key(self) -> str:
+        """The filter as a cache key, with the current time zone: the dates become times in
+        it (``_start_of``), so the same dates select different rows for two operators."""
         return (
             f"{self.q}|{self.form_id}|{self.date_from}|{self.date_to}|{self.email}|{self.trigger}"
+            f"|{timezone.get_current_timezone_name()}"
         )
 
 
@@ -191,8 +197,15 @@ def data_stamp() -> str:
     return f"{newest_workflow or 0}.{newest_audit or 0}"
 
 
+#: In ``status_counts``: how many rows "Replay all failed" would replay (``failed_matching``).
+REPLAYABLE = "replayable"
+
+
 def status_counts(filters: WorkflowFilters, stamp: str | None = None) -> dict[str, TabCount]:
-    """Counts for the tabs, keyed by status ("" is All), capped, cached per ``data_stamp``.
+    """Counts for the tabs, keyed by status ("" is All), capped, cached per ``data_stamp``;
+    and under REPLAYABLE, the failed rows of those counted that "Replay all failed" would
+    replay (not one already replayed or with a live run), counted in the same query as the
+    failed rows, so the button and the tabs show one moment.
 
     Without a text search each status is ``SELECT COUNT(*) FROM (… WHERE status = %s … LIMIT
     1001)``, an index range scan on (status, created_at). With a search, ten such counts
@@ -205,16 +218,32 @@ def status_counts(filters: WorkflowFilters, stamp: str | None = None) -> dict[st
     counts = cache.get(key)
     if counts is None:
         base = filters.apply(Workflow.objects.order_by(), with_status=False)
+        # 1 for a row the replay-all would replay; the EXISTS runs for failed rows only.
+        replayable = Case(When(_replayable(), then=1), default=0)
         if filters.q:
-            sample = list(base.values_list("status", flat=True)[: COUNT_CAP + 1])
+            sample = list(base.annotate(r=replayable).values_list("status", "r")[: COUNT_CAP + 1])
             more = len(sample) > COUNT_CAP
-            counts = {s: TabCount(sample.count(s), more) for s in Status.values}
+            statuses = [status for status, _r in sample]
+            counts = {s: TabCount(statuses.count(s), more) for s in Status.values}
             counts[""] = TabCount(min(len(sample), COUNT_CAP), more)
+            counts[REPLAYABLE] = TabCount(sum(r for _s, r in sample[:COUNT_CAP]), more)
         else:
-            capped = {s: base.filter(status=s)[: COUNT_CAP + 1].count() for s in Status.values}
+            capped = {
+                s: base.filter(status=s)[: COUNT_CAP + 1].count()
+                for s in Status.values
+                if s != Status.FAILED
+            }
+            failed = (
+                base.filter(status=Status.FAILED)
+                .annotate(r=replayable)[: COUNT_CAP + 1]
+                .aggregate(n=Count("id"), replayable=Coalesce(Sum("r"), 0))
+            )
+            capped[Status.FAILED] = failed["n"]
             counts = {s: TabCount(min(n, COUNT_CAP), n > COUNT_CAP) for s, n in capped.items()}
             total = sum(capped.values())
             counts[""] = TabCount(min(total, COUNT_CAP), total > COUNT_CAP)
+            more = failed["n"] > COUNT_CAP  # a lower bound then: only the sample was looked at
+            counts[REPLAYABLE] = TabCount(min(failed["replayable"], COUNT_CAP), more)
         cache.set(key, counts, COUNTS_CACHE_SECONDS)
     return counts
 
@@ -253,15 +282,13 @@ def failed_matching(filters: WorkflowFilters) -> QuerySet[Workflow]:
     """The failed workflows a "Replay all failed" button acts on (the filter, status forced):
     never one already replayed, nor one whose submission has a live run (the replay service
     would refuse both), so pressing again reaches the rest and never the same row twice."""
-    live = Workflow.objects.filter(
-        submission_id=OuterRef("submission_id"), status__in=LIVE_STATUSES, shadow=False
-    )
-    return filters.apply(
-        Workflow.objects.filter(status=Status.FAILED, superseded_by__isnull=True).exclude(
-            Exists(live)
-        ),
-        with_status=False,
-    )
+    return filters.apply(Workflow.objects.filter(_replayable()), with_status=False)
+
+
+def _replayable() -> Q:
+    """Failed, not replayed yet, and no live run of its submission (``failed_matching``)."""
+    live = live_runs(submission_id=OuterRef("submission_id"))
+    return Q(status=Status.FAILED, superseded_by__isnull=True) & ~Exists(live)
 
 
 def replay_candidates(filters: WorkflowFilters, *, limit: int) -> tuple[list[int], bool]:

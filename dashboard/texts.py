@@ -162,17 +162,3 @@ def outcome_text(workflow, draft) -> str:
             "Replay starts a new run once the cause is fixed."
         )
     return ""
-
-
-def action_message(message: str) -> str:
-    """A service's outcome message with its gate reason in operator words."""
-    prefix = "Approved; not sent: "
-    if message.startswith(prefix):
-        reason = message.removeprefix(prefix).rstrip(".")
-        if reason.startswith("draft-only mode"):
-            return (
-                "Approved. Draft-only mode: nothing was sent; the text goes to the rep as a "
-                "HubSpot note."
-            )
-        return f"Approved, not sent: {gate_text(reason).text}"
-    return message

@@ -27,7 +27,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import reswap, retarget
 
-from dashboard import charts, selectors, texts, timezones
+from dashboard import charts, selectors, timezones
 from dashboard.forms import (
     ApproveForm,
     BulkDecisionForm,
@@ -54,7 +54,7 @@ from outreach.services import (
     workflow_reject,
     workflows_decide,
 )
-from workflows.messages import refused_text, replay_text
+from workflows.messages import action_text, replay_text
 from workflows.models import Status, Workflow
 from workflows.services import workflows_replay
 
@@ -138,7 +138,11 @@ def workflow_list(request: HttpRequest) -> HttpResponse:
     stamp = selectors.data_stamp()  # counts, chart and replay button all read this moment
     counts = selectors.status_counts(filters, stamp)
     context["tabs"] = _tabs(filters, counts)
-    context["failed_count"] = str(counts[Status.FAILED]) if counts[Status.FAILED].n else ""
+    # The button counts what it would replay (failed_matching), not every failed row: a row
+    # already replayed, or with a live run, is not replayed again.
+    replayable = counts[selectors.REPLAYABLE]
+    context["failed_count"] = str(replayable) if replayable.n else ""
+    context["failed_left"] = bool(counts[Status.FAILED].n)
     # A poll refreshes the table and, out of band, the tab counts, the replay button and the
     # overview: all cached under one data stamp, so they show the same moment (issue #15).
     if request.htmx and request.htmx.target == "workflow-table":
@@ -217,18 +221,13 @@ def replay_failed(request: HttpRequest) -> HttpResponse:
     )
     if error:
         return error
-    text = f"Replaying {len(result.created)} failed workflow(s)"
-    if result.shadow:
-        text += f" ({len(result.shadow)} in shadow mode: an email may already have gone out)"
-    text += _refused_text(result)
-    text += "; press again for the rest." if capped else "."
+    text = replay_text(result, failed=True)
+    if capped:  # the dashboard's addition: the button replays at most REPLAY_FAILED_MAX
+        text = text.removesuffix(".") + "; press again for the rest."
     if request.htmx:
         return message_response(request, text, status=200)
     messages.success(request, text)
     return redirect(f"{reverse('dashboard:workflow_list')}?{_filter_query(filters)}")
-
-
-_refused_text = refused_text  # shared with the admin's actions (workflows/messages.py)
 
 
 @staff_required
@@ -246,7 +245,7 @@ def replay_selected(request: HttpRequest) -> HttpResponse:
     )
     if error:
         return error
-    text = replay_text(result)  # the admin's "Replay selected" says the same
+    text = replay_text(result)  # the admin's "Replay selected" and manage.py replay too
     if request.htmx:
         return message_response(request, text, status=200)
     messages.success(request, text)
@@ -334,7 +333,7 @@ def _after_action(request: HttpRequest, pk: int, level: str, text: str) -> HttpR
 def _after_result(request: HttpRequest, pk: int, result: ActionResult) -> HttpResponse:
     # ok=False is a lost race (someone decided first): not an error, but worth a warning.
     level = "success" if result.ok else "warning"
-    return _after_action(request, pk, level, texts.action_message(result.message))
+    return _after_action(request, pk, level, action_text(result.message))
 
 
 def _from_inbox_row(request: HttpRequest) -> bool:
@@ -373,7 +372,7 @@ def workflow_approve_view(request: HttpRequest, pk: int) -> HttpResponse:
     )
     if not error and _from_inbox_row(request):
         kind = "approved" if result.ok else "unchanged"
-        return _inbox_row(request, pk, kind=kind, text=texts.action_message(result.message))
+        return _inbox_row(request, pk, kind=kind, text=action_text(result.message))
     return error or _after_result(request, pk, result)
 
 
@@ -396,7 +395,7 @@ def workflow_reject_view(request: HttpRequest, pk: int) -> HttpResponse:
     )
     if not error and _from_inbox_row(request):
         kind = "rejected" if result.ok else "unchanged"
-        return _inbox_row(request, pk, kind=kind, text=result.message)
+        return _inbox_row(request, pk, kind=kind, text=action_text(result.message))
     return error or _after_result(request, pk, result)
 
 
@@ -438,13 +437,11 @@ def workflow_replay_view(request: HttpRequest, pk: int) -> HttpResponse:
     )
     if error:
         return error
+    text = replay_text(result, shadow_requested=bool(data.get("shadow")))
     if result.refused:
-        return message_response(request, f"Not replayed: {result.refused[0].reason}.", status=409)
+        return message_response(request, text, status=409)
     if not result.created:
         raise Http404("No such workflow.")
-    new_id = result.created[0]
-    text = f"Replay started as workflow #{new_id}"
-    text += " (shadow: draft only, never sent)." if result.shadow else "."
     return _after_action(request, pk, "success", text)
 
 
@@ -519,10 +516,7 @@ def inbox_bulk(request: HttpRequest) -> HttpResponse:
         )
     except PermissionDenied as exc:
         return message_response(request, f"Not allowed: {exc}", status=403)
-    rows = [
-        {**asdict(outcome), "message": texts.action_message(outcome.message)}
-        for outcome in outcomes
-    ]
+    rows = [{**asdict(outcome), "message": action_text(outcome.message)} for outcome in outcomes]
     context = {**_inbox_context(), "outcomes": rows, "action": action}
     template = "dashboard/_inbox_body.html" if request.htmx else "dashboard/inbox.html"
     return render(request, template, context)

@@ -16,8 +16,10 @@ from pathlib import Path
 import pytest
 import redis
 import requests
+from django.conf import settings
 from django.db import connection
 
+from intake.signatures import signed_headers
 from workflows.hubspot.sandbox import SandboxServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -287,3 +289,46 @@ def wait_for(predicate: Callable[[], object], timeout: float = 30, every: float 
             return value
         time.sleep(every)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+# --- Signed webhook deliveries ------------------------------------------------------------------
+
+WEBHOOK_PATH = "/api/webhooks/hubspot/forms"
+
+
+def form_body(
+    fields: dict[str, str],
+    *,
+    form_id: str = "contact-us",
+    page_uri: str | None = "https://example.com/contact",
+) -> bytes:
+    """A Forms-style delivery of one lead: ``fields`` in order, submitted now."""
+    payload: dict = {
+        "portalId": 62515,
+        "formId": form_id,
+        "submittedAt": int(time.time() * 1000),
+        "fields": [{"name": name, "value": value} for name, value in fields.items()],
+    }
+    if page_uri is not None:
+        payload["context"] = {"pageUri": page_uri}
+    return json.dumps(payload).encode()
+
+
+def signed_post(
+    base_url: str, body: bytes | list | dict, *, secret: str | None = None, timeout: float = 10
+) -> requests.Response:
+    """POST ``body`` (bytes, or JSON) to the webhook at ``base_url``, signed (v3) with
+    ``secret``; the test settings' HUBSPOT_CLIENT_SECRET unless given."""
+    if not isinstance(body, bytes):
+        body = json.dumps(body).encode()
+    url = f"{base_url}{WEBHOOK_PATH}"
+    headers = signed_headers(
+        secret=secret if secret is not None else settings.HUBSPOT_CLIENT_SECRET,
+        version="v3",
+        method="POST",
+        uri=url,
+        body=body,
+    )
+    return requests.post(
+        url, data=body, timeout=timeout, headers={"Content-Type": "application/json", **headers}
+    )

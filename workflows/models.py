@@ -22,6 +22,13 @@ TERMINAL_STATUSES = frozenset({Status.SENT, Status.COMPLETED, Status.REJECTED, S
 LIVE_STATUSES = tuple(s for s in Status.values if s not in TERMINAL_STATUSES)
 
 
+def live_runs(**filters) -> models.QuerySet[Workflow]:
+    """The live runs (not ended, not shadow; at most one per submission, by the partial unique
+    index below) among the workflows matching ``filters``. The replay service refuses a
+    submission that has one; the dashboard's "Replay all failed" leaves those out."""
+    return Workflow.objects.filter(status__in=LIVE_STATUSES, shadow=False, **filters)
+
+
 class Trigger(models.TextChoices):
     WEBHOOK = "webhook", "Webhook"
     REPLAY = "replay", "Replay"

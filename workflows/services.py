@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from intake.models import FormSubmission
-from workflows.models import LIVE_STATUSES, AuditEvent, Status, Trigger, Workflow
+from workflows.models import AuditEvent, Status, Trigger, Workflow, live_runs
 
 log = logging.getLogger("leadline.workflows")
 
@@ -122,9 +122,9 @@ class ReplayResult:
 
 def _live_runs(submission_ids: Iterable[int]) -> dict[int, tuple[int, str, str]]:
     """Per submission, its live (non-terminal, non-shadow) run: (id, status, trigger)."""
-    rows = Workflow.objects.filter(
-        submission_id__in=list(submission_ids), status__in=LIVE_STATUSES, shadow=False
-    ).values_list("submission_id", "id", "status", "trigger")
+    rows = live_runs(submission_id__in=list(submission_ids)).values_list(
+        "submission_id", "id", "status", "trigger"
+    )
     return {sub: (pk, status, trigger) for sub, pk, status, trigger in rows}
 
 

@@ -81,7 +81,7 @@ def test_regenerate_needs_llm_drafting(client, operator, settings):
 
 
 def test_actions_refused_once_decided_and_without_permission(
-    client, operator, llm_drafting, django_user_model
+    client, operator, llm_drafting, viewer
 ):
     workflow = ai_workflow()
     workflow.status = Status.REJECTED
@@ -90,7 +90,6 @@ def test_actions_refused_once_decided_and_without_permission(
     for name in ("draft_regenerate", "draft_use_template"):
         response = client.post(reverse(f"dashboard:{name}", args=[workflow.pk]), **HTMX)
         assert response.status_code == 409
-    viewer = django_user_model.objects.create_user("viewer", password="x", is_staff=True)
     client.force_login(viewer)
     workflow.status = Status.AWAITING_APPROVAL
     workflow.save(update_fields=["status"])

@@ -9,7 +9,7 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 from playwright.sync_api import expect
 
-from dashboard.tests.conftest import BROWSER
+from dashboard.tests.conftest import BROWSER, mark_page
 from dashboard.tests.test_ai_draft import ai_workflow
 from outreach.models import EmailDraft
 from workflows.models import AuditEvent
@@ -25,7 +25,7 @@ def test_operator_uses_template_then_regenerates(page, live_server, llm_drafting
     expect(panel).to_contain_text("sandbox-model")
     expect(panel).to_contain_text("outreach/emails/default/prompt.txt")
     expect(panel.locator("li.guard-pass")).to_have_count(9)
-    page.evaluate("window.__marker = 1")
+    mark_page(page)
 
     page.click("#use-template-button")
     expect(page.locator(".notice.success")).to_contain_text("Switched to the template draft")

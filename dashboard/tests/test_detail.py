@@ -195,7 +195,10 @@ def test_replay_from_the_detail_page(operator_client, workflow_factory):
     )
     replay = Workflow.objects.get(replay_of=workflow)
     assert replay.shadow
-    assert f"Replay started as workflow #{replay.pk}" in response.content.decode()
+    assert (
+        f"Replaying 1 workflow(s) as #{replay.pk}, 1 in shadow mode (draft only, never sent)."
+        in response.content.decode()
+    )
 
 
 def test_send_unknown_shows_a_banner_with_the_message_id(operator_client, workflow_factory):
@@ -237,3 +240,17 @@ def test_marking_an_unknown_send_needs_a_note(operator_client, workflow_factory)
 
 def test_unknown_workflow_is_404(operator_client):
     assert operator_client.get("/dashboard/workflows/999999/").status_code == 404
+
+
+def test_a_refused_replay_from_the_detail_page_says_why_in_the_shared_wording(
+    operator_client, workflow_factory
+):
+    workflow = workflow_factory(status=Status.FAILED)
+    operator_client.post(url("workflow_replay", workflow), {}, HTTP_HX_REQUEST="true")
+    response = operator_client.post(url("workflow_replay", workflow), {}, HTTP_HX_REQUEST="true")
+    replay = Workflow.objects.get(replay_of=workflow)
+    assert response.status_code == 409
+    assert (
+        f"1 not replayed (#{workflow.pk} already replayed as #{replay.pk})."
+        in response.content.decode()
+    )

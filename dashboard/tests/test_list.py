@@ -277,3 +277,21 @@ def test_the_date_filter_finds_a_replay_of_an_old_lead_through_the_ingest_path(
     [replay] = workflows_replay(workflow_ids=[original], user=operator).created
 
     assert _ids(operator_client.get(query)) == [replay]
+
+
+def test_tab_counts_are_cached_per_time_zone(db, workflow_factory):
+    # The dates of a filter are days in the operator's zone: 02:00 UTC on 10 March is still
+    # 9 March in New York, so the same filter counts it in one zone and not in the other,
+    # even under one data stamp (the counts cache must not hand one zone's answer to the other).
+    workflow = workflow_factory(status=Status.FAILED)
+    at = dt.datetime(2025, 3, 10, 2, 0, tzinfo=dt.UTC)
+    type(workflow).objects.filter(pk=workflow.pk).update(created_at=at)
+    type(workflow.submission).objects.filter(pk=workflow.submission_id).update(workflow_at=at)
+    filters = selectors.WorkflowFilters(date_from=dt.date(2025, 3, 10))
+    stamp = selectors.data_stamp()
+    with timezone.override("UTC"):
+        assert selectors.status_counts(filters, stamp)[Status.FAILED].n == 1
+    with timezone.override("America/New_York"):
+        assert selectors.status_counts(filters, stamp)[Status.FAILED].n == 0
+    with timezone.override("UTC"):
+        assert selectors.status_counts(filters, stamp)[Status.FAILED].n == 1

@@ -7,18 +7,10 @@ from itertools import pairwise
 
 import pytest
 
-from tests.e2e.test_pipeline_e2e import post_form, settled
-from tests.harness import wait_for
-from workflows.models import Status, Workflow, WorkflowError
+from tests.e2e.test_pipeline_e2e import run
+from workflows.models import Status, WorkflowError
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-def run(live_server, email: str) -> Workflow:
-    response = post_form(live_server, email)
-    assert response.status_code == 202, response.text
-    workflow_id = Workflow.objects.get(submission_id=response.json()["submission_ids"][0]).pk
-    return wait_for(lambda: settled(workflow_id), timeout=45)
 
 
 def gaps(requests) -> list[float]:

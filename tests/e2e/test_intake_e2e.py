@@ -12,19 +12,17 @@ import threading
 
 import pytest
 import requests
-from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
 from intake.models import FormSubmission, NonLeadDelivery, SignatureVersion
 from intake.payloads import parse_forms_api_submission
 from intake.services import submissions_ingest
-from intake.signatures import signed_headers
 from intake.tests.test_contacts import dump
 from intake.tests.test_identity import FORM, PORTAL, Lead1
 from intake.tests.test_routing import event, mixed_batch
 from outreach.models import EmailDraft
-from tests.harness import REPO, wait_for
+from tests.harness import REPO, signed_post, wait_for
 from workflows.models import Status, Trigger, Workflow
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -33,15 +31,7 @@ SETTLED = (Status.AWAITING_APPROVAL, Status.FAILED, Status.COMPLETED, Status.REJ
 
 
 def post(live_server, body: bytes | list | dict) -> requests.Response:
-    if not isinstance(body, bytes):
-        body = json.dumps(body).encode()
-    url = f"{live_server.url}/api/webhooks/hubspot/forms"
-    headers = signed_headers(
-        secret=settings.HUBSPOT_CLIENT_SECRET, version="v3", method="POST", uri=url, body=body
-    )
-    return requests.post(
-        url, data=body, timeout=10, headers={"Content-Type": "application/json", **headers}
-    )
+    return signed_post(live_server.url, body)
 
 
 def all_settled() -> bool:

@@ -3,17 +3,14 @@ sandbox → approval through the API) leaves neither the lead's address nor name
 
 from __future__ import annotations
 
-import json
-import time
 import uuid
 
 import pytest
 import requests
 from knox.models import AuthToken
 
-from intake.signatures import signed_headers
 from tests.e2e.test_pipeline_e2e import settled
-from tests.harness import REPO, GunicornServer, Relay, Worker, wait_for
+from tests.harness import REPO, GunicornServer, Relay, Worker, form_body, signed_post, wait_for
 from workflows.models import Status, Workflow
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -22,20 +19,7 @@ SECRET = "e2e-pii-client-secret"
 
 
 def post_form(base_url: str, fields: dict[str, str]) -> requests.Response:
-    body = json.dumps(
-        {
-            "portalId": 62515,
-            "formId": "contact-us",
-            "submittedAt": int(time.time() * 1000),
-            "fields": [{"name": k, "value": v} for k, v in fields.items()],
-            "context": {"pageUri": "https://example.com/contact"},
-        }
-    ).encode()
-    url = f"{base_url}/api/webhooks/hubspot/forms"
-    headers = signed_headers(secret=SECRET, version="v3", method="POST", uri=url, body=body)
-    return requests.post(
-        url, data=body, timeout=10, headers={"Content-Type": "application/json", **headers}
-    )
+    return signed_post(base_url, form_body(fields), secret=SECRET)
 
 
 def test_an_end_to_end_run_leaves_no_lead_email_or_name_in_the_logs(

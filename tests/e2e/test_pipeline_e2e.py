@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from urllib.parse import urlsplit
 
 import pytest
 import requests
-from django.conf import settings
 
-from intake.signatures import signed_headers
-from tests.harness import GunicornServer, wait_for
+from tests.harness import GunicornServer, form_body, signed_post, wait_for
 from workflows.models import Status, Step, Workflow, WorkflowError
 from workflows.sweeper import sweep
 
@@ -21,28 +18,20 @@ from .proxy import CuttableProxy
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
-def post_form(live_server, email: str) -> requests.Response:
-    body = json.dumps(
-        {
-            "portalId": 62515,
-            "formId": "contact-us",
-            "submittedAt": int(time.time() * 1000),
-            "fields": [
-                {"name": "email", "value": email},
-                {"name": "firstname", "value": "Erin"},
-                {"name": "company", "value": "E2E Corp"},
-                {"name": "message", "value": f"hello {uuid.uuid4()}"},
-            ],
-            "context": {"pageUri": "https://example.com/contact"},
-        }
-    ).encode()
-    url = f"{live_server.url}/api/webhooks/hubspot/forms"
-    headers = signed_headers(
-        secret=settings.HUBSPOT_CLIENT_SECRET, version="v3", method="POST", uri=url, body=body
+def post_form(server, email: str, message: str | None = None) -> requests.Response:
+    """One signed delivery of a lead from Erin at E2E Corp to ``server`` (anything with .url)."""
+    fields = {"email": email, "firstname": "Erin", "company": "E2E Corp"}
+    return signed_post(
+        server.url, form_body({**fields, "message": message or f"hello {uuid.uuid4()}"})
     )
-    return requests.post(
-        url, data=body, timeout=10, headers={"Content-Type": "application/json", **headers}
-    )
+
+
+def run(server, email: str, message: str | None = None, *, timeout: float = 45) -> Workflow:
+    """Post a lead (``post_form``) and wait for its workflow to settle (``settled``)."""
+    response = post_form(server, email, message)
+    assert response.status_code == 202, response.text
+    workflow_id = Workflow.objects.get(submission_id=response.json()["submission_ids"][0]).pk
+    return wait_for(lambda: settled(workflow_id), timeout=timeout)
 
 
 def settled(workflow_id: int, statuses=(Status.AWAITING_APPROVAL, Status.FAILED)):

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 
 import requests
 
-from intake.signatures import signed_headers
+from tests.harness import form_body, signed_post
 from workflows.models import Status, Step, Workflow
 
 SETTLED = (Status.AWAITING_APPROVAL, Status.FAILED)
@@ -19,21 +18,9 @@ def post_lead(
     base_url: str, secret: str, *, timeout: float = 10, email: str | None = None
 ) -> requests.Response:
     """One signed Forms-style delivery for a new lead (a random address unless given)."""
-    body = json.dumps(
-        {
-            "portalId": 62515,
-            "formId": "reliability",
-            "submittedAt": int(time.time() * 1000),
-            "fields": [
-                {"name": "email", "value": email or f"lead-{uuid.uuid4().hex[:12]}@example.com"}
-            ],
-        }
-    ).encode()
-    url = f"{base_url}{PATH}"
-    headers = signed_headers(secret=secret, version="v3", method="POST", uri=url, body=body)
-    return requests.post(
-        url, data=body, timeout=timeout, headers={"Content-Type": "application/json", **headers}
-    )
+    email = email or f"lead-{uuid.uuid4().hex[:12]}@example.com"
+    body = form_body({"email": email}, form_id="reliability", page_uri=None)
+    return signed_post(base_url, body, secret=secret, timeout=timeout)
 
 
 def settled_count(submission_ids: list[int]) -> int:

@@ -68,7 +68,9 @@ def test_yes_replays_each_as_a_new_linked_run_with_an_audit_row():
     assert sorted(w.replay_of_id for w in new) == sorted(w.pk for w in runs)
     assert all(w.status == Status.PENDING and not w.shadow for w in new)
     assert AuditEvent.objects.filter(action="workflow.replayed", workflow__in=new).count() == 2
-    assert "Replayed 2 workflow(s): 0 in shadow mode." in output
+    # The dashboard's and the admin's sentence (workflows/messages.replay_text); no shadow run.
+    shown = ", ".join(f"#{pk}" for pk in sorted(w.pk for w in new))
+    assert f"Replaying 2 workflow(s) as {shown}." in output and "shadow" not in output
     assert set(
         Workflow.objects.filter(pk__in=[w.pk for w in runs]).values_list("status", flat=True)
     ) == {Status.FAILED}

@@ -23,8 +23,9 @@ from django.urls import reverse
 
 from dashboard.selectors import WorkflowFilters
 from outreach.models import EmailDraft
+from workflows.messages import replay_text
 from workflows.models import Status, Workflow
-from workflows.services import workflows_replay
+from workflows.services import ReplayResult, workflows_replay
 
 LISTED_AT_MOST = 20
 
@@ -160,16 +161,11 @@ class Command(BaseCommand):
             refused += result.refused
             if total > size:
                 self.stdout.write(f"queued {min(start + size, total)}/{total}")
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"Replayed {len(created)} workflow(s): {len(shadow)} in shadow mode"
-                + (
-                    f"; {len(refused)} refused (at most one live run per submission)."
-                    if refused
-                    else "."
-                )
-            )
+        # The dashboard's and the admin's sentence; the refusals are listed below it.
+        summary = replay_text(
+            ReplayResult(created, shadow, refused), shadow_requested=options["shadow"], listed=0
         )
+        self.stdout.write(self.style.SUCCESS(summary))
         for refusal in refused[:LISTED_AT_MOST]:
             self.stdout.write(f"  #{refusal.workflow_id} not replayed: {refusal.reason}")
         if len(refused) > LISTED_AT_MOST:
