@@ -138,6 +138,8 @@ def non_leads_store(
     """Keep each non-lead event once (ignored, refused, or a contact lifecycle event, which is
     applied the first time it is stored). Returns the new rows' counts by outcome and what
     the applied events did."""
+    if not others and not refused:  # a delivery of leads only: no query at all
+        return {}, []
     known = set(
         NonLeadDelivery.objects.filter(
             dedupe_key__in=[i.dedupe_key for i, _ in others] + [r.dedupe_key for r in refused]
@@ -285,7 +287,18 @@ def _stored(
     signature_version: str,
 ) -> Stored:
     """What was stored, after writing the joined submissions' audit rows (both paths)."""
-    lead_workflows = workflows_of_leads(set(claims.joined.values()))
+    if claims.joined:  # rare: most deliveries start leads, and an empty query still costs
+        _joined_audit(claims.joined, by_id, signature_version)
+    return {
+        key: StoredRow(sid, claims.joined.get(sid, sid), started.get(sid))
+        for key, sid in inserted.items()
+    }
+
+
+def _joined_audit(
+    joined: dict[int, int], by_id: dict[int, NormalisedItem], signature_version: str
+) -> None:
+    lead_workflows = workflows_of_leads(set(joined.values()))
     AuditEvent.objects.bulk_create(
         AuditEvent(
             actor="hubspot",
@@ -300,12 +313,8 @@ def _stored(
                 "lead": lead,
             },
         )
-        for sid, lead in claims.joined.items()
+        for sid, lead in joined.items()
     )
-    return {
-        key: StoredRow(sid, claims.joined.get(sid, sid), started.get(sid))
-        for key, sid in inserted.items()
-    }
 
 
 def _one_statement(
@@ -328,15 +337,14 @@ def _one_statement(
         object_type="submission",
         to_status=Status.PENDING,
     )
-    wanted = [(item.dedupe_key, key) for item in chunk for key in lead_keys(item)]
-    params: dict[str, Any] = dict(zip(_ARRAY_COLUMNS, _column_arrays(chunk), strict=True))
-    params.update(
+    wanted = [[item.dedupe_key, key] for item in chunk for key in lead_keys(item)]
+    params: dict[str, Any] = dict(
+        rows=_rows_json(chunk),
         table=FormSubmission._meta.db_table,
         signature_version=signature_version,
         received_at=received_at,
         now=now,
-        wanted_dedupe_keys=[dedupe_key for dedupe_key, _ in wanted],
-        wanted_keys=[key for _, key in wanted],
+        wanted=json.dumps(wanted, separators=(",", ":")),
         expired=contact_window_start(),
     )
     params.update((f"w{i}", value) for i, value in enumerate(workflow_params))
@@ -346,35 +354,30 @@ def _one_statement(
 
 
 def _binary_cursor():
-    """A cursor that binds parameters on the server, in binary: the per-column arrays go as
-    they are, where the default client-side binding quotes every element into the SQL text
-    (a regex per value, most of the Python time of a 100-event batch). Wrapped like every
-    Django cursor (query logging, execute wrappers)."""
+    """A cursor that binds parameters on the server: the rows' JSON text goes as it is, where
+    the default client-side binding quotes it into the SQL text. Wrapped like every Django
+    cursor (query logging, execute wrappers)."""
     from django.db.backends.postgresql.base import ServerBindingCursor
 
     connection.ensure_connection()
     return connection._prepare_cursor(ServerBindingCursor(connection.connection))
 
 
-#: Submission columns that differ per item: each is passed as one array (unnest).
-_ARRAY_COLUMNS = tuple(c for c in _COLUMNS if c not in ("signature_version", "received_at"))
+#: Submission columns that differ per item: the fields of each row of the rows' JSON.
+_ROW_COLUMNS = tuple(c for c in _COLUMNS if c not in ("signature_version", "received_at"))
 
 
 @functools.cache
 def _statement_text(workflow_cols: str, n_workflow: int, audit_cols: str, n_audit: int) -> str:
     quote = connection.ops.quote_name
-    fields = {name: FormSubmission._meta.get_field(name) for name in _ARRAY_COLUMNS}
-
-    def array_type(field) -> str:
-        kind = field.db_type(connection)
-        return "text" if kind.startswith("varchar") or kind == "jsonb" else kind
-
-    arrays = ", ".join(f"%({name})b::{array_type(f)}[]" for name, f in fields.items())
-    names = ", ".join(quote(f.column) for f in fields.values())
-    selected = ", ".join(
-        f"n.{quote(f.column)}" + ("::jsonb" if f.db_type(connection) == "jsonb" else "")
-        for f in fields.values()
+    fields = {name: FormSubmission._meta.get_field(name) for name in _ROW_COLUMNS}
+    # One row per JSON array of the column values, in _ROW_COLUMNS order (_rows_json).
+    record = ", ".join(
+        f"(r ->> {i})::{f.db_type(connection)}" if f.db_type(connection) != "jsonb" else f"r -> {i}"
+        for i, f in enumerate(fields.values())
     )
+    names = ", ".join(quote(f.column) for f in fields.values())
+    selected = ", ".join(f"n.{quote(f.column)}" for f in fields.values())
     lead_created = "%(now)s"
     # Each submission's id is drawn first (n) so that it is also its own lead's id, and the
     # lead, its keys and (when every key was free) its workflow go in the same statement.
@@ -384,7 +387,7 @@ def _statement_text(workflow_cols: str, n_workflow: int, audit_cols: str, n_audi
     # Identifiers come from the models; every value is a bound parameter.
     return f"""
         WITH v ({names}) AS (
-            SELECT * FROM unnest({arrays})
+            SELECT {record} FROM jsonb_array_elements(%(rows)s::jsonb) AS r
         ), n AS (
             SELECT nextval(pg_get_serial_sequence(%(table)s, 'id')) AS id, v.* FROM v
         ), s AS (
@@ -398,8 +401,8 @@ def _statement_text(workflow_cols: str, n_workflow: int, audit_cols: str, n_audi
             INSERT INTO {quote(Lead._meta.db_table)} (id, created_at)
             SELECT s.id, {lead_created} FROM s
         ), wanted AS (
-            SELECT * FROM unnest(%(wanted_dedupe_keys)b::text[], %(wanted_keys)b::text[])
-                AS t (dedupe_key, key)
+            SELECT k ->> 0 AS dedupe_key, k ->> 1 AS key
+            FROM jsonb_array_elements(%(wanted)s::jsonb) AS k
         ), k AS (
             INSERT INTO {quote(LeadKey._meta.db_table)} (key, lead_id, created_at)
             SELECT DISTINCT ON (wanted.key) wanted.key, s.id, {lead_created}
@@ -431,20 +434,30 @@ def _statement_text(workflow_cols: str, n_workflow: int, audit_cols: str, n_audi
     """  # noqa: S608
 
 
-def _column_arrays(chunk: list[NormalisedItem]) -> list[list[Any]]:
-    """The per-item submission values, one list per _ARRAY_COLUMNS entry: what _row stores,
-    computed without the ORM's per-field preparation (the statement casts the arrays)."""
-    rows = [_row_values(item) for item in chunk]
-    return [list(column) for column in zip(*rows, strict=True)] if rows else []
+def _rows_json(chunk: list[NormalisedItem]) -> str:
+    """The per-item submission values as one JSON array of arrays (one per item, in
+    _ROW_COLUMNS order): one json.dumps for the whole delivery, the payload nested as it is.
+    _storable_json's repairs (a NUL, a non-finite number, a lone surrogate: jsonb refuses all
+    three) run only for a delivery that needs them, so the common case is one dumps."""
+    rows = [_row_values(item, item.raw) for item in chunk]
+    try:
+        text = json.dumps(rows, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        text.encode("utf-8")
+    except (ValueError, UnicodeEncodeError):
+        text = ""
+    if not text or "\\u0000" in text:
+        rows = [_row_values(item, _storable_json(item.raw)) for item in chunk]
+        text = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
+    return text
 
 
-def _row_values(item: NormalisedItem) -> tuple[Any, ...]:
+def _row_values(item: NormalisedItem, raw: Any) -> list[Any]:
     email, email_error = email_and_error(item)
     limits = _max_lengths()
-    return (
+    return [
         item.dedupe_key[: limits["dedupe_key"]],
         item.shape[: limits["shape"]],
-        _json_text(item.raw),
+        raw,
         email[: limits["email"]],
         email_error[: limits["email_error"]],
         item.first_name[: limits["first_name"]],
@@ -457,30 +470,17 @@ def _row_values(item: NormalisedItem) -> tuple[Any, ...]:
         item.portal_id,
         item.object_id[: limits["object_id"]],
         item.event_type[: limits["event_type"]],
-        item.submitted_at,
-    )
+        item.submitted_at.isoformat() if item.submitted_at else None,
+    ]
 
 
 @functools.cache
 def _max_lengths() -> dict[str, int]:
     return {
         name: FormSubmission._meta.get_field(name).max_length or 0
-        for name in _ARRAY_COLUMNS
+        for name in _ROW_COLUMNS
         if FormSubmission._meta.get_field(name).max_length
     }
-
-
-def _json_text(value: Any) -> str:
-    """The payload as jsonb text: json.dumps, and _storable_json's repairs only when needed
-    (a NUL, a non-finite number or a lone surrogate: rare, so the common case is one dumps)."""
-    try:
-        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        text.encode("utf-8")
-    except (ValueError, UnicodeEncodeError):
-        return json.dumps(_storable_json(value), ensure_ascii=False, separators=(",", ":"))
-    if "\\u0000" in text:
-        return json.dumps(_storable_json(value), ensure_ascii=False, separators=(",", ":"))
-    return text
 
 
 #: Columns the statement fills from the CTE rows, not from model defaults.
