@@ -145,6 +145,11 @@ elif _db["ENGINE"] in ("django.db.backends.postgresql", "django.db.backends.post
     # aggregates cost 220 ms of compilation to save nothing (bench/dashboard.py, 1M rows).
     # OLTP queries here are short; the server default stays for anyone's ad-hoc psql.
     _db["OPTIONS"].setdefault("options", "-c jit=off")
+    # Server-side prepared statements (psycopg prepares a query the Nth time a connection runs
+    # it). Planning was half of the webhook's statement (issue #16, docs/performance.md); Django
+    # turns them off for poolers' sake, and DATABASE_POOLER=pgbouncer below still does. 0: off.
+    _prepare = env_int("DB_PREPARE_THRESHOLD", 5)
+    _db["OPTIONS"].setdefault("prepare_threshold", _prepare or None)
 if PRODUCTION and _db["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL when API_ENV=production.")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -133,3 +133,32 @@ def test_behind_pgbouncer_nothing_needs_a_session():
     )
     assert pooled.stdout.split() == ["None", "False", "False", "True", "pgbouncer"], pooled.stderr
     assert boot(DATABASE_POOLER="pgpool").returncode != 0
+
+
+def test_prepared_statements_are_on_for_a_direct_connection_and_can_be_turned_off():
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.DATABASES['default']['OPTIONS']['prepare_threshold'])"
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": "postgres://u@127.0.0.1:5432/leadline",
+        "DATABASE_POOLER": "none",
+    }
+
+    def threshold(**extra: str) -> str:
+        run = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=REPO,
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert run.returncode == 0, run.stderr
+        return run.stdout.strip()
+
+    assert threshold() == "5"
+    assert threshold(DB_PREPARE_THRESHOLD="2") == "2"
+    assert threshold(DB_PREPARE_THRESHOLD="0") == "None"

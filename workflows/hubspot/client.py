@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import os
 import re
 import threading
 import time
@@ -176,6 +177,15 @@ class HubSpotClient:
         self.search_rate = search_rate
         self.throttle_timeout = throttle_timeout
         self.session = requests.Session()
+        # requests reads the proxy variables, ~/.netrc and the CA-bundle variables again on
+        # every call (trust_env): a scan of the whole environment per call, a tenth of a
+        # workflow's CPU (docs/performance.md). This client calls one host, so they are
+        # resolved once, here, with the same meaning.
+        self.session.proxies = requests.utils.get_environ_proxies(self.base_url)
+        self.session.verify = (
+            os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        )
+        self.session.trust_env = False
         self.session.headers.update(
             {
                 "Authorization": f"Bearer {token}",

@@ -500,3 +500,18 @@ def test_every_path_value_is_quoted_so_it_cannot_reach_another_endpoint(sandbox)
     [request] = sandbox.requests()
     assert request.endpoint == "contacts.get"
     assert path_segment("a/b?c#d") == "a%2Fb%3Fc%23d"
+
+
+def test_the_proxy_environment_is_honoured_as_read_when_the_client_is_made(sandbox, monkeypatch):
+    # requests would re-read these on every call; the client reads them once (issue #16).
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # discard port: nothing listens
+    with make_client(sandbox) as proxied, pytest.raises(TransientHubSpotError):
+        proxied.search_contact_by_email("ada@example.com")
+
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    with make_client(sandbox) as direct:
+        monkeypatch.delenv("NO_PROXY")  # read once: later changes do not reach this client
+        assert direct.search_contact_by_email("ada@example.com") is None
+    assert len(sandbox.requests("contacts.search")) == 1
