@@ -240,10 +240,10 @@ def lead_claim_contact(*, lead_id: int, contact_id: str) -> ContactClaim:
     """Claim ``contact:<id>`` for a lead once its contact is known (the pipeline's resolve
     step). If another lead holds it, this lead is marked its duplicate and the caller ends
     its workflow; the key's holder is the one lead that goes on. Idempotent."""
+    won = _insert_keys([(contact_key(contact_id), lead_id)])  # one statement: atomic alone
+    if won:
+        return ContactClaim(lead_id, lead_id)
     with transaction.atomic():
-        won = _insert_keys([(contact_key(contact_id), lead_id)])
-        if won:
-            return ContactClaim(lead_id, lead_id)
         holder = LeadKey.objects.get(key=contact_key(contact_id)).lead_id
         original = Lead.objects.filter(pk=holder).values_list("duplicate_of_id", flat=True).first()
         if holder == lead_id or original == lead_id:

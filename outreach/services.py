@@ -112,16 +112,20 @@ def fit(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def draft_create(*, workflow_id: int, drafter: Drafter | None = None) -> EmailDraft:
+def draft_create(
+    *, workflow_id: int, drafter: Drafter | None = None, workflow: Workflow | None = None
+) -> EmailDraft:
     """Draft the workflow's email once; idempotent (returns the existing draft if any).
 
     Never sends. The recipient is the lead's email (the submission's, else the CRM contact's
-    for event deliveries, which carry none), unvalidated: the gate judges it.
+    for event deliveries, which carry none), unvalidated: the gate judges it. ``workflow``:
+    the caller's up-to-date object (the pipeline's, with its submission), saving a query.
     """
     existing = EmailDraft.objects.filter(workflow_id=workflow_id).first()
     if existing:
         return existing
-    workflow = Workflow.objects.select_related("submission").get(pk=workflow_id)
+    if workflow is None:
+        workflow = Workflow.objects.select_related("submission").get(pk=workflow_id)
     drafter = drafter or get_drafter()
     context = _draft_context(workflow)
     limit = EmailDraft._meta.get_field("recipient").max_length
@@ -267,18 +271,23 @@ def _idempotency_key(workflow_id: int) -> str:
     return f"wf{workflow_id}-{uuid4().hex}"
 
 
-def hand_off(*, workflow_id: int) -> GateDecision:
+def hand_off(
+    *, workflow_id: int, shadow: bool | None = None, draft: EmailDraft | None = None
+) -> GateDecision:
     """Ask the gate about a ``running`` workflow's draft and move the workflow on.
 
     SEND -> ``sending`` and the send task is enqueued after commit; HOLD or BLOCK ->
     ``awaiting_approval`` (the reason is stored on the draft); shadow workflows ->
     ``completed``. Idempotent: if the workflow is no longer ``running`` nothing changes.
-    Never sends by itself.
+    Never sends by itself. ``shadow`` and ``draft``: what the caller already holds (the
+    pipeline: the workflow's flag and the draft it made in this run), saving their queries.
     """
-    workflow = Workflow.objects.get(pk=workflow_id)
-    draft = EmailDraft.objects.get(workflow_id=workflow_id)
-    decision = gate_decision(draft, shadow=workflow.shadow, approved=False)
-    if workflow.shadow:
+    if shadow is None:
+        shadow = Workflow.objects.values_list("shadow", flat=True).get(pk=workflow_id)
+    if draft is None:
+        draft = EmailDraft.objects.get(workflow_id=workflow_id)
+    decision = gate_decision(draft, shadow=shadow, approved=False)
+    if shadow:
         to_status = Status.COMPLETED
     else:
         to_status = (

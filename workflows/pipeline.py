@@ -482,9 +482,10 @@ def draft_email(workflow: Workflow, client: HubSpotClient | None) -> str:
     from outreach.services import DraftRefused, draft_create
 
     try:
-        draft = draft_create(workflow_id=workflow.pk)
+        draft = draft_create(workflow_id=workflow.pk, workflow=workflow)
     except DraftRefused as exc:
         raise PermanentStepError(str(exc)) from exc
+    workflow.draft = draft  # cached: the task body and the hand-off read it without a query
     return f"draft {draft.pk} from {draft.template}"
 
 
@@ -560,7 +561,8 @@ def _task_body(workflow: Workflow) -> str:
 def hand_off(workflow: Workflow, client: HubSpotClient | None) -> str:
     from outreach.services import hand_off as gate_hand_off
 
-    decision = gate_hand_off(workflow_id=workflow.pk)
+    draft = workflow.draft if Workflow.draft.is_cached(workflow) else None
+    decision = gate_hand_off(workflow_id=workflow.pk, shadow=workflow.shadow, draft=draft)
     return f"{decision.action}: {decision.reason}"
 
 

@@ -97,7 +97,9 @@ def transition(
     if to_status in TERMINAL_STATUSES:
         values.setdefault("completed_at", now)
         values.setdefault("lease_expires_at", None)
-    with transaction.atomic():
+    # No savepoint inside a caller's transaction (the hand-off's, a merge's): nothing here
+    # catches an error, so the caller's transaction fails with it either way.
+    with transaction.atomic(savepoint=False):
         updated = Workflow.objects.filter(pk=workflow_id, status=from_status).update(**values)
         if updated == 1:
             audit.record(
