@@ -23,8 +23,38 @@ def record(
     details: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Write one audit row. Call it inside the transaction of the change it records."""
+    event = event_for(
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        workflow_id=workflow_id,
+        user=user,
+        actor=actor,
+        from_status=from_status,
+        to_status=to_status,
+        reason=reason,
+        details=details,
+    )
+    event.save(force_insert=True)
+    return event
+
+
+def event_for(
+    *,
+    action: str,
+    object_type: str,
+    object_id: str | int = "",
+    workflow_id: int | None = None,
+    user: AbstractBaseUser | None = None,
+    actor: str | None = None,
+    from_status: str = "",
+    to_status: str = "",
+    reason: str = "",
+    details: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """The audit row ``record`` writes, unsaved (a transition writes it in its own statement)."""
     authenticated = user is not None and user.is_authenticated
-    return AuditEvent.objects.create(
+    return AuditEvent(
         actor=actor or (user.get_username() if authenticated else "system"),
         actor_user=user if authenticated else None,
         action=action,
