@@ -103,11 +103,19 @@ class Lead(models.Model):
         on_delete=models.SET_NULL,
         related_name="duplicates",
         help_text="Found to be this lead once the CRM contact was known.",
+        db_index=False,  # almost always NULL: the partial index below skips the NULLs
     )
 
     class Meta:
         db_table = "leads"
         ordering = ["-id"]
+        indexes = [
+            models.Index(
+                fields=["duplicate_of"],
+                name="lead_duplicate_of_idx",
+                condition=models.Q(duplicate_of__isnull=False),
+            )
+        ]
 
     def __str__(self) -> str:
         return f"Lead {self.pk}"

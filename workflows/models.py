@@ -44,6 +44,15 @@ class Step(models.TextChoices):
     SEND_EMAIL = "send_email", "Send email"
 
 
+def _set_only(field: str, name: str) -> models.Index:
+    """An index of a foreign key that is almost always NULL, without the NULLs: a row that
+    has none costs no index entry (issue #16). ``= value`` lookups, the ORM's cascades and
+    reverse relations included, still use it: they imply IS NOT NULL."""
+    return models.Index(
+        fields=[field], name=name, condition=models.Q(**{f"{field}__isnull": False})
+    )
+
+
 class Workflow(models.Model):
     """One processing run of a submission. A replay is a new row; history is never rewritten."""
 
@@ -52,8 +61,14 @@ class Workflow(models.Model):
     )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.WEBHOOK)
+    # Almost always NULL: indexed partially (Meta.indexes), so a new run adds no entry.
     replay_of = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replays"
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="replays",
+        db_index=False,
     )
     shadow = models.BooleanField(
         default=False, help_text="Shadow replay: look up and draft only; no CRM task, no send."
@@ -65,6 +80,7 @@ class Workflow(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         help_text="The replay that took this run's place; a superseded run is not replayed again.",
+        db_index=False,  # partial index in Meta.indexes, like replay_of
     )
     current_step = models.CharField(max_length=20, choices=Step.choices, blank=True, default="")
     attempts = models.PositiveIntegerField(default=0, help_text="Attempts of the current step.")
@@ -104,6 +120,8 @@ class Workflow(models.Model):
                 name="workflow_running_lease_idx",
                 condition=models.Q(status="running"),
             ),
+            _set_only("replay_of", "workflow_replay_of_idx"),
+            _set_only("superseded_by", "workflow_superseded_by_idx"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -160,8 +178,13 @@ class AuditEvent(models.Model):
     """Who did what when. Written in the same transaction as the change it records."""
 
     actor = models.CharField(max_length=150, help_text='"system" or a username.')
+    # NULL for every "system" and "hubspot" row: indexed partially (Meta.indexes).
     actor_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        db_index=False,
     )
     action = models.CharField(max_length=64)
     object_type = models.CharField(max_length=64)
@@ -186,6 +209,7 @@ class AuditEvent(models.Model):
                 name="audit_transition_idx",
                 condition=models.Q(action="workflow.transition"),
             ),
+            _set_only("actor_user", "audit_actor_user_idx"),
         ]
 
     def __str__(self) -> str:
