@@ -9,32 +9,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from workflows.models import AuditEvent
 
 
-def record(
-    *,
-    action: str,
-    object_type: str,
-    object_id: str | int = "",
-    workflow_id: int | None = None,
-    user: AbstractBaseUser | None = None,
-    actor: str | None = None,
-    from_status: str = "",
-    to_status: str = "",
-    reason: str = "",
-    details: dict[str, Any] | None = None,
-) -> AuditEvent:
-    """Write one audit row. Call it inside the transaction of the change it records."""
-    event = event_for(
-        action=action,
-        object_type=object_type,
-        object_id=object_id,
-        workflow_id=workflow_id,
-        user=user,
-        actor=actor,
-        from_status=from_status,
-        to_status=to_status,
-        reason=reason,
-        details=details,
-    )
+def record(**fields: Any) -> AuditEvent:
+    """Write one audit row (``fields``: event_for's). Call it inside the transaction of the
+    change it records."""
+    event = event_for(**fields)
     event.save(force_insert=True)
     return event
 
