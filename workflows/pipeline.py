@@ -15,7 +15,7 @@ import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -318,6 +318,12 @@ def contact_attach_later(
     return True
 
 
+def attach_chain_alive(step_log: dict[str, Any], now: datetime) -> bool:
+    """Whether a chain of attach tries holds an unexpired lease (see _attach_lease)."""
+    until = (step_log.get(Step.RESOLVE_CONTACT, {}).get("attach_lease") or ["", ""])[1]
+    return until > now.isoformat()
+
+
 def _attach_lease(workflow_id: int, token: str, seconds: float) -> bool:
     """Take (or extend) the attach lease for the chain ``token``: False while another chain
     holds an unexpired one, or when the contact is no longer pending."""
@@ -330,8 +336,8 @@ def _attach_lease(workflow_id: int, token: str, seconds: float) -> bool:
         if not contact_pending(workflow.step_log):
             return False
         entry = workflow.step_log[Step.RESOLVE_CONTACT]
-        holder, until = (entry.get("attach_lease") or ["", ""])[:2]
-        if holder and holder != token and until > now.isoformat():
+        holder = (entry.get("attach_lease") or [""])[0]
+        if holder and holder != token and attach_chain_alive(workflow.step_log, now):
             return False
         entry["attach_lease"] = [token, (now + timedelta(seconds=seconds)).isoformat()]
         Workflow.objects.filter(pk=workflow_id).update(

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from workflows import metrics
 from workflows.models import Status, Step, Workflow
-from workflows.pipeline import ExceededAttempts, _fail, contact_attach_later
+from workflows.pipeline import ExceededAttempts, _fail, attach_chain_alive, contact_attach_later
 from workflows.services import SEND_TASK, workflows_enqueue
 
 log = logging.getLogger("leadline.sweeper")
@@ -90,16 +90,21 @@ def sweep(*, now: datetime | None = None, batch_size: int | None = None) -> Swee
         )
         Workflow.objects.filter(pk__in=sends).update(enqueued_at=now)
         # Drafts whose contact attach message was lost: approval waits for it (pipeline.py).
-        attaches = list(
-            Workflow.objects.select_for_update(skip_locked=True)
+        # A chain whose attach lease still runs is alive (its next try waits out a countdown,
+        # perhaps behind a queue): publishing another would only flood the queue with tries
+        # that find the lease taken, and push the live chain's next try further back.
+        attaches = [
+            pk
+            for pk, step_log in Workflow.objects.select_for_update(skip_locked=True)
             .filter(
                 status=Status.AWAITING_APPROVAL,
                 updated_at__lt=stale,
                 **{f"step_log__{Step.RESOLVE_CONTACT}__contact_pending": True},
             )
             .exclude(enqueued_at__gte=stale)
-            .values_list("pk", flat=True)[:batch]
-        )
+            .values_list("pk", "step_log")[:batch]
+            if not attach_chain_alive(step_log, now)
+        ]
         Workflow.objects.filter(pk__in=attaches).update(enqueued_at=now)
     result.attaches = len(attaches)
     for pk in attaches:

@@ -178,6 +178,28 @@ def test_the_sweeper_publishes_a_lost_attach_again(crm, settings):
 
 
 @pytest.mark.django_db
+def test_the_sweeper_leaves_an_attach_chain_alone_while_its_lease_runs(crm, settings):
+    # A chain between tries (its next one waits out a countdown, maybe behind a queue) holds
+    # the attach lease. Publishing another try every sweep flooded the queue in the
+    # 500-lead worker-kill run until no chain could finish; only a dead chain is replaced.
+    settings.SWEEPER_PENDING_AFTER_SECONDS = 60
+    workflow = new_workflow()
+    pipeline.run_workflow(workflow.pk, task_id="task-1")
+    with pytest.raises(pipeline.AttachAgain):  # one try: a miss; the next one is scheduled
+        pipeline.contact_attach(workflow.pk)
+    five_minutes_ago = timezone.now() - timezone.timedelta(minutes=5)
+    Workflow.objects.filter(pk=workflow.pk).update(updated_at=five_minutes_ago)
+
+    assert sweep().attaches == 0  # the lease runs: the chain is alive
+
+    step_log = Workflow.objects.get(pk=workflow.pk).step_log
+    step_log[Step.RESOLVE_CONTACT]["attach_lease"][1] = five_minutes_ago.isoformat()
+    Workflow.objects.filter(pk=workflow.pk).update(step_log=step_log)
+
+    assert sweep().attaches == 1  # the lease ran out: the chain died, a new one starts
+
+
+@pytest.mark.django_db
 def test_with_auto_send_on_the_pipeline_waits_for_the_contact(crm, settings):
     settings.API_ENV = "production"
     settings.MODE_DRAFT_ONLY = False
