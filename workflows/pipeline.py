@@ -324,9 +324,13 @@ def attach_chain_alive(step_log: dict[str, Any], now: datetime) -> bool:
     return until > now.isoformat()
 
 
-def _attach_lease(workflow_id: int, token: str, seconds: float) -> bool:
+def _attach_lease(
+    workflow_id: int, token: str, seconds: float, *, misses: int | None = None
+) -> bool:
     """Take (or extend) the attach lease for the chain ``token``: False while another chain
-    holds an unexpired one, or when the contact is no longer pending."""
+    holds an unexpired one, or when the contact is no longer pending. ``misses``: the chain's
+    search misses so far, kept with the lease so that a chain started after this one died
+    (the sweeper's) goes on counting instead of starting again from none."""
     now = timezone.now()
     with transaction.atomic():
         workflow = Workflow.objects.select_for_update().only("step_log").filter(pk=workflow_id)
@@ -340,6 +344,8 @@ def _attach_lease(workflow_id: int, token: str, seconds: float) -> bool:
         if holder and holder != token and attach_chain_alive(workflow.step_log, now):
             return False
         entry["attach_lease"] = [token, (now + timedelta(seconds=seconds)).isoformat()]
+        if misses is not None:
+            entry["attach_misses"] = max(misses, entry.get("attach_misses", 0))
         Workflow.objects.filter(pk=workflow_id).update(
             step_log={**workflow.step_log, Step.RESOLVE_CONTACT: entry}, updated_at=now
         )
@@ -373,6 +379,8 @@ def contact_attach(workflow_id: int, *, misses: int = 0, attempt: int = 0, token
     workflow = Workflow.objects.select_related("submission").get(pk=workflow_id)
     if workflow.status != Status.AWAITING_APPROVAL:
         return _attach_done(workflow, f"workflow {workflow.status} before its contact was found")
+    # A chain started after another died carries on from that one's misses.
+    misses = max(misses, workflow.step_log[Step.RESOLVE_CONTACT].get("attach_misses", 0))
     client = kept_client()
     if client is None:
         return _attach_done(workflow, NO_CRM)
@@ -428,7 +436,7 @@ def contact_attach(workflow_id: int, *, misses: int = 0, attempt: int = 0, token
 def _again(workflow: Workflow, countdown: float, misses: int, attempt: int) -> AttachAgain:
     """The next try of this chain: its lease now lasts past the countdown."""
     token = workflow.step_log[Step.RESOLVE_CONTACT]["attach_lease"][0]
-    _attach_lease(workflow.pk, token, countdown + settings.WORKFLOW_LEASE_SECONDS)
+    _attach_lease(workflow.pk, token, countdown + settings.WORKFLOW_LEASE_SECONDS, misses=misses)
     return AttachAgain(countdown, misses, attempt, token)
 
 

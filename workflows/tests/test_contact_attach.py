@@ -200,6 +200,30 @@ def test_the_sweeper_leaves_an_attach_chain_alone_while_its_lease_runs(crm, sett
 
 
 @pytest.mark.django_db
+def test_a_chain_started_after_one_died_goes_on_counting_its_misses(crm, settings):
+    settings.CONTACT_SEARCH_LAG_RETRIES = 3
+    workflow = new_workflow()
+    pipeline.run_workflow(workflow.pk, task_id="task-1")
+    misses, token = 0, ""
+    for _ in range(2):  # two misses, then the chain's next message is lost
+        with pytest.raises(pipeline.AttachAgain) as again:
+            pipeline.contact_attach(workflow.pk, misses=misses, token=token)
+        misses, token = again.value.misses, again.value.token
+    step_log = Workflow.objects.get(pk=workflow.pk).step_log
+    step_log[Step.RESOLVE_CONTACT]["attach_lease"][1] = timezone.now().isoformat()  # expired
+    Workflow.objects.filter(pk=workflow.pk).update(step_log=step_log)
+
+    # The sweeper's new chain starts at misses=0; with the two stored, its first miss is the
+    # third, and the contact is created (it was not: each new chain began from none again).
+    note = pipeline.contact_attach(workflow.pk, misses=0, attempt=1, token="sweeper-chain")
+
+    workflow.refresh_from_db()
+    assert "attached" in note
+    assert workflow.contact_id
+    assert len(crm.requests("contacts.create")) == 1
+
+
+@pytest.mark.django_db
 def test_with_auto_send_on_the_pipeline_waits_for_the_contact(crm, settings):
     settings.API_ENV = "production"
     settings.MODE_DRAFT_ONLY = False
