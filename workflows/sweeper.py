@@ -92,7 +92,11 @@ def sweep(*, now: datetime | None = None, batch_size: int | None = None) -> Swee
         # Drafts whose contact attach message was lost: approval waits for it (pipeline.py).
         # A chain whose attach lease still runs is alive (its next try waits out a countdown,
         # perhaps behind a queue): publishing another would only flood the queue with tries
-        # that find the lease taken, and push the live chain's next try further back.
+        # that find the lease taken, and push the live chain's next try further back. And a
+        # chain this sweeper started gets a lease's length to reach a worker before another.
+        restarted = now - timedelta(
+            seconds=max(settings.SWEEPER_PENDING_AFTER_SECONDS, settings.WORKFLOW_LEASE_SECONDS)
+        )
         attaches = [
             pk
             for pk, step_log in Workflow.objects.select_for_update(skip_locked=True)
@@ -101,7 +105,7 @@ def sweep(*, now: datetime | None = None, batch_size: int | None = None) -> Swee
                 updated_at__lt=stale,
                 **{f"step_log__{Step.RESOLVE_CONTACT}__contact_pending": True},
             )
-            .exclude(enqueued_at__gte=stale)
+            .exclude(enqueued_at__gte=restarted)
             .values_list("pk", "step_log")[:batch]
             if not attach_chain_alive(step_log, now)
         ]
