@@ -175,6 +175,11 @@ def test_the_sweeper_publishes_a_lost_attach_again(crm, settings):
 
     assert sweep().attaches == 1
     assert sweep().attaches == 0  # stamped: not again while it runs
+    # Its first try may wait in a queue, holding no lease yet: it gets a lease's length.
+    settings.WORKFLOW_LEASE_SECONDS = 300
+    later = timezone.now() + timezone.timedelta(seconds=120)
+    assert sweep(now=later).attaches == 0
+    assert sweep(now=later + timezone.timedelta(seconds=200)).attaches == 1
 
 
 @pytest.mark.django_db
