@@ -210,14 +210,17 @@ def seed_history(conn: psycopg.Connection) -> None:
         INSERT INTO email_drafts (workflow_id, recipient, subject, body, body_html, template,
             drafter, original_subject, original_body, decision, decision_reason, decided_at,
             gate_action, gate_reason, idempotency_key, send_attempts, send_failures,
-            provider_message_id, last_send_error, created_at, updated_at)
+            provider_message_id, last_send_error, created_at, updated_at,
+            language, ai_model, ai_prompt_file, ai_guards, ai_outcome, ai_detail)
         SELECT w.id, 'lead' || w.id || '@example.com', 'Following up on your request',
             repeat('Thanks for reaching out about pricing. ', 12), '', 'outreach/follow_up',
             'template', 'Following up on your request',
             repeat('Thanks for reaching out about pricing. ', 12),
             CASE WHEN w.status = ANY({approved}) THEN 'approved'
                  WHEN w.status = 'rejected' THEN 'rejected' ELSE 'pending' END,
-            '', NULL, 'hold', '', 'seed:' || w.id, 0, 0, '', '', w.created_at, w.created_at
+            '', NULL, 'hold', '', 'seed:' || w.id, 0, 0, '', '', w.created_at, w.created_at,
+            -- a template draft: no model was asked (issue #17's columns, empty)
+            '', '', '', '[]'::jsonb, '', ''
         FROM workflows w WHERE w.status = ANY({drafted})
         """  # noqa: S608 - built from constants above
     )
