@@ -3,6 +3,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from intake.models import non_null_index
+
 
 class Status(models.TextChoices):
     PENDING = "pending", "Pending"
@@ -42,15 +44,6 @@ class Step(models.TextChoices):
     CREATE_CRM_TASK = "create_crm_task", "Create CRM task"
     HAND_OFF = "hand_off", "Hand off to the send gate"
     SEND_EMAIL = "send_email", "Send email"
-
-
-def _set_only(field: str, name: str) -> models.Index:
-    """An index of a foreign key that is almost always NULL, without the NULLs: a row that
-    has none costs no index entry (issue #16). ``= value`` lookups, the ORM's cascades and
-    reverse relations included, still use it: they imply IS NOT NULL."""
-    return models.Index(
-        fields=[field], name=name, condition=models.Q(**{f"{field}__isnull": False})
-    )
 
 
 class Workflow(models.Model):
@@ -120,8 +113,8 @@ class Workflow(models.Model):
                 name="workflow_running_lease_idx",
                 condition=models.Q(status="running"),
             ),
-            _set_only("replay_of", "workflow_replay_of_idx"),
-            _set_only("superseded_by", "workflow_superseded_by_idx"),
+            non_null_index("replay_of", "workflow_replay_of_idx"),
+            non_null_index("superseded_by", "workflow_superseded_by_idx"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -209,7 +202,7 @@ class AuditEvent(models.Model):
                 name="audit_transition_idx",
                 condition=models.Q(action="workflow.transition"),
             ),
-            _set_only("actor_user", "audit_actor_user_idx"),
+            non_null_index("actor_user", "audit_actor_user_idx"),
         ]
 
     def __str__(self) -> str:
