@@ -157,9 +157,9 @@ def non_leads_store(
             NonLeadDelivery(
                 dedupe_key=item.dedupe_key,
                 outcome=outcome,
-                reason=reason,
-                event_type=item.event_type[:100],
-                object_id=item.object_id[:64],
+                reason=_storable_json(reason),
+                event_type=_storable_json(item.event_type[:100]),
+                object_id=_storable_json(item.object_id[:64]),
                 portal_id=item.portal_id,
                 signature_version=signature_version,
                 raw_payload=_storable_json(item.raw),
@@ -175,8 +175,9 @@ def non_leads_store(
             NonLeadDelivery(
                 dedupe_key=event.dedupe_key,
                 outcome=NonLeadOutcome.REFUSED,
-                reason=event.reason,
-                event_type=kind[:100] if isinstance(kind, str) else "",
+                reason=_storable_json(event.reason),
+                # The sender's text: a NUL in it would fail the insert (and the delivery).
+                event_type=_storable_json(kind[:100]) if isinstance(kind, str) else "",
                 signature_version=signature_version,
                 # Wrapped: a JSON null event would otherwise be SQL NULL.
                 raw_payload={"index": event.index, "event": _storable_json(event.raw)},

@@ -14,7 +14,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from intake import services
-from intake.models import FormSubmission
+from intake.models import FormSubmission, NonLeadDelivery
 from intake.tests.conftest import (
     SECRET,
     WEBHOOK_PATH,
@@ -343,6 +343,21 @@ def test_an_unknown_shape_is_told_which_shapes_are_accepted(post_webhook):
     response = post_webhook({"hello": "world"})
 
     assert "Forms submission" in response.json()["error"]
+
+
+@pytest.mark.parametrize("field", ["subscriptionType", "objectId"])
+def test_a_nul_in_an_event_that_is_not_a_lead_is_kept_not_a_500(post_webhook, field):
+    # Found by the fuzz test below: a refused event's type went into a text column as sent.
+    refused = {"subscriptionType": "bad\u0000type"}  # no eventId: refused, and kept
+    ignored = {**event_batch(1)[0], "subscriptionType": "deal.creation", field: "x\u0000y"}
+    response = post_webhook([refused, ignored])
+
+    assert response.status_code == 202, response.content
+    assert response.json()["refused"][0]["index"] == 0
+    kept = NonLeadDelivery.objects.all()
+    assert len(kept) == 2, "both events kept"
+    assert "bad\ufffdtype" in {row.event_type for row in kept}
+    assert not any("\x00" in row.event_type + row.object_id + row.reason for row in kept)
 
 
 def test_more_than_100_events_are_refused(post_webhook):
