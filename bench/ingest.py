@@ -155,7 +155,7 @@ def main() -> int:
     singles = write_bodies(tmp, "single", form_body, 3000 * args.duration)
     singles_half = write_bodies(tmp, "single-half", form_body, 2000 * args.duration)
     calibration = [write_bodies(tmp, f"calibrate-{i}", form_body, 6000) for i in range(3)]
-    batches = write_bodies(tmp, "batch", batch_body, 200 * args.duration)
+    batches = write_bodies(tmp, "batch", batch_body, 400 * args.duration)
     print(
         f"gunicorn config.wsgi --workers {args.workers} --threads {args.threads}; "
         f"wrk -t{WRK_THREADS} -c{args.connections} -d{args.duration}s; bodies in {tmp}"
