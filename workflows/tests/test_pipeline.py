@@ -260,3 +260,40 @@ def test_a_search_miss_is_asked_again_by_countdown_not_counted_as_an_error(crm, 
     assert (entry["search_misses"], entry["attempts"], workflow.attempts) == (2, 0, 0)
     assert not WorkflowError.objects.filter(workflow=workflow).exists()
     assert workflow.status == Status.RUNNING and crm.requests("contacts.create") == []
+
+
+@pytest.mark.django_db
+def test_the_sweeper_backs_off_a_pending_row_by_its_age(settings):
+    """Under a backlog the sweeper used to publish every pending row again each period; now
+    a row waits at least half its age between publishes (and never less than the period)."""
+    settings.SWEEPER_PENDING_AFTER_SECONDS = 60
+    now = timezone.now()
+    ago = lambda **kw: now - timezone.timedelta(**kw)  # noqa: E731
+    rows = {  # name: (created, last published)
+        "never published": (ago(minutes=10), None),
+        "published at creation": (ago(minutes=10), ago(minutes=10)),
+        "published 4 min ago, 10 min old": (ago(minutes=10), ago(minutes=4)),
+        "published 6 min ago, 10 min old": (ago(minutes=10), ago(minutes=6)),
+        "published 50 s ago, 2 min old": (ago(minutes=2), ago(seconds=50)),
+        "published 70 s ago, 2 min old": (ago(minutes=2), ago(seconds=70)),
+        "published 61 min ago, 2 h old": (ago(hours=2), ago(minutes=61)),
+        "published 59 min ago, 2 h old": (ago(hours=2), ago(minutes=59)),
+    }
+    ids = {}
+    for name, (created, published) in rows.items():
+        workflow = new_workflow(key=name)
+        Workflow.objects.filter(pk=workflow.pk).update(created_at=created, enqueued_at=published)
+        ids[workflow.pk] = name
+
+    result = sweep(now=now)
+
+    stamped = Workflow.objects.filter(enqueued_at=now).values_list("pk", flat=True)
+    swept = {ids[pk] for pk in stamped}
+    assert swept == {
+        "never published",
+        "published at creation",
+        "published 6 min ago, 10 min old",
+        "published 70 s ago, 2 min old",
+        "published 61 min ago, 2 h old",
+    }
+    assert result.pending == len(swept)
