@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from workflows.models import Status
@@ -41,6 +44,51 @@ def test_inbox_runs_a_bounded_number_of_queries(
         workflow_factory()
     with django_assert_max_num_queries(6):
         operator_client.get(INBOX)
+
+
+def test_the_inbox_runs_as_many_queries_for_thirty_rows_as_for_one(
+    operator_client, workflow_factory
+):
+    workflow_factory(owner_id="owner-9")
+    operator_client.get(INBOX)  # the names of forms and owners are kept a minute per process
+    with CaptureQueriesContext(connection) as one:
+        operator_client.get(INBOX)
+    for _ in range(29):
+        workflow_factory(owner_id="owner-9")
+    with CaptureQueriesContext(connection) as thirty:
+        response = operator_client.get(INBOX)
+    assert len(response.context["rows"]) == 30
+    assert len(thirty) == len(one)
+
+
+def _row_markup(html: str, pk: int) -> str:
+    """One row's <tr>, its CSRF tokens and clock readings blanked (they differ per render)."""
+    row = re.search(rf'<tr class="[^"]*" id="row-{pk}".*?</tr>', html, re.S).group(0)
+    row = re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', 'name="csrfmiddlewaretoken"', row)
+    return re.sub(r"(<time [^>]*>)[^<]*(</time>)", r"\1\2", row)
+
+
+def test_a_row_reads_the_same_on_the_page_as_in_an_actions_answer(
+    operator_client, workflow_factory
+):
+    """The page works out each row's links, id and version once in the view, and asks the
+    permissions once per page; an action on a row answers that row rendered alone. Both must
+    give the same markup, or a row would change under the operator's cursor."""
+    workflow = workflow_factory(age=dt.timedelta(days=3), owner_id="owner-9")
+    workflow_factory()  # another row, so the page's rows are not all the same
+    answer = operator_client.post(
+        reverse("dashboard:draft_edit", args=[workflow.pk]),
+        {"inbox_row": "1", "version": 1, "subject": "Better <b>", "body": "Hi & bye"},
+        HTTP_HX_REQUEST="true",
+    ).content.decode()
+    page = operator_client.get(INBOX).content.decode()
+    alone = _row_markup(answer, workflow.pk)
+    assert alone == _row_markup(page, workflow.pk)
+    for name in ("workflow_detail", "workflow_approve", "workflow_reject", "draft_edit"):
+        assert f'"{reverse(f"dashboard:{name}", args=[workflow.pk])}"' in alone
+    assert f'name="version_{workflow.pk}" value="2"' in alone
+    assert alone.count('name="version" value="2"') == 3  # approve, reject and edit forms
+    assert "Better &lt;b&gt;" in alone and "Hi &amp; bye" in alone
 
 
 def test_inbox_poll_returns_the_table_fragment(operator_client, workflow_factory):
