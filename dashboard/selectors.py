@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import (
     Case,
     Count,
@@ -98,6 +100,28 @@ class WorkflowFilters:
 
 def _start_of(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time.min, tzinfo=timezone.get_current_timezone())
+
+
+@contextmanager
+def serial_plans(filters: WorkflowFilters) -> Iterator[None]:
+    """A search's reads inside run without parallel workers (PostgreSQL; else a no-op).
+
+    Every list read stops at a LIMIT (a page of 26 rows, a count of 1,001), but a search
+    term's matches are estimated from the trigram indexes at a few hundred where there may be
+    166,000 ("globex"), so the planner costed the walks for all of them and split them across
+    two workers. Starting the workers took longer than the walks (page and counts 25 ms
+    serially, 45 ms in parallel, at 1M workflows), and on a busy 2-CPU machine three
+    processes per query made the search pages' times jump (92-133 ms p95 in some bench
+    runs). Without a search term the plans are serial anyway, and the page pays nothing
+    extra. SET LOCAL ends with the transaction.
+    """
+    if not filters.q or connection.vendor != "postgresql":
+        yield
+        return
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+        yield
 
 
 # --- Keyset cursor: "<microseconds since epoch>_<id>", exact (no float rounding) ----------------

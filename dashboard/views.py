@@ -126,7 +126,10 @@ def workflow_list(request: HttpRequest) -> HttpResponse:
         return message_response(
             request, "That page link is invalid; start again from the first page.", status=400
         )
-    page = selectors.workflow_page(filters, before=before, after=after)
+    with selectors.serial_plans(filters):
+        page = selectors.workflow_page(filters, before=before, after=after)
+        stamp = selectors.data_stamp()  # counts, chart and replay button all read this moment
+        counts = selectors.status_counts(filters, stamp)
     context: dict[str, Any] = {
         "filter_form": form,
         "filters": filters,
@@ -135,8 +138,6 @@ def workflow_list(request: HttpRequest) -> HttpResponse:
         "poll_url": request.get_full_path(),
         "nav": "list",
     }
-    stamp = selectors.data_stamp()  # counts, chart and replay button all read this moment
-    counts = selectors.status_counts(filters, stamp)
     context["tabs"] = _tabs(filters, counts)
     # The button counts what it would replay (failed_matching), not every failed row: a row
     # already replayed, or with a live run, is not replayed again.

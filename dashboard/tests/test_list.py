@@ -88,6 +88,21 @@ def test_a_poll_refreshes_the_table_tabs_and_chart_together(
     assert response.context["chart"]["total"] >= 1
 
 
+def test_a_search_reads_its_page_and_counts_without_parallel_workers(
+    operator_client, workflow_factory
+):
+    workflow_factory(company="Globex")
+    with CaptureQueriesContext(connection) as search:
+        operator_client.get(f"{LIST}?q=globex", HTTP_HX_REQUEST="true")
+    sql = [q["sql"] for q in search.captured_queries]
+    serial = sql.index("SET LOCAL max_parallel_workers_per_gather = 0")
+    reads = [i for i, s in enumerate(sql) if s.startswith("SELECT") and "UPPER(" in s]
+    assert len(reads) == 2 and min(reads) > serial  # the page and the tab counts
+    with CaptureQueriesContext(connection) as plain:
+        operator_client.get(LIST, HTTP_HX_REQUEST="true")
+    assert not [q for q in plain.captured_queries if "max_parallel" in q["sql"]]
+
+
 def test_plain_requests_get_the_full_page_and_htmx_requests_a_fragment(operator_client, sixty):
     page = operator_client.get(LIST).content.decode()
     fragment = operator_client.get(LIST, HTTP_HX_REQUEST="true").content.decode()
