@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from intake.contacts import contact_erase, contact_merge, contact_stop
@@ -103,22 +103,17 @@ def submissions_ingest(
         unique.setdefault(item.dedupe_key, (item, decide(item, settings.LEAD_EVENT_TYPES)))
     leads = [item for item, decision in unique.values() if decision.route == Route.LEAD]
     others = [(item, d) for item, d in unique.values() if d.route != Route.LEAD]
-    kept, applied = {}, []
-    stored = None
-    if not others and not refused and _may_store_alone(leads):
-        stored = _store_in_one_statement(leads, signature_version, received_at, trigger, alone=True)
-    if stored is None:
-        with transaction.atomic():
-            if connection.vendor == "postgresql":
-                stored = _store_in_one_statement(leads, signature_version, received_at, trigger)
-            else:
-                stored = _store_with_the_orm(leads, signature_version, received_at, trigger)
-            kept, applied = non_leads_store(
-                others=others,
-                refused=refused,
-                signature_version=signature_version,
-                received_at=received_at,
-            )
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            stored = _store_in_one_statement(leads, signature_version, received_at, trigger)
+        else:
+            stored = _store_with_the_orm(leads, signature_version, received_at, trigger)
+        kept, applied = non_leads_store(
+            others=others,
+            refused=refused,
+            signature_version=signature_version,
+            received_at=received_at,
+        )
     new = [stored[item.dedupe_key] for item in leads if item.dedupe_key in stored]
     accepted_ids = [row.submission_id for row in new]
     workflow_ids = [row.workflow_id for row in new if row.workflow_id is not None]
@@ -244,40 +239,17 @@ def _store_with_the_orm(
     return _stored(inserted, claims, started, by_id, signature_version)
 
 
-def _may_store_alone(rows: list[NormalisedItem]) -> bool:
-    """Whether the one statement may run without a transaction of its own: on PostgreSQL,
-    outside any transaction (a caller's, or a test's), for items that want no key twice (a
-    delivery whose items share a key joins them, which takes more than the one statement)."""
-    if not rows or connection.vendor != "postgresql" or not connection.get_autocommit():
-        return False
-    keys = [key for item in rows for key in lead_keys(item)]
-    return len(keys) == len(set(keys))
-
-
-#: SQLSTATE of leadline_lead_key_taken() (intake migration 0008).
-KEY_TAKEN = "LL001"
-
-
 def _store_in_one_statement(
     rows: list[NormalisedItem],
     signature_version: str,
     received_at: datetime,
     trigger: str = Trigger.WEBHOOK,
-    *,
-    alone: bool = False,
-) -> Stored | None:
+) -> Stored:
     """PostgreSQL: submissions, their leads and lead keys, the new leads' workflows and audit
     rows in one statement of chained data-modifying CTEs (see _one_statement), so a delivery
     costs one round trip, like the plain INSERT it is measured against (bench/ingest.py).
     Only a delivery that finds a key taken needs more (leads_join). The rows are the same
-    as the portable path's (a test compares them).
-
-    ``alone``: the statement runs in autocommit, without BEGIN and COMMIT round trips (a
-    fifth of a form post's time in-process). One statement is atomic by itself, but
-    leads_join is not part of it, so such a statement stores nothing when one of the
-    delivery's keys is held already, and aborts whole if a concurrent delivery takes one
-    meanwhile. Either way this returns None and the caller stores the delivery in a
-    transaction."""
+    as the portable path's (a test compares them)."""
     now = timezone.now()
     inserted: dict[str, int] = {}
     started: dict[int, int] = {}
@@ -285,16 +257,8 @@ def _store_in_one_statement(
         # Arrays, not one placeholder per value: any batch is one statement of the same text.
         if rows:
             sql, params = _one_statement(rows, signature_version, received_at, now, trigger)
-            params["alone"] = alone
-            try:
-                cursor.execute(sql, params)
-            except DatabaseError as exc:
-                if alone and getattr(exc.__cause__, "sqlstate", None) == KEY_TAKEN:
-                    return None
-                raise
+            cursor.execute(sql, params)
             for key, submission_id, workflow_id in cursor.fetchall():
-                if key is None:  # the marker row: a key is held, nothing was stored
-                    return None
                 inserted[key] = submission_id
                 if workflow_id is not None:
                     started[submission_id] = workflow_id
@@ -421,38 +385,25 @@ def _statement_text(workflow_cols: str, n_workflow: int, audit_cols: str, n_audi
     # A key insert waits for a concurrent holder to commit; ON CONFLICT then skips it (unless
     # it is an expired contact key), and the submission gets no workflow here: leads_join
     # links it to the holder's lead. workflow_at is the workflows' created_at (both "now").
-    # Run alone (%(alone)s, no transaction around it): a key already held (taken: the same
-    # test as CLAIM_CONFLICT's; one primary-key probe per key, whatever the table's statistics
-    # say, hence LATERAL … LIMIT) stores nothing and returns one row of NULLs, and a key lost
-    # to a concurrent delivery aborts the statement (guard), so leads_join always runs in a
-    # transaction with the rows it links.
     # Identifiers come from the models; every value is a bound parameter.
     return _compact(f"""
         WITH v ({names}) AS (
             SELECT {record} FROM jsonb_array_elements(%(rows)s::jsonb) AS r
         ), n AS (
             SELECT nextval(pg_get_serial_sequence(%(table)s, 'id')) AS id, v.* FROM v
-        ), wanted AS (
-            SELECT k ->> 0 AS dedupe_key, k ->> 1 AS key
-            FROM jsonb_array_elements(%(wanted)s::jsonb) AS k
-        ), taken AS (
-            SELECT 1 FROM wanted, LATERAL (
-                SELECT 1 FROM {quote(LeadKey._meta.db_table)} AS t
-                WHERE t.key = wanted.key
-                    AND NOT (substr(t.key, 1, 8) = 'contact:' AND t.created_at < %(expired)s)
-                LIMIT 1
-            ) AS held
-            WHERE %(alone)s LIMIT 1
         ), s AS (
             INSERT INTO {quote(FormSubmission._meta.db_table)}
                 (id, lead_id, signature_version, received_at, workflow_at, {names})
             SELECT n.id, n.id, %(signature_version)s, %(received_at)s, %(now)s, {selected}
-            FROM n WHERE NOT EXISTS (SELECT 1 FROM taken) ORDER BY n.id
+            FROM n ORDER BY n.id
             ON CONFLICT ({quote("dedupe_key")}) DO NOTHING
             RETURNING id, dedupe_key, shape, signature_version, email_error
         ), l AS (
             INSERT INTO {quote(Lead._meta.db_table)} (id, created_at)
             SELECT s.id, {lead_created} FROM s
+        ), wanted AS (
+            SELECT k ->> 0 AS dedupe_key, k ->> 1 AS key
+            FROM jsonb_array_elements(%(wanted)s::jsonb) AS k
         ), k AS (
             INSERT INTO {quote(LeadKey._meta.db_table)} (key, lead_id, created_at)
             SELECT DISTINCT ON (wanted.key) wanted.key, s.id, {lead_created}
@@ -479,12 +430,8 @@ def _statement_text(workflow_cols: str, n_workflow: int, audit_cols: str, n_audi
                 ),
                 {", ".join(f"%(a{i})s" for i in range(n_audit))}
             FROM w JOIN fresh ON fresh.id = w.submission_id
-        ), guard AS (
-            SELECT leadline_lead_key_taken() FROM lost WHERE %(alone)s LIMIT 1
         )
         SELECT s.dedupe_key, s.id, w.id FROM s LEFT JOIN w ON w.submission_id = s.id
-        UNION ALL SELECT NULL, NULL, NULL FROM taken
-        UNION ALL SELECT NULL, NULL, NULL FROM guard
     """)  # noqa: S608
 
 
@@ -492,7 +439,7 @@ def _compact(sql: str) -> str:
     """The statement with its runs of whitespace made single spaces (it has no literal with
     two): psycopg caches the conversion of a query's placeholders only for texts up to 4 KB
     (MAX_CACHED_STATEMENT_LENGTH) and re-parses longer ones on every execute, which cost a
-    form post ~0.1 ms."""
+    form post ~0.1 ms of CPU."""
     return " ".join(sql.split())
 
 

@@ -427,7 +427,6 @@ def test_losing_the_database_mid_ingest_is_a_503_and_keeps_nothing(post_webhook,
         pytest.skip("terminates a PostgreSQL backend")
     if path == "three statements":  # the portable path, run here on PostgreSQL
         monkeypatch.setattr(services, "_store_in_one_statement", services._store_with_the_orm)
-        monkeypatch.setattr(services, "_may_store_alone", lambda rows: False)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         (backend_pid,) = cursor.fetchone()
