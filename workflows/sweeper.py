@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import DurationField, ExpressionWrapper, F, Q, Value
+from django.db.models import DurationField, ExpressionWrapper, F, Q, QuerySet, Value
 from django.utils import timezone
 
 from workflows import metrics
@@ -48,19 +48,15 @@ def sweep(*, now: datetime | None = None, batch_size: int | None = None) -> Swee
     stale = now - timedelta(seconds=settings.SWEEPER_PENDING_AFTER_SECONDS)
     result = SweepResult()
     with transaction.atomic():
-        # Lost enqueues: pending rows nobody published, or published long ago and never run.
-        # Backed off by age: a row is published again once it has been idle since the last
-        # publish at least as long as it had waited for that one (half its age). Under a
-        # backlog longer than the period, re-publishing every period put one message per row
-        # per period in the queue (48,718 for 500 leads in the worker-kill test); this puts
-        # about log2(backlog / period) per row, and a row whose message was truly lost waits
-        # at most half its age for the next one.
+        # Lost enqueues: pending rows nobody published, or published long ago and never run
+        # (backed off by age, see _backed_off).
         pending = list(
-            Workflow.objects.select_for_update(skip_locked=True)
-            .filter(status=Status.PENDING, created_at__lt=stale)
-            .exclude(enqueued_at__gte=stale)
-            .alias(waited=_since("created_at", F("enqueued_at")), idle=_since("enqueued_at", now))
-            .filter(Q(enqueued_at__isnull=True) | Q(waited__lte=F("idle")))
+            _backed_off(
+                Workflow.objects.select_for_update(skip_locked=True)
+                .filter(status=Status.PENDING, created_at__lt=stale)
+                .exclude(enqueued_at__gte=stale),
+                now,
+            )
             .order_by("created_at")
             .values_list("pk", flat=True)[:batch]
         )
@@ -108,14 +104,16 @@ def sweep(*, now: datetime | None = None, batch_size: int | None = None) -> Swee
         )
         attaches = [
             pk
-            for pk, step_log in Workflow.objects.select_for_update(skip_locked=True)
-            .filter(
-                status=Status.AWAITING_APPROVAL,
-                updated_at__lt=stale,
-                **{f"step_log__{Step.RESOLVE_CONTACT}__contact_pending": True},
-            )
-            .exclude(enqueued_at__gte=restarted)
-            .values_list("pk", "step_log")[:batch]
+            for pk, step_log in _backed_off(
+                Workflow.objects.select_for_update(skip_locked=True)
+                .filter(
+                    status=Status.AWAITING_APPROVAL,
+                    updated_at__lt=stale,
+                    **{f"step_log__{Step.RESOLVE_CONTACT}__contact_pending": True},
+                )
+                .exclude(enqueued_at__gte=restarted),
+                now,
+            ).values_list("pk", "step_log")[:batch]
             if not attach_chain_alive(step_log, now)
         ]
         Workflow.objects.filter(pk__in=attaches).update(enqueued_at=now)
@@ -137,6 +135,20 @@ def sweep(*, now: datetime | None = None, batch_size: int | None = None) -> Swee
     if pending or expired or sends or attaches:
         log.warning("Sweeper re-enqueued stuck workflows", extra=result.as_dict())
     return result
+
+
+def _backed_off(rows: QuerySet[Workflow], now: datetime) -> QuerySet[Workflow]:
+    """The rows never published, or idle since their last publish at least as long as they
+    had waited for it since created (half their age).
+
+    Under a backlog longer than the sweeper's period, re-publishing every period put one
+    message per row per period in the queue (48,718 for 500 leads in the worker-kill test,
+    and still 16,976 contact attaches after pending rows were backed off); this puts about
+    log2(backlog / period) per row, and a row whose message was truly lost waits at most
+    half its age for the next one."""
+    return rows.alias(
+        waited=_since("created_at", F("enqueued_at")), idle=_since("enqueued_at", now)
+    ).filter(Q(enqueued_at__isnull=True) | Q(waited__lte=F("idle")))
 
 
 def _since(column: str, until: datetime | F) -> ExpressionWrapper:

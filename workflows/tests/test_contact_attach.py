@@ -205,6 +205,26 @@ def test_the_sweeper_leaves_an_attach_chain_alone_while_its_lease_runs(crm, sett
 
 
 @pytest.mark.django_db
+def test_the_sweeper_backs_off_a_lost_attach_by_the_workflows_age(crm, settings):
+    # In the 500-lead worker-kill run (6 s leases), dead chains were started again every
+    # lease: 16,976 attach messages. A draft's attach is now published again only once it
+    # has been idle since the last publish as long as it had waited for that one.
+    settings.SWEEPER_PENDING_AFTER_SECONDS = 60
+    settings.WORKFLOW_LEASE_SECONDS = 300
+    workflow = new_workflow()
+    pipeline.run_workflow(workflow.pk, task_id="task-1")
+    now = timezone.now()
+    hour_ago = now - timezone.timedelta(hours=1)
+    Workflow.objects.filter(pk=workflow.pk).update(
+        created_at=hour_ago, updated_at=hour_ago, enqueued_at=now - timezone.timedelta(minutes=20)
+    )
+    assert sweep(now=now).attaches == 0  # waited 40 min for that publish, idle only 20
+
+    Workflow.objects.filter(pk=workflow.pk).update(enqueued_at=now - timezone.timedelta(minutes=31))
+    assert sweep(now=now).attaches == 1  # waited 29 min, idle 31
+
+
+@pytest.mark.django_db
 def test_a_chain_started_after_one_died_goes_on_counting_its_misses(crm, settings):
     settings.CONTACT_SEARCH_LAG_RETRIES = 3
     workflow = new_workflow()
