@@ -13,7 +13,9 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import DurationField, ExpressionWrapper, F, Q, QuerySet, Value
+from django.db.models import DurationField, ExpressionWrapper, F, Q, QuerySet, TextField, Value
+from django.db.models.fields.json import KeyTextTransform, KeyTransform
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from workflows import metrics
@@ -111,10 +113,16 @@ def sweep(*, now: datetime | None = None, batch_size: int | None = None) -> Swee
                     updated_at__lt=stale,
                     **{f"step_log__{Step.RESOLVE_CONTACT}__contact_pending": True},
                 )
-                .exclude(enqueued_at__gte=restarted),
+                .exclude(enqueued_at__gte=restarted)
+                # Live chains left out in SQL, not after the slice: a batch of live ones
+                # would otherwise hide every dead chain behind it, sweep after sweep.
+                .alias(lease_until=_ATTACH_LEASE_UNTIL)
+                .filter(Q(lease_until__isnull=True) | Q(lease_until__lte=now.isoformat())),
                 now,
-            ).values_list("pk", "step_log")[:batch]
-            if not attach_chain_alive(step_log, now)
+            )
+            .order_by("updated_at", "pk")  # the longest-waiting drafts first
+            .values_list("pk", "step_log")[:batch]
+            if not attach_chain_alive(step_log, now)  # the same test, as the pipeline words it
         ]
         Workflow.objects.filter(pk__in=attaches).update(enqueued_at=now)
     result.attaches = len(attaches)
@@ -135,6 +143,16 @@ def sweep(*, now: datetime | None = None, batch_size: int | None = None) -> Swee
     if pending or expired or sends or attaches:
         log.warning("Sweeper re-enqueued stuck workflows", extra=result.as_dict())
     return result
+
+
+#: step_log[resolve_contact].attach_lease[1]: until when a contact attach chain holds its lease
+#: (ISO text, compared as attach_chain_alive compares it).
+_ATTACH_LEASE_UNTIL = Cast(  # plain text: a key transform's own lookups parse the value as JSON
+    KeyTextTransform(
+        "1", KeyTransform("attach_lease", KeyTransform(Step.RESOLVE_CONTACT, "step_log"))
+    ),
+    TextField(),
+)
 
 
 def _backed_off(rows: QuerySet[Workflow], now: datetime) -> QuerySet[Workflow]:

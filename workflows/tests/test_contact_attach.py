@@ -225,6 +225,30 @@ def test_the_sweeper_backs_off_a_lost_attach_by_the_workflows_age(crm, settings)
 
 
 @pytest.mark.django_db
+def test_live_chains_ahead_of_a_dead_one_do_not_hide_it_from_a_sweep(crm, settings):
+    settings.SWEEPER_PENDING_AFTER_SECONDS = 60
+    five_minutes_ago = timezone.now() - timezone.timedelta(minutes=5)
+    live, dead = new_workflow("live@acme.test"), new_workflow("dead@acme.test")
+    for workflow in (live, dead):
+        pipeline.run_workflow(workflow.pk, task_id=f"task-{workflow.pk}")
+        with pytest.raises(pipeline.AttachAgain):  # a miss: the chain holds its lease
+            pipeline.contact_attach(workflow.pk)
+    step_log = Workflow.objects.get(pk=dead.pk).step_log
+    step_log[Step.RESOLVE_CONTACT]["attach_lease"][1] = five_minutes_ago.isoformat()
+    Workflow.objects.filter(pk=dead.pk).update(step_log=step_log)
+    Workflow.objects.filter(pk=dead.pk).update(updated_at=five_minutes_ago)
+    ten_minutes_ago = five_minutes_ago - timezone.timedelta(minutes=5)
+    Workflow.objects.filter(pk=live.pk).update(updated_at=ten_minutes_ago)
+
+    # One row per sweep, the longest-waiting first: the live chain must not use up the batch.
+    before = timezone.now()
+    assert sweep(batch_size=1).attaches == 1
+    published = dict(Workflow.objects.values_list("pk", "enqueued_at"))
+    assert published[dead.pk] >= before
+    assert published[live.pk] is None or published[live.pk] < before
+
+
+@pytest.mark.django_db
 def test_a_chain_started_after_one_died_goes_on_counting_its_misses(crm, settings):
     settings.CONTACT_SEARCH_LAG_RETRIES = 3
     workflow = new_workflow()
