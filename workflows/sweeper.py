@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from workflows import metrics
 from workflows.models import Status, Step, Workflow
-from workflows.pipeline import ExceededAttempts, _fail, attach_chain_alive, contact_attach_later
+from workflows.pipeline import ExceededAttempts, _fail, contact_attach_later
 from workflows.services import SEND_TASK, workflows_enqueue
 
 log = logging.getLogger("leadline.sweeper")
@@ -104,9 +104,8 @@ def sweep(*, now: datetime | None = None, batch_size: int | None = None) -> Swee
         restarted = now - timedelta(
             seconds=max(settings.SWEEPER_PENDING_AFTER_SECONDS, settings.WORKFLOW_LEASE_SECONDS)
         )
-        attaches = [
-            pk
-            for pk, step_log in _backed_off(
+        attaches = list(
+            _backed_off(
                 Workflow.objects.select_for_update(skip_locked=True)
                 .filter(
                     status=Status.AWAITING_APPROVAL,
@@ -121,9 +120,8 @@ def sweep(*, now: datetime | None = None, batch_size: int | None = None) -> Swee
                 now,
             )
             .order_by("updated_at", "pk")  # the longest-waiting drafts first
-            .values_list("pk", "step_log")[:batch]
-            if not attach_chain_alive(step_log, now)  # the same test, as the pipeline words it
-        ]
+            .values_list("pk", flat=True)[:batch]
+        )
         Workflow.objects.filter(pk__in=attaches).update(enqueued_at=now)
     result.attaches = len(attaches)
     for pk in attaches:
@@ -146,7 +144,7 @@ def sweep(*, now: datetime | None = None, batch_size: int | None = None) -> Swee
 
 
 #: step_log[resolve_contact].attach_lease[1]: until when a contact attach chain holds its lease
-#: (ISO text, compared as attach_chain_alive compares it).
+#: (ISO text, compared as pipeline.attach_chain_alive compares it).
 _ATTACH_LEASE_UNTIL = Cast(  # plain text: a key transform's own lookups parse the value as JSON
     KeyTextTransform(
         "1", KeyTransform("attach_lease", KeyTransform(Step.RESOLVE_CONTACT, "step_log"))
