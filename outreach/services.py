@@ -113,15 +113,22 @@ def fit(text: str, limit: int) -> str:
 
 
 def draft_create(
-    *, workflow_id: int, drafter: Drafter | None = None, workflow: Workflow | None = None
+    *,
+    workflow_id: int,
+    drafter: Drafter | None = None,
+    workflow: Workflow | None = None,
+    first_try: bool = False,
 ) -> EmailDraft:
     """Draft the workflow's email once; idempotent (returns the existing draft if any).
 
     Never sends. The recipient is the lead's email (the submission's, else the CRM contact's
     for event deliveries, which carry none), unvalidated: the gate judges it. ``workflow``:
     the caller's up-to-date object (the pipeline's, with its submission), saving a query.
+    ``first_try``: the caller's first attempt at drafting this workflow, so no draft should
+    exist and it is not looked for first (a query saved); if one does, the insert's conflict
+    still returns it, at the cost of a drafter call.
     """
-    existing = EmailDraft.objects.filter(workflow_id=workflow_id).first()
+    existing = None if first_try else EmailDraft.objects.filter(workflow_id=workflow_id).first()
     if existing:
         return existing
     if workflow is None:
@@ -140,20 +147,18 @@ def draft_create(
         workflow=workflow, recipient=context.email, idempotency_key=_idempotency_key(workflow.pk)
     )
     apply_content(draft, content, drafter=drafter.name)
+    created = audit.event_for(
+        action="draft.created",
+        object_type="email_draft",
+        workflow_id=workflow.pk,
+        details={
+            "template": content.template,
+            "drafter": draft.drafter,
+            **({"ai_outcome": content.ai.get("ai_outcome")} if content.ai else {}),
+        },
+    )
     try:
-        with transaction.atomic():
-            draft.save(force_insert=True)
-            audit.record(
-                action="draft.created",
-                object_type="email_draft",
-                object_id=draft.pk,
-                workflow_id=workflow.pk,
-                details={
-                    "template": content.template,
-                    "drafter": draft.drafter,
-                    **({"ai_outcome": content.ai.get("ai_outcome")} if content.ai else {}),
-                },
-            )
+        audit.insert_with_audit(draft, created)
     except IntegrityError:
         # Another worker drafted the same workflow first; theirs is the draft.
         return EmailDraft.objects.get(workflow_id=workflow_id)
@@ -272,7 +277,11 @@ def _idempotency_key(workflow_id: int) -> str:
 
 
 def hand_off(
-    *, workflow_id: int, shadow: bool | None = None, draft: EmailDraft | None = None
+    *,
+    workflow_id: int,
+    shadow: bool | None = None,
+    draft: EmailDraft | None = None,
+    workflow: Workflow | None = None,
 ) -> GateDecision:
     """Ask the gate about a ``running`` workflow's draft and move the workflow on.
 
@@ -280,7 +289,9 @@ def hand_off(
     ``awaiting_approval`` (the reason is stored on the draft); shadow workflows ->
     ``completed``. Idempotent: if the workflow is no longer ``running`` nothing changes.
     Never sends by itself. ``shadow`` and ``draft``: what the caller already holds (the
-    pipeline: the workflow's flag and the draft it made in this run), saving their queries.
+    pipeline: the workflow's flag and the draft it made in this run), saving their queries;
+    ``workflow``: the caller's object, whose status is set to the one it moved to.
+    The move, the draft's gate fields and their audit rows are one statement on PostgreSQL.
     """
     if shadow is None:
         shadow = Workflow.objects.values_list("shadow", flat=True).get(pk=workflow_id)
@@ -293,22 +304,26 @@ def hand_off(
         to_status = (
             Status.SENDING if decision.action == GateAction.SEND else Status.AWAITING_APPROVAL
         )
-    with transaction.atomic():
-        result = transition(
-            workflow_id,
-            from_status=Status.RUNNING,
-            to_status=to_status,
-            reason=decision.reason,
-            details={"gate": decision.action.value},
-        )
-        if not result.won:
-            logger.info(
-                "hand_off: workflow %s is %s, not running", workflow_id, result.current_status
-            )
-            return decision
-        _store_gate_decision(draft, decision)
-        if to_status == Status.SENDING:
-            enqueue_on_commit([workflow_id], task=SEND_TASK)
+    now = timezone.now()
+    gate_fields = {"gate_action": decision.action, "gate_reason": decision.reason}
+    result = transition(
+        workflow_id,
+        from_status=Status.RUNNING,
+        to_status=to_status,
+        reason=decision.reason,
+        details={"gate": decision.action.value},
+        also=[(EmailDraft.objects.filter(pk=draft.pk), {**gate_fields, "updated_at": now})],
+        events=_gate_events(draft, decision),
+    )
+    if not result.won:
+        logger.info("hand_off: workflow %s is %s, not running", workflow_id, result.current_status)
+        return decision
+    metrics.record_gate_decision(decision.action.value, decision.reason)
+    draft.gate_action, draft.gate_reason, draft.updated_at = decision.action, decision.reason, now
+    if workflow is not None:
+        workflow.status = to_status
+    if to_status == Status.SENDING:
+        enqueue_on_commit([workflow_id], task=SEND_TASK)
     return decision
 
 
@@ -330,8 +345,16 @@ def _store_gate_decision(draft: EmailDraft, decision: GateDecision) -> None:
     draft.gate_action = decision.action
     draft.gate_reason = decision.reason
     draft.save(update_fields=["gate_action", "gate_reason", "updated_at"])
-    if decision.action == GateAction.BLOCK:
-        audit.record(
+    for event in _gate_events(draft, decision):
+        event.save(force_insert=True)
+
+
+def _gate_events(draft: EmailDraft, decision: GateDecision) -> list[AuditEvent]:
+    """The audit rows of a gate decision on ``draft``: a block is recorded, the rest are not."""
+    if decision.action != GateAction.BLOCK:
+        return []
+    return [
+        audit.event_for(
             action="gate.decision",
             object_type="email_draft",
             object_id=draft.pk,
@@ -339,6 +362,7 @@ def _store_gate_decision(draft: EmailDraft, decision: GateDecision) -> None:
             reason=decision.reason,
             details={"action": decision.action.value},
         )
+    ]
 
 
 # --- Human decisions ------------------------------------------------------------------------

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from contextlib import nullcontext
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, transaction
+from django.db.models import Model
+from django.db.models.sql import InsertQuery
 
 from workflows.models import AuditEvent
 
@@ -44,3 +49,68 @@ def event_for(
         reason=reason,
         details=details or {},
     )
+
+
+def insert_select_sql(
+    event: AuditEvent, *, source: str, computed: Mapping[str, str] | None = None
+) -> tuple[str, list[Any]]:
+    """PostgreSQL: ``INSERT INTO audit_events (…) SELECT … FROM <source>``, the unsaved
+    ``event``'s row once per row of ``source`` (a CTE of the caller's statement: none when its
+    write matched nothing). ``computed``: column -> SQL taking a value from ``source``. The
+    values are prepared by their fields as a save would, and bound as parameters."""
+    fields = [f for f in AuditEvent._meta.concrete_fields if not f.primary_key]
+    computed = computed or {}
+    columns, params = [], []
+    for field in fields:
+        if field.column in computed:
+            columns.append(computed[field.column])
+        else:
+            columns.append("%s")
+            params.append(field.get_db_prep_save(field.pre_save(event, add=True), connection))
+    quote = connection.ops.quote_name
+    # Identifiers come from the models (and the caller's CTE name); every value is bound.
+    sql = (
+        f"INSERT INTO {quote(AuditEvent._meta.db_table)} "  # noqa: S608
+        f"({', '.join(quote(f.column) for f in fields)}) "
+        f"SELECT {', '.join(columns)} FROM {source}"
+    )
+    return sql, params
+
+
+def insert_with_audit(obj: Model, event: AuditEvent) -> None:
+    """Insert the unsaved ``obj`` and ``event``, its audit row, whose object_id becomes the new
+    row's pk: atomically, in one statement on PostgreSQL (one round trip, not BEGIN, two
+    INSERTs and COMMIT), in a transaction elsewhere. Raises IntegrityError, having written
+    nothing and left a caller's transaction usable, when ``obj`` breaks a constraint."""
+    if connection.vendor != "postgresql":
+        with transaction.atomic():
+            obj.save(force_insert=True)
+            event.object_id = str(obj.pk)
+            event.save(force_insert=True)
+        return
+    meta = obj._meta
+    fields = [
+        f
+        for f in meta.local_concrete_fields
+        if f is not meta.auto_field and not getattr(f, "generated", False)
+    ]
+    query = InsertQuery(type(obj))
+    query.insert_values(fields, [obj])
+    compiler = query.get_compiler(connection=connection)
+    compiler.returning_fields = [meta.pk]
+    [(insert_sql, insert_params)] = compiler.as_sql()
+    pk = connection.ops.quote_name(meta.pk.column)
+    audit_sql, audit_params = insert_select_sql(
+        event, source="ins", computed={"object_id": f"ins.{pk}::text"}
+    )
+    # Inside a caller's transaction a savepoint keeps it usable after a constraint error.
+    guard = transaction.atomic() if connection.in_atomic_block else nullcontext()
+    with guard, connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH ins AS ({insert_sql}) {audit_sql} RETURNING object_id",
+            [*insert_params, *audit_params],
+        )
+        (object_id,) = cursor.fetchone()
+    obj.pk = meta.pk.to_python(object_id)
+    obj._state.adding, obj._state.db = False, connection.alias
+    event.object_id = object_id

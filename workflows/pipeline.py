@@ -496,7 +496,8 @@ def draft_email(workflow: Workflow, client: HubSpotClient | None) -> str:
     from outreach.services import DraftRefused, draft_create
 
     try:
-        draft = draft_create(workflow_id=workflow.pk, workflow=workflow)
+        first_try = _attempts_used(workflow, Step.DRAFT_EMAIL) == 1
+        draft = draft_create(workflow_id=workflow.pk, workflow=workflow, first_try=first_try)
     except DraftRefused as exc:
         raise PermanentStepError(str(exc)) from exc
     workflow.draft = draft  # cached: the task body and the hand-off read it without a query
@@ -576,7 +577,9 @@ def hand_off(workflow: Workflow, client: HubSpotClient | None) -> str:
     from outreach.services import hand_off as gate_hand_off
 
     draft = workflow.draft if Workflow.draft.is_cached(workflow) else None
-    decision = gate_hand_off(workflow_id=workflow.pk, shadow=workflow.shadow, draft=draft)
+    decision = gate_hand_off(
+        workflow_id=workflow.pk, shadow=workflow.shadow, draft=draft, workflow=workflow
+    )
     return f"{decision.action}: {decision.reason}"
 
 
@@ -624,6 +627,8 @@ def run_workflow(workflow_id: int, *, task_id: str) -> Outcome:
     _write_finished(workflow, finished)
     if contact_pending(workflow.step_log):
         contact_attach_later(workflow.pk, misses=0)
+    if workflow.status != Status.RUNNING:  # the hand-off moved it in this run
+        return Outcome(workflow.status)
     status = Workflow.objects.filter(pk=workflow_id).values_list("status", flat=True).first()
     return Outcome(status or "gone")
 

@@ -9,12 +9,14 @@ overwriting it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
+from django.db.models import BooleanField, QuerySet
+from django.db.models.expressions import RawSQL
 from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
@@ -84,10 +86,14 @@ def transition(
     reason: str = "",
     details: dict[str, Any] | None = None,
     fields: Mapping[str, Any] | None = None,
+    also: Sequence[tuple[QuerySet, Mapping[str, Any]]] = (),
+    events: Sequence[AuditEvent] = (),
 ) -> TransitionResult:
     """Move one workflow ``from_status -> to_status`` if, and only if, it is still there.
 
-    ``fields`` are extra columns set by the same UPDATE (e.g. ``last_error``). Raises
+    ``fields`` are extra columns set by the same UPDATE (e.g. ``last_error``). ``also``:
+    (queryset, values) updates of other rows, and ``events``: more audit rows, written with
+    the move only if it wins (the hand-off's gate decision on its draft). Raises
     TransitionNotAllowed for a move not in the table. Returns a result whose ``won`` is
     False when another caller moved the row first; nothing is written in that case.
     """
@@ -113,41 +119,54 @@ def transition(
     )
     guarded = Workflow.objects.filter(pk=workflow_id, status=from_status)
     if connection.vendor == "postgresql":
-        won = _update_and_audit(guarded, values, event)
+        won = _update_and_audit(guarded, values, [event, *events], also)
     else:
-        # No savepoint inside a caller's transaction (the hand-off's, a merge's): nothing
-        # here catches an error, so the caller's transaction fails with it either way.
+        # No savepoint inside a caller's transaction (a merge's): nothing here catches an
+        # error, so the caller's transaction fails with it either way.
         with transaction.atomic(savepoint=False):
             won = guarded.update(**values) == 1
             if won:
-                event.save(force_insert=True)
+                for row in (event, *events):
+                    row.save(force_insert=True)
+                for queryset, changes in also:
+                    queryset.update(**changes)
     if won:
         return TransitionResult(workflow_id, from_status, to_status, True, to_status)
     current = Workflow.objects.filter(pk=workflow_id).values_list("status", flat=True).first()
     return TransitionResult(workflow_id, from_status, to_status, False, current)
 
 
-def _update_and_audit(guarded, values: dict[str, Any], event: AuditEvent) -> bool:
-    """PostgreSQL: the guarded UPDATE and, only if it matched, its audit row, in one statement
-    (a data-modifying CTE): atomic on its own, one round trip instead of four (BEGIN, UPDATE,
-    INSERT, COMMIT). The UPDATE is the ORM's own SQL; the row's values are prepared by its
-    fields as a save would."""
-    query = guarded.query.chain(UpdateQuery)
-    query.add_update_values(values)
-    update_sql, update_params = query.get_compiler(connection=connection).as_sql()
-    fields = [f for f in AuditEvent._meta.concrete_fields if not f.primary_key]
-    quote = connection.ops.quote_name
-    row = [f.get_db_prep_save(f.pre_save(event, add=True), connection) for f in fields]
-    # Identifiers come from the models; every value is a bound parameter.
-    sql = (
-        f"WITH u AS ({update_sql} RETURNING 1) "  # noqa: S608
-        f"INSERT INTO {quote(AuditEvent._meta.db_table)} "
-        f"({', '.join(quote(f.column) for f in fields)}) "
-        f"SELECT {', '.join(['%s'] * len(fields))} FROM u"
-    )
+def _update_and_audit(
+    guarded: QuerySet,
+    values: dict[str, Any],
+    events: Sequence[AuditEvent],
+    also: Sequence[tuple[QuerySet, Mapping[str, Any]]] = (),
+) -> bool:
+    """PostgreSQL: the guarded UPDATE and, only if it matched, its audit rows and the ``also``
+    updates, in one statement (data-modifying CTEs): atomic on its own, one round trip instead
+    of a transaction's several (BEGIN, each write, COMMIT). Every UPDATE is the ORM's own SQL;
+    the audit rows' values are prepared by their fields as a save would."""
+    update_sql, params = _update_sql(guarded, values)
+    ctes = [f"u AS ({update_sql} RETURNING 1)"]
+    matched = RawSQL("EXISTS (SELECT 1 FROM u)", (), output_field=BooleanField())
+    for n, (queryset, changes) in enumerate(also):
+        sql, more = _update_sql(queryset.filter(matched), changes)
+        ctes.append(f"also{n} AS ({sql})")
+        params = (*params, *more)
+    inserts = [audit.insert_select_sql(event, source="u") for event in events]
+    ctes += [f"event{n} AS ({sql})" for n, (sql, _) in enumerate(inserts[1:])]
+    for _, more in inserts[1:]:
+        params = (*params, *more)
+    first_sql, first_params = inserts[0]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*update_params, *row])
+        cursor.execute(f"WITH {', '.join(ctes)} {first_sql}", [*params, *first_params])
         return cursor.rowcount == 1
+
+
+def _update_sql(queryset: QuerySet, values: Mapping[str, Any]) -> tuple[str, tuple]:
+    query = queryset.query.chain(UpdateQuery)
+    query.add_update_values(values)
+    return query.get_compiler(connection=connection).as_sql()
 
 
 def last_transition_to(workflow_id: int, status: str) -> AuditEvent | None:

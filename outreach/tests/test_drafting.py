@@ -94,6 +94,21 @@ def test_an_unknown_drafter_setting_names_the_variable(settings):
 
 
 @pytest.mark.django_db
+def test_a_first_try_draft_that_exists_is_returned_and_audited_once():
+    """``first_try`` skips the look for an existing draft; the one-statement insert's conflict
+    still returns it, writes no second audit row, and leaves the caller's transaction usable
+    (every test here runs inside one)."""
+    workflow = make_workflow()
+    first = draft_create(workflow_id=workflow.pk)
+    again = draft_create(workflow_id=workflow.pk, first_try=True)
+
+    assert again.pk == first.pk
+    created = AuditEvent.objects.filter(action="draft.created", workflow=workflow)
+    assert list(created.values_list("object_id", flat=True)) == [str(first.pk)]
+    assert EmailDraft.objects.filter(workflow=workflow).count() == 1
+
+
+@pytest.mark.django_db
 def test_draft_create_uses_crm_facts_and_is_idempotent():
     workflow = make_workflow(
         contact={"firstname": "Crm", "company": "CRM Co", "owner": {"name": "Rita Rep"}},

@@ -8,11 +8,13 @@ from __future__ import annotations
 import time
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from intake.models import FormSubmission
 from workflows import pipeline
-from workflows.models import Status, Step, Workflow, WorkflowError
+from workflows.models import AuditEvent, Status, Step, Workflow, WorkflowError
 from workflows.sweeper import sweep
 
 
@@ -81,6 +83,36 @@ def test_a_new_lead_reaches_awaiting_approval_with_contact_owner_task_and_draft(
     assert f"/dashboard/workflows/{workflow.pk}/" in body["properties"]["hs_task_body"]
     for step in (Step.RESOLVE_CONTACT, Step.DRAFT_EMAIL, Step.CREATE_CRM_TASK, Step.HAND_OFF):
         assert workflow.step_log[step]["finished_at"] >= workflow.step_log[step]["started_at"]
+
+
+@pytest.mark.django_db
+def test_a_known_leads_run_is_nine_statements_and_no_transaction(crm):
+    """Each write is one statement (issue #16: under load, the worker's time per workflow is
+    mostly round trips to PostgreSQL). Claim, read, four step starts (each folding in the
+    previous step's finish), the draft with its audit row, the hand-off with the gate's write
+    and audit rows, the last finish: 9 (a lead's contact key makes 10). No transaction: the
+    test runs inside one, so an atomic block would show as a SAVEPOINT; the only one is the
+    draft insert's, which guards a caller's transaction against a conflict."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the one-statement writes are PostgreSQL's")
+    crm.seed_contact(email="lead@acme.test", firstname="Lea", id="501", hubspot_owner_id="1001")
+    workflow = new_workflow()
+    with CaptureQueriesContext(connection) as queries:
+        outcome = pipeline.run_workflow(workflow.pk, task_id="task-1")
+
+    assert outcome.status == Status.AWAITING_APPROVAL
+    sql = [q["sql"] for q in queries.captured_queries]
+    savepoints = [n for n, text in enumerate(sql) if text.startswith("SAVEPOINT")]
+    assert len(savepoints) == 1 and 'INSERT INTO "email_drafts"' in sql[savepoints[0] + 1]
+    statements = [text for text in sql if not text.startswith(("SAVEPOINT", "RELEASE"))]
+    assert len(statements) <= 9, statements
+    workflow.refresh_from_db()
+    assert workflow.draft.gate_action == "block"
+    assert workflow.step_log[Step.HAND_OFF]["finished_at"]
+    actions = AuditEvent.objects.filter(workflow=workflow).values_list("action", flat=True)
+    assert sorted(actions) == sorted(
+        ["workflow.transition", "workflow.transition", "draft.created", "gate.decision"]
+    )
 
 
 @pytest.mark.django_db

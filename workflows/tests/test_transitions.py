@@ -11,6 +11,7 @@ from django.db import connection
 from django.utils import timezone
 
 from intake.models import FormSubmission
+from workflows.audit import event_for
 from workflows.models import AuditEvent, Status, Workflow
 from workflows.transitions import (
     TRANSITIONS,
@@ -75,6 +76,31 @@ def test_transition_from_a_stale_status_loses_and_writes_nothing():
     assert second.current_status == Status.REJECTED
     assert AuditEvent.objects.filter(workflow=workflow).count() == 1
     assert last_transition_to(workflow.pk, Status.REJECTED).actor == "system"
+
+
+@pytest.mark.django_db
+def test_a_transitions_other_writes_go_with_it_only_when_it_wins():
+    """``also`` and ``events`` (the hand-off's gate decision) are written in the move's own
+    statement on PostgreSQL: never by a loser, never without the move."""
+    workflow = make_workflow(Status.RUNNING)
+    other = make_workflow(Status.RUNNING, key="other")
+
+    def move(to_status: str, last_error: str):
+        return transition(
+            workflow.pk,
+            from_status="running",
+            to_status=to_status,
+            also=[(Workflow.objects.filter(pk=other.pk), {"last_error": last_error})],
+            events=[event_for(action="gate.decision", object_type="workflow", reason=last_error)],
+        )
+
+    assert move(Status.AWAITING_APPROVAL, "won").won
+    assert not move(Status.FAILED, "lost").won
+    other.refresh_from_db()
+    assert other.last_error == "won"
+    gate = AuditEvent.objects.filter(action="gate.decision")
+    assert list(gate.values_list("reason", flat=True)) == ["won"]
+    assert AuditEvent.objects.filter(action="workflow.transition").count() == 1
 
 
 @pytest.mark.django_db
