@@ -108,16 +108,18 @@ def claim(workflow_id: int, task_id: str) -> Workflow | None:
         reason="claimed by a worker",
         details={"task_id": task_id},
         fields={"claimed_by": task_id, "lease_expires_at": lease},
+        fetch=True,
     )
-    if not result.won:
-        if result.current_status != Status.RUNNING:
-            return None
-        free = Q(claimed_by=task_id) | Q(claimed_by="") | Q(lease_expires_at__lt=now)
-        taken = Workflow.objects.filter(Q(pk=workflow_id, status=Status.RUNNING) & free).update(
-            claimed_by=task_id, lease_expires_at=lease, updated_at=now
-        )
-        if not taken:
-            return None
+    if result.won:
+        return result.workflow  # read by the claim's own statement
+    if result.current_status != Status.RUNNING:
+        return None
+    free = Q(claimed_by=task_id) | Q(claimed_by="") | Q(lease_expires_at__lt=now)
+    taken = Workflow.objects.filter(Q(pk=workflow_id, status=Status.RUNNING) & free).update(
+        claimed_by=task_id, lease_expires_at=lease, updated_at=now
+    )
+    if not taken:
+        return None
     return Workflow.objects.select_related("submission").get(pk=workflow_id)
 
 

@@ -59,6 +59,8 @@ class TransitionResult:
     won: bool
     #: The status the row actually has now: ``to_status`` when won, the winner's otherwise.
     current_status: str | None
+    #: With ``fetch=True`` and won: the workflow as the move left it, its submission loaded.
+    workflow: Workflow | None = None
 
     def __bool__(self) -> bool:
         return self.won
@@ -88,12 +90,14 @@ def transition(
     fields: Mapping[str, Any] | None = None,
     also: Sequence[tuple[QuerySet, Mapping[str, Any]]] = (),
     events: Sequence[AuditEvent] = (),
+    fetch: bool = False,
 ) -> TransitionResult:
     """Move one workflow ``from_status -> to_status`` if, and only if, it is still there.
 
     ``fields`` are extra columns set by the same UPDATE (e.g. ``last_error``). ``also``:
     (queryset, values) updates of other rows, and ``events``: more audit rows, written with
-    the move only if it wins (the hand-off's gate decision on its draft). Raises
+    the move only if it wins (the hand-off's gate decision on its draft). ``fetch``: return
+    the moved workflow with its submission (a claim's), read by the same statement. Raises
     TransitionNotAllowed for a move not in the table. Returns a result whose ``won`` is
     False when another caller moved the row first; nothing is written in that case.
     """
@@ -118,8 +122,9 @@ def transition(
         details=details,
     )
     guarded = Workflow.objects.filter(pk=workflow_id, status=from_status)
+    moved = None
     if connection.vendor == "postgresql":
-        won = _update_and_audit(guarded, values, [event, *events], also)
+        won, moved = _update_and_audit(guarded, values, [event, *events], also, fetch=fetch)
     else:
         # No savepoint inside a caller's transaction (a merge's): nothing here catches an
         # error, so the caller's transaction fails with it either way.
@@ -131,7 +136,9 @@ def transition(
                 for queryset, changes in also:
                     queryset.update(**changes)
     if won:
-        return TransitionResult(workflow_id, from_status, to_status, True, to_status)
+        if fetch and moved is None:
+            moved = Workflow.objects.select_related("submission").get(pk=workflow_id)
+        return TransitionResult(workflow_id, from_status, to_status, True, to_status, moved)
     current = Workflow.objects.filter(pk=workflow_id).values_list("status", flat=True).first()
     return TransitionResult(workflow_id, from_status, to_status, False, current)
 
@@ -141,26 +148,65 @@ def _update_and_audit(
     values: dict[str, Any],
     events: Sequence[AuditEvent],
     also: Sequence[tuple[QuerySet, Mapping[str, Any]]] = (),
-) -> bool:
+    *,
+    fetch: bool = False,
+) -> tuple[bool, Workflow | None]:
     """PostgreSQL: the guarded UPDATE and, only if it matched, its audit rows and the ``also``
     updates, in one statement (data-modifying CTEs): atomic on its own, one round trip instead
     of a transaction's several (BEGIN, each write, COMMIT). Every UPDATE is the ORM's own SQL;
-    the audit rows' values are prepared by their fields as a save would."""
+    the audit rows' values are prepared by their fields as a save would. ``fetch``: the same
+    statement returns the updated row and its submission (whether it matched, and the row)."""
     update_sql, params = _update_sql(guarded, values)
-    ctes = [f"u AS ({update_sql} RETURNING 1)"]
+    returning = ", ".join(_columns(Workflow)) if fetch else "1"
+    ctes = [f"u AS ({update_sql} RETURNING {returning})"]
     matched = RawSQL("EXISTS (SELECT 1 FROM u)", (), output_field=BooleanField())
     for n, (queryset, changes) in enumerate(also):
         sql, more = _update_sql(queryset.filter(matched), changes)
         ctes.append(f"also{n} AS ({sql})")
         params = (*params, *more)
     inserts = [audit.insert_select_sql(event, source="u") for event in events]
-    ctes += [f"event{n} AS ({sql})" for n, (sql, _) in enumerate(inserts[1:])]
-    for _, more in inserts[1:]:
+    if not fetch:
+        # The first audit row is the statement's own INSERT: its row count says who won.
+        (last_sql, last_params), inserts = inserts[0], inserts[1:]
+    for n, (sql, more) in enumerate(inserts):
+        ctes.append(f"event{n} AS ({sql})")
         params = (*params, *more)
-    first_sql, first_params = inserts[0]
+    if fetch:
+        submission = Workflow.submission.field.related_model
+        last_sql = (
+            f"SELECT u.*, {', '.join(_columns(submission, 's'))} FROM u "  # noqa: S608
+            f"JOIN {connection.ops.quote_name(submission._meta.db_table)} s "
+            "ON s.id = u.submission_id"
+        )
+        last_params = []
     with connection.cursor() as cursor:
-        cursor.execute(f"WITH {', '.join(ctes)} {first_sql}", [*params, *first_params])
-        return cursor.rowcount == 1
+        cursor.execute(f"WITH {', '.join(ctes)} {last_sql}", [*params, *last_params])
+        if not fetch:
+            return cursor.rowcount == 1, None
+        row = cursor.fetchone()
+    if row is None:
+        return False, None
+    split = len(Workflow._meta.concrete_fields)
+    workflow = _from_row(Workflow, row[:split])
+    workflow.submission = _from_row(Workflow.submission.field.related_model, row[split:])
+    return True, workflow
+
+
+def _columns(model, alias: str = "") -> list[str]:
+    quote, prefix = connection.ops.quote_name, f"{alias}." if alias else ""
+    return [prefix + quote(f.column) for f in model._meta.concrete_fields]
+
+
+def _from_row(model, values):
+    """A model instance from its concrete columns in field order, converted as a query would
+    (a JSON column arrives as text and is decoded by its field)."""
+    fields = model._meta.concrete_fields
+    converted = []
+    for field, value in zip(fields, values, strict=True):
+        for convert in field.get_db_converters(connection):
+            value = convert(value, field, connection)
+        converted.append(value)
+    return model.from_db(connection.alias, [f.attname for f in fields], converted)
 
 
 def _update_sql(queryset: QuerySet, values: Mapping[str, Any]) -> tuple[str, tuple]:

@@ -104,6 +104,36 @@ def test_a_transitions_other_writes_go_with_it_only_when_it_wins():
 
 
 @pytest.mark.django_db
+def test_a_fetching_transition_returns_the_row_as_a_query_reads_it():
+    """A claim reads its workflow in the move's own statement: every field of it and of its
+    submission (JSON, dates, keys) is what the ORM reads afterwards, and a loser gets none."""
+    workflow = make_workflow(Status.PENDING)
+    Workflow.objects.filter(pk=workflow.pk).update(
+        step_log={"resolve_contact": {"attempts": 1}}, contact={"firstname": "Zoë"}
+    )
+    FormSubmission.objects.filter(pk=workflow.submission_id).update(
+        raw_payload={"fields": [{"name": "email", "value": "a@b.test"}]}, email="a@b.test"
+    )
+
+    result = transition(
+        workflow.pk, from_status="pending", to_status="running", fields={"claimed_by": "t"},
+        fetch=True,
+    )  # fmt: skip
+    lost = transition(workflow.pk, from_status="pending", to_status="running", fetch=True)
+
+    read = Workflow.objects.select_related("submission").get(pk=workflow.pk)
+    fetched = result.workflow
+    for model_field in Workflow._meta.concrete_fields:
+        name = model_field.attname
+        assert getattr(fetched, name) == getattr(read, name), name
+    for model_field in FormSubmission._meta.concrete_fields:
+        name = model_field.attname
+        assert getattr(fetched.submission, name) == getattr(read.submission, name), name
+    assert (fetched.status, fetched.claimed_by, fetched.contact) == ("running", "t", read.contact)
+    assert not fetched._state.adding and lost.workflow is None and not lost.won
+
+
+@pytest.mark.django_db
 def test_running_sets_started_at_and_terminal_sets_completed_at():
     workflow = make_workflow(Status.PENDING)
     transition(workflow.pk, from_status="pending", to_status="running")
