@@ -172,11 +172,12 @@ def _update_and_audit(
         ctes.append(f"event{n} AS ({sql})")
         params = (*params, *more)
     if fetch:
-        submission = Workflow.submission.field.related_model
+        link, quote = Workflow.submission.field, connection.ops.quote_name
+        submission = link.related_model
         last_sql = (
             f"SELECT u.*, {', '.join(_columns(submission, 's'))} FROM u "  # noqa: S608
-            f"JOIN {connection.ops.quote_name(submission._meta.db_table)} s "
-            "ON s.id = u.submission_id"
+            f"JOIN {quote(submission._meta.db_table)} s "
+            f"ON s.{quote(submission._meta.pk.column)} = u.{quote(link.column)}"
         )
         last_params = []
     with connection.cursor() as cursor:

@@ -108,6 +108,18 @@ def test_a_first_try_draft_that_exists_is_returned_and_audited_once():
     assert EmailDraft.objects.filter(workflow=workflow).count() == 1
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_first_try_draft_that_exists_is_returned_in_autocommit_too():
+    """As a worker runs it: no transaction around the one-statement insert, so its conflict
+    aborts only that statement, and the connection goes on."""
+    workflow = make_workflow()
+    first = draft_create(workflow_id=workflow.pk)
+    assert not connection.in_atomic_block
+
+    assert draft_create(workflow_id=workflow.pk, first_try=True).pk == first.pk
+    assert AuditEvent.objects.filter(action="draft.created", workflow=workflow).count() == 1
+
+
 @pytest.mark.django_db
 def test_draft_create_uses_crm_facts_and_is_idempotent():
     workflow = make_workflow(
