@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from django.core.cache import cache
 from django.utils import timezone
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from intake.models import FormSubmission
 from outreach.models import EmailDraft
@@ -185,6 +185,9 @@ DESKTOP = {"width": 1366, "height": 900}
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # Assertions wait as long as actions do (10 s, not Playwright's 5 s): on a loaded 2-CPU CI
+    # machine one htmx round trip of the keyboard triage once took longer than 5 s.
+    expect.set_options(timeout=10_000)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
