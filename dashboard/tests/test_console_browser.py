@@ -67,6 +67,56 @@ def test_tabs_chart_and_replay_button_follow_the_auto_refresh(page, live_server)
     _not_reloaded(page)
 
 
+def _wait_until(page: Page, condition, seconds: float = 10) -> None:
+    """Poll ``condition`` (a callable, or JavaScript for page.evaluate) from here: the pages'
+    Content-Security-Policy forbids the eval that page.wait_for_function polls with."""
+    for _ in range(int(seconds * 20)):
+        if condition() if callable(condition) else page.evaluate(condition):
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError(f"not within {seconds} s: {condition}")
+
+
+def test_a_poll_answered_after_a_decision_does_not_undo_it(page, live_server):
+    """The 5 s refresh pauses while a row has the focus, but a poll already sent when the
+    operator started could land after their approve and show the row as waiting again. Here
+    the poll's answer is fetched before the approve and delivered after it: it is dropped."""
+    waiting = [
+        {"status": Status.AWAITING_APPROVAL, "age": dt.timedelta(minutes=60 - i)} for i in range(3)
+    ]
+    ids = [w.pk for w in make_many(waiting)]
+    page.goto(f"{live_server.url}/dashboard/inbox/")
+    expect(page.locator("#inbox-table tr[data-row]")).to_have_count(3)
+    held = []
+
+    def hold_first_poll(route):
+        if held or route.request.method != "GET" or "hx-request" not in route.request.headers:
+            route.continue_()
+            return
+        held.append((route, route.fetch()))  # the server's answer now: three drafts waiting
+
+    page.route("**/dashboard/inbox/", hold_first_poll)
+    page.evaluate("htmx.trigger('#inbox-table', 'refresh')")  # nothing focused: allowed
+    _wait_until(page, lambda: bool(held))  # the route handler runs while the page is waited on
+
+    page.keyboard.press("j")
+    page.keyboard.press("a")
+    expect(page.locator(f"#row-{ids[0]}[data-done]")).to_have_count(1)
+    expect(page.locator(f"#row-{ids[1]}")).to_be_focused()
+    page.evaluate(
+        "window.__polled = false; document.addEventListener('htmx:beforeSwap', function (e) {"
+        " if (e.detail.elt.id === 'inbox-table') window.__polled = true; })"
+    )
+    route, answer = held[0]
+    route.fulfill(response=answer)
+    _wait_until(page, "window.__polled === true")
+    page.wait_for_timeout(300)  # past the swap, if any, and htmx's settle
+
+    expect(page.locator(f"#row-{ids[0]}[data-done]")).to_have_count(1)
+    expect(page.locator(f"#row-{ids[1]}")).to_be_focused()
+    assert Workflow.objects.get(pk=ids[0]).status == Status.COMPLETED
+
+
 def test_twenty_drafts_triaged_with_the_keyboard_alone(page, live_server):
     rows = make_many([{"status": Status.AWAITING_APPROVAL, "age": dt.timedelta(minutes=60 - i)}
                       for i in range(20)])  # fmt: skip

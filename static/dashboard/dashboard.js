@@ -136,7 +136,14 @@ document.addEventListener("keydown", function (event) {
 
 // Remember which row had the focus across a swap; after a row's own action, go to the next.
 let focusedBeforeSwap = null;
-document.addEventListener("htmx:beforeSwap", function () {
+document.addEventListener("htmx:beforeSwap", function (event) {
+  // A poll sent before the operator started (a row focused, a box ticked, a form typed in)
+  // must not land on top of that either: its answer predates their decisions, so it is
+  // dropped, and the next tick asks again.
+  if (event.detail.elt.matches("[data-poll]") && !pollingAllowed()) {
+    event.detail.shouldSwap = false;
+    return;
+  }
   const row = focusedRow();
   focusedBeforeSwap = row ? row.getAttribute("data-id") : null;
 });
