@@ -279,7 +279,6 @@ def _idempotency_key(workflow_id: int) -> str:
 def hand_off(
     *,
     workflow_id: int,
-    shadow: bool | None = None,
     draft: EmailDraft | None = None,
     workflow: Workflow | None = None,
 ) -> GateDecision:
@@ -288,12 +287,14 @@ def hand_off(
     SEND -> ``sending`` and the send task is enqueued after commit; HOLD or BLOCK ->
     ``awaiting_approval`` (the reason is stored on the draft); shadow workflows ->
     ``completed``. Idempotent: if the workflow is no longer ``running`` nothing changes.
-    Never sends by itself. ``shadow`` and ``draft``: what the caller already holds (the
-    pipeline: the workflow's flag and the draft it made in this run), saving their queries;
-    ``workflow``: the caller's object, whose status is set to the one it moved to.
-    The move, the draft's gate fields and their audit rows are one statement on PostgreSQL.
+    Never sends by itself. ``workflow`` and ``draft``: what the caller already holds (the
+    pipeline: its workflow and the draft it made in this run), saving their queries; the
+    workflow's status is set to the one it moved to. The move, the draft's gate fields and
+    their audit rows are one statement on PostgreSQL.
     """
-    if shadow is None:
+    if workflow is not None:
+        shadow = workflow.shadow
+    else:
         shadow = Workflow.objects.values_list("shadow", flat=True).get(pk=workflow_id)
     if draft is None:
         draft = EmailDraft.objects.get(workflow_id=workflow_id)

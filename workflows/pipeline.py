@@ -579,9 +579,7 @@ def hand_off(workflow: Workflow, client: HubSpotClient | None) -> str:
     from outreach.services import hand_off as gate_hand_off
 
     draft = workflow.draft if Workflow.draft.is_cached(workflow) else None
-    decision = gate_hand_off(
-        workflow_id=workflow.pk, shadow=workflow.shadow, draft=draft, workflow=workflow
-    )
+    decision = gate_hand_off(workflow_id=workflow.pk, draft=draft, workflow=workflow)
     return f"{decision.action}: {decision.reason}"
 
 
