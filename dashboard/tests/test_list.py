@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 
 import pytest
 from django.core.cache import cache
+from django.core.cache.backends.base import CacheKeyWarning
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -310,3 +312,16 @@ def test_tab_counts_are_cached_per_time_zone(db, workflow_factory):
         assert selectors.status_counts(filters, stamp)[Status.FAILED].n == 0
     with timezone.override("UTC"):
         assert selectors.status_counts(filters, stamp)[Status.FAILED].n == 1
+
+
+def test_counts_cache_keys_are_safe_for_any_search_text(db, workflow_factory):
+    # What an operator types (spaces, a newline, any length) goes into the counts' cache key;
+    # memcached refuses such keys, so Django warns (CacheKeyWarning) on every backend.
+    workflow_factory(company="Acme Widgets")
+    stamp = selectors.data_stamp()
+    typed = ["acme widgets", "acme\nwidgets", "a" * 300, "acme"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CacheKeyWarning)
+        counts = [selectors.status_counts(selectors.WorkflowFilters(q=q), stamp) for q in typed]
+    found = [each[""].n for each in counts]  # "": the All tab
+    assert found == [1, 0, 0, 1]  # one key per text: no search is answered from another's
