@@ -19,19 +19,27 @@ def pretty_json(value: Any) -> SafeString:
 
 
 class SafeChangeList(ChangeList):
-    """Django turns a bad date-hierarchy value into "?e=1" for a ValueError but not for an
-    OverflowError (``?created_at__year=99999999999999999999999``): a 500. Same answer for both."""
+    """Filters Django would turn into a 500, refused as bad filters instead (Django's "?e=1"
+    redirect, as for any other bad lookup):
+    - an out-of-range date-hierarchy value: Django answers "?e=1" for a ValueError but not for
+      an OverflowError (``?created_at__year=99999999999999999999999``);
+    - a NUL anywhere in a filter (``?trigger__exact=%00``): the lookup is built lazily, and
+      PostgreSQL refuses NUL in text only when the page's query runs, after Django's own
+      lookup checks."""
 
     def get_filters(self, request: HttpRequest) -> Any:
+        for name, values in self.get_filters_params().items():
+            if "\x00" in name or any("\x00" in value for value in values):
+                raise IncorrectLookupParameters(f"NUL in the filter {name!r}")
         try:
             return super().get_filters(request)
         except OverflowError as exc:
             raise IncorrectLookupParameters(exc) from exc
 
 
-class SafeDateHierarchy:
-    """Mix into a ModelAdmin with a ``date_hierarchy``: an out-of-range date is refused as a bad
-    filter (Django's "?e=1" redirect), never a server error."""
+class SafeFilters:
+    """Mix into every ModelAdmin: its changelist refuses filters that would be a server error
+    (SafeChangeList) with Django's "?e=1" redirect."""
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return SafeChangeList

@@ -10,13 +10,14 @@ revokes the token at once.
 from django.contrib import admin
 from knox.models import AuthToken
 
+from config.admin_display import SafeFilters
 from dashboard.models import ApiToken
 
 admin.site.unregister(AuthToken)
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(SafeFilters, admin.ModelAdmin):
     list_display = ("prefix", "user", "created", "expiry")
     list_select_related = ("user",)
     search_fields = ("token_key", "user__username")

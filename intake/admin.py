@@ -1,11 +1,11 @@
 from django.contrib import admin
 
-from config.admin_display import ReadOnlyAdmin, SafeDateHierarchy, pretty_json
+from config.admin_display import ReadOnlyAdmin, SafeFilters, pretty_json
 from intake.models import FormSubmission, Lead, LeadKey, NonLeadDelivery
 
 
 @admin.register(FormSubmission)
-class FormSubmissionAdmin(SafeDateHierarchy, ReadOnlyAdmin, admin.ModelAdmin):
+class FormSubmissionAdmin(SafeFilters, ReadOnlyAdmin, admin.ModelAdmin):
     """Stored submissions, read-only: they arrive only through the signed webhook."""
 
     list_display = (
@@ -48,7 +48,7 @@ class FormSubmissionAdmin(SafeDateHierarchy, ReadOnlyAdmin, admin.ModelAdmin):
 
 
 @admin.register(NonLeadDelivery)
-class NonLeadDeliveryAdmin(SafeDateHierarchy, ReadOnlyAdmin, admin.ModelAdmin):
+class NonLeadDeliveryAdmin(SafeFilters, ReadOnlyAdmin, admin.ModelAdmin):
     """Events that did not become leads: what they were and why (ignored, refused, applied)."""
 
     list_display = ("id", "outcome", "event_type", "object_id", "reason", "received_at")
@@ -89,7 +89,7 @@ class LeadSubmissionInline(admin.TabularInline):
 
 
 @admin.register(Lead)
-class LeadAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+class LeadAdmin(SafeFilters, ReadOnlyAdmin, admin.ModelAdmin):
     """One lead and every delivery that brought it (intake/identity.py)."""
 
     list_display = ("id", "created_at", "duplicate_of")

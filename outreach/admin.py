@@ -1,11 +1,11 @@
 from django.contrib import admin
 
-from config.admin_display import ReadOnlyAdmin, SafeDateHierarchy
+from config.admin_display import ReadOnlyAdmin, SafeFilters
 from outreach.models import EmailDraft
 
 
 @admin.register(EmailDraft)
-class EmailDraftAdmin(SafeDateHierarchy, ReadOnlyAdmin, admin.ModelAdmin):
+class EmailDraftAdmin(SafeFilters, ReadOnlyAdmin, admin.ModelAdmin):
     list_display = (
         "id",
         "workflow",

@@ -4,7 +4,7 @@ from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 
-from config.admin_display import ReadOnlyAdmin, SafeDateHierarchy, pretty_json
+from config.admin_display import ReadOnlyAdmin, SafeFilters, pretty_json
 from dashboard.forms import versions_from
 from outreach.services import workflows_decide
 from workflows.hubspot.names import NameKind, display_name
@@ -32,7 +32,7 @@ class WorkflowErrorInline(admin.TabularInline):
 
 
 @admin.register(Workflow)
-class WorkflowAdmin(SafeDateHierarchy, ReadOnlyAdmin, admin.ModelAdmin):
+class WorkflowAdmin(SafeFilters, ReadOnlyAdmin, admin.ModelAdmin):
     list_display = (
         "id",
         "submission",
@@ -171,7 +171,7 @@ class WorkflowAdmin(SafeDateHierarchy, ReadOnlyAdmin, admin.ModelAdmin):
 
 
 @admin.register(WorkflowError)
-class WorkflowErrorAdmin(SafeDateHierarchy, ReadOnlyAdmin, admin.ModelAdmin):
+class WorkflowErrorAdmin(SafeFilters, ReadOnlyAdmin, admin.ModelAdmin):
     list_display = (
         "id",
         "workflow",
@@ -195,7 +195,7 @@ class WorkflowErrorAdmin(SafeDateHierarchy, ReadOnlyAdmin, admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(SafeDateHierarchy, ReadOnlyAdmin, admin.ModelAdmin):
+class AuditEventAdmin(SafeFilters, ReadOnlyAdmin, admin.ModelAdmin):
     list_display = (
         "created_at",
         "actor",
