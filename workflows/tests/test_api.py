@@ -425,7 +425,7 @@ def wsgi_schema(operator, settings):
 @pytest.mark.django_db(transaction=True)
 @fuzzed_schema.parametrize()
 @hypothesis.settings(
-    max_examples=20,
+    max_examples=int(os.environ.get("LEADLINE_FUZZ_EXAMPLES", "20")),
     deadline=None,
     suppress_health_check=list(hypothesis.HealthCheck),
     phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
