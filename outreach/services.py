@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from email.utils import parseaddr
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -305,22 +306,20 @@ def hand_off(
         to_status = (
             Status.SENDING if decision.action == GateAction.SEND else Status.AWAITING_APPROVAL
         )
-    now = timezone.now()
-    gate_fields = {"gate_action": decision.action, "gate_reason": decision.reason}
+    fields = {**_gate_fields(decision), "updated_at": timezone.now()}
     result = transition(
         workflow_id,
         from_status=Status.RUNNING,
         to_status=to_status,
         reason=decision.reason,
         details={"gate": decision.action.value},
-        also=[(EmailDraft.objects.filter(pk=draft.pk), {**gate_fields, "updated_at": now})],
+        also=[(EmailDraft.objects.filter(pk=draft.pk), fields)],
         events=_gate_events(draft, decision),
     )
     if not result.won:
         logger.info("hand_off: workflow %s is %s, not running", workflow_id, result.current_status)
         return decision
-    metrics.record_gate_decision(decision.action.value, decision.reason)
-    draft.gate_action, draft.gate_reason, draft.updated_at = decision.action, decision.reason, now
+    _note_gate_decision(draft, decision, fields)
     if workflow is not None:
         workflow.status = to_status
     if to_status == Status.SENDING:
@@ -342,12 +341,25 @@ def gate_decision(draft: EmailDraft, *, shadow: bool, approved: bool) -> GateDec
 
 
 def _store_gate_decision(draft: EmailDraft, decision: GateDecision) -> None:
-    metrics.record_gate_decision(decision.action.value, decision.reason)
-    draft.gate_action = decision.action
-    draft.gate_reason = decision.reason
-    draft.save(update_fields=["gate_action", "gate_reason", "updated_at"])
+    """Store a gate decision on ``draft`` with its audit rows (the hand-off writes the same
+    fields and rows in its move's statement instead)."""
+    fields = _gate_fields(decision)
+    _note_gate_decision(draft, decision, fields)
+    draft.save(update_fields=[*fields, "updated_at"])
     for event in _gate_events(draft, decision):
         event.save(force_insert=True)
+
+
+def _gate_fields(decision: GateDecision) -> dict[str, Any]:
+    """The draft's columns a gate decision sets."""
+    return {"gate_action": decision.action, "gate_reason": decision.reason}
+
+
+def _note_gate_decision(draft: EmailDraft, decision: GateDecision, fields: dict[str, Any]) -> None:
+    """Count the decision, and set ``fields`` (its stored values) on the draft object."""
+    metrics.record_gate_decision(decision.action.value, decision.reason)
+    for name, value in fields.items():
+        setattr(draft, name, value)
 
 
 def _gate_events(draft: EmailDraft, decision: GateDecision) -> list[AuditEvent]:
