@@ -126,8 +126,9 @@ def seed_and_analyze(url: str, bodies: str, database_url: str, connections: int)
     In a just-created database PostgreSQL plans each connection's foreign-key checks while
     the tables are empty, as sequential scans, and keeps those plans until the tables are
     analyzed. Every row stored then scans a table that grows with every row. The batch phase
-    ran at 1,600-10,500 events/s depending on whether autovacuum had analyzed the tables yet
-    (docs/performance.md, fifth pass). Seeding through the webhook, then ANALYZE (which also
+    ran at 1,600-10,500 events/s from run to run (docs/performance.md, fifth pass; the sixth
+    corrects its cause: autovacuum is off on the bench machine, so what varied was probably
+    when each connection first planned). Seeding through the webhook, then ANALYZE (which also
     makes every connection plan again), measures the steady state instead."""
     wrk(url, bodies, WEBHOOK, connections, SEED_SECONDS)
     with psycopg.connect(database_url, autocommit=True) as conn:
