@@ -14,7 +14,9 @@ from django.core.validators import validate_email
 
 ACCEPTED_SHAPES = (
     "a Webhooks API event array ([{subscriptionType|eventType, objectId, ...}]), "
-    'a workflow contact ({"properties": {...}}) or '
+    'a workflow contact ({"properties": {...}}), '
+    'a workflow custom body ({"email": ..., "hs_object_id": ..., ...}: flat, naming an email '
+    "or the record id) or "
     'a Forms submission ({"fields": [{"name", "value"}], ...})'
 )
 MAX_DEPTH = 32
@@ -89,13 +91,19 @@ class Delivery:
 
 
 def parse_delivery(
-    body: bytes, *, query: Mapping[str, str] | None = None, max_events: int = 100
+    body: bytes,
+    *,
+    query: Mapping[str, str] | None = None,
+    max_events: int = 100,
+    received_at: datetime | None = None,
 ) -> Delivery:
     """Parse a webhook body into items and refused events. Pure: no I/O, no database.
 
     Raises PayloadError only when the request fails as a whole (not JSON, no known shape,
     an empty batch or one over HubSpot's limit); one unreadable event in a batch is
     returned as a RefusedEvent with its reason instead, so it never sinks the others.
+    ``received_at`` tells apart two identical custom workflow bodies that carry no time
+    (see _custom_body_bucket).
     """
     data = _load_json(body)
     query = query or {}
@@ -104,8 +112,48 @@ def parse_delivery(
     if isinstance(data, dict) and isinstance(data.get("fields"), list):
         return Delivery([_parse_form(data, query)], [])
     if isinstance(data, dict) and isinstance(data.get("properties"), dict):
-        return Delivery([_parse_workflow(data, query)], [])
+        return Delivery([_parse_workflow(data, query, data["properties"])], [])
+    if isinstance(data, dict) and (custom := _custom_body_properties(data)):
+        item = _parse_workflow(data, query, custom)
+        if item.submitted_at is None and received_at is not None:
+            bucket = _custom_body_bucket(received_at)
+            identity = [data, item.portal_id, item.form_id, bucket]
+            item = replace(item, dedupe_key=f"workflow:{_sha256(identity)}")
+        return Delivery([item], [])
     raise PayloadError(f"unrecognised body; expected {ACCEPTED_SHAPES}")
+
+
+#: The keys that make a flat object a workflow's custom body (one of them must be there).
+_CUSTOM_BODY_KEYS = {"email", "email_address", "hs_object_id", "record_id"}
+
+
+def _custom_body_properties(body: dict[str, Any]) -> dict[str, Any]:
+    """A workflow "Send a webhook" action set to *Customize request body* sends the chosen
+    properties as a flat object under the keys the HubSpot user typed: ``{"email": "…",
+    "firstname": "…", "hs_object_id": "…"}``. Keys are matched without case, spaces or
+    hyphens ("First Name" is first_name). Returns the properties when every value is a
+    scalar and an email or the record id is among them, else {} (not this shape)."""
+    properties = {}
+    for name, value in body.items():
+        if isinstance(value, (dict, list)):
+            return {}
+        properties["_".join(str(name).lower().replace("-", " ").split())] = value
+    if not _CUSTOM_BODY_KEYS & properties.keys():
+        return {}
+    properties.setdefault("email", properties.get("email_address"))
+    properties.setdefault("hs_object_id", properties.get("record_id"))
+    return properties
+
+
+def _custom_body_bucket(received_at: datetime) -> int:
+    """The LEAD_CONTACT_WINDOW_HOURS window a custom body without a time arrived in. Its
+    dedupe key includes it, so the same contact sending the same chosen properties next
+    week is a new delivery, not a "duplicate" of this one; a HubSpot retry (3 days at most)
+    that crosses a window's edge is stored again and joins the same lead by its contact key
+    (intake/identity.py), so it starts nothing."""
+    from django.conf import settings
+
+    return int(received_at.timestamp()) // (settings.LEAD_CONTACT_WINDOW_HOURS * 3600)
 
 
 def parse_body(
@@ -252,6 +300,10 @@ def _parse_event(event: Any, index: int) -> NormalisedItem:
         kind = OBJECT_TYPES.get(type_id.strip(), type_id.strip())
     object_id, merged = _event_object_ids(event, index, event_type, action)
     # attemptNumber is left out because it changes on redelivery; eventId alone is not unique.
+    # The type is always in: object ids are unique only within an object type (object.* for
+    # a contact and a deal may share one), and one GDPR delete sends contact.privacyDeletion
+    # and contact.deletion for the same object at the same time. Neither may be taken for a
+    # redelivery of the other (stop 23; keys of events stored before it lacked the type).
     identity = [
         event.get(key)
         for key in (
@@ -262,14 +314,15 @@ def _parse_event(event: Any, index: int) -> NormalisedItem:
             "propertyName",
             "propertyValue",
         )
-    ]
+    ] + [event_type, event.get("objectTypeId")]
     if "objectId" not in event:
         # Association changes and merges name their objects in other fields.
         identity += [
-            event_type,
             *(event.get(key) for key in ("fromObjectId", "toObjectId", "primaryObjectId")),
             event.get("mergedObjectIds"),
             event.get("associationType"),
+            event.get("fromObjectTypeId"),
+            event.get("toObjectTypeId"),
         ]
     return NormalisedItem(
         shape="event",
@@ -307,11 +360,13 @@ def _event_object_ids(
     return _text(object_id), ()
 
 
-def _parse_workflow(body: dict[str, Any], query: Mapping[str, str]) -> NormalisedItem:
+def _parse_workflow(
+    body: dict[str, Any], query: Mapping[str, str], raw_properties: dict[str, Any]
+) -> NormalisedItem:
     # CRM v3 properties are plain values; the legacy shape wraps each one as {"value": ...}.
     properties = {
         str(name).lower(): value.get("value") if isinstance(value, dict) else value
-        for name, value in body["properties"].items()
+        for name, value in raw_properties.items()
     }
     submission = _latest_form_submission(body.get("form-submissions"))
     object_id = next(

@@ -215,7 +215,8 @@ _OPERATION = {
         },
         "400": _error(
             "The request as a whole is malformed: not JSON, no recognised shape, or more "
-            "than 100 events. (A malformed event inside a batch is refused on its own: 202.)"
+            "than 100 events. The signed body is kept once as a refused non-lead delivery "
+            "for review. (A malformed event inside a batch is refused on its own: 202.)"
         ),
         "401": _error("Missing, stale or wrong signature."),
         "405": _error("Only POST is allowed."),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 import math
 from collections.abc import Sequence
@@ -190,6 +191,26 @@ def non_leads_store(
     for row in rows:
         counts[row.outcome] = counts.get(row.outcome, 0) + 1
     return counts, applied
+
+
+def refused_body_keep(
+    *, body: bytes, reason: str, signature_version: str, received_at: datetime
+) -> None:
+    """Keep a signed body that cannot be read as a whole (not JSON, no known shape, over
+    HubSpot's batch limit) as a refused non-lead delivery, with the reason, before the
+    webhook answers 400: HubSpot workflows never retry a 4xx, so this row is the only copy
+    an operator can find (admin, *Non-lead deliveries*). Stored once per body; the text is
+    kept as received (undecodable bytes replaced), since it may not be JSON."""
+    text = body.decode("utf-8", "replace")
+    row = NonLeadDelivery(
+        dedupe_key="refused-body:" + hashlib.sha256(body).hexdigest(),
+        outcome=NonLeadOutcome.REFUSED,
+        reason=_storable_json(reason),
+        signature_version=signature_version,
+        raw_payload=_storable_json({"body_text": text}),
+        received_at=received_at,
+    )
+    NonLeadDelivery.objects.bulk_create([row], ignore_conflicts=True)
 
 
 def _apply(item: NormalisedItem, route: str) -> str:

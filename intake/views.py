@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -21,7 +24,7 @@ from django.views.decorators.csrf import csrf_exempt
 from intake.metrics import EVENTS, INGEST_LATENCY, WEBHOOKS
 from intake.models import NonLeadOutcome
 from intake.payloads import Delivery, PayloadError, parse_delivery
-from intake.services import IngestResult, submissions_ingest
+from intake.services import IngestResult, refused_body_keep, submissions_ingest
 from intake.signatures import SignatureError, verify_request
 
 logger = logging.getLogger("leadline.intake")
@@ -53,8 +56,9 @@ def hubspot_forms(request: HttpRequest) -> JsonResponse:
     try:
         body, signature_version = _verified_body(request)
         query, unsigned = _signed_query(request, signature_version)
-        delivery = _parse(body, query)
-        result = _store(delivery, signature_version)
+        received_at = timezone.now()
+        delivery = _parse(body, query, signature_version, received_at)
+        result = _store(delivery, signature_version, received_at)
     except Refusal as refusal:
         return _refuse(refusal)
     duration = time.perf_counter() - started
@@ -154,21 +158,34 @@ def _verified_body(request: HttpRequest) -> tuple[bytes, str]:
     return body, version
 
 
-def _parse(body: bytes, query) -> Delivery:
+def _parse(body: bytes, query, signature_version: str, received_at: datetime) -> Delivery:
+    """The delivery in the body. A signed body that cannot be read as a whole is kept (it is
+    genuine, and HubSpot workflows never retry a 400) and then refused."""
     try:
-        return parse_delivery(body, query=query)
+        return parse_delivery(body, query=query, received_at=received_at)
     except PayloadError as exc:
-        raise Refusal(400, "malformed", str(exc)) from None
+        reason = str(exc)
+    with _storage():
+        refused_body_keep(
+            body=body, reason=reason, signature_version=signature_version, received_at=received_at
+        )
+    raise Refusal(400, "malformed", f"{reason} (the body is kept, refused, for review)")
 
 
-def _store(delivery: Delivery, signature_version: str) -> IngestResult:
-    try:
+def _store(delivery: Delivery, signature_version: str, received_at: datetime) -> IngestResult:
+    with _storage():
         return submissions_ingest(
             items=delivery.items,
             refused=delivery.refused,
             signature_version=signature_version,
-            received_at=timezone.now(),
+            received_at=received_at,
         )
+
+
+@contextmanager
+def _storage() -> Iterator[None]:
+    try:
+        yield
     except (OperationalError, InterfaceError) as exc:
         # Nothing was committed (one transaction): 503 makes HubSpot deliver again later.
         raise Refusal(

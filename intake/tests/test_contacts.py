@@ -156,3 +156,25 @@ def test_a_privacy_deletion_mid_step_erases_again_after_the_lease(
     assert any("erase_again" in repr(callback) for callback in callbacks)
     assert Workflow.objects.get().contact == {}
     assert AuditEvent.objects.filter(action="contact.erased_again").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_privacy_deletion_behind_its_deletion_still_erases(crm, post_webhook):
+    # One GDPR delete in HubSpot sends contact.deletion and contact.privacyDeletion for the
+    # same contact at the same moment. Their dedupe keys once ignored the type, so when the
+    # deletion came first the erasure was kept as its "duplicate" and never applied.
+    lead = Lead1(5, contact_id="901")
+    deliver(lead, "workflow_body")
+    same = {"objectId": 901, "occurredAt": 1764201600000}
+    response = post_webhook(
+        [event(30, "contact.deletion", **same), event(30, "contact.privacyDeletion", **same)]
+    )
+
+    assert response.status_code == 202
+    assert response.json()["duplicates"] == 0
+    assert [s.split(":")[0] for s in response.json()["applied"]] == [
+        "contact 901 deleted in HubSpot",
+        "erased contact 901",
+    ]
+    assert NonLeadDelivery.objects.filter(event_type="contact.privacyDeletion").exists()
+    assert FormSubmission.objects.get().erased_at is not None

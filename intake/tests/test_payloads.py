@@ -315,3 +315,69 @@ def test_parse_body_only_returns_items_or_raises_payload_error(
         assert len(item.dedupe_key) <= 128
         assert item.submitted_at is None or item.submitted_at.tzinfo is not None
         assert "\x00" not in item.first_name + item.email + item.message
+
+
+def test_a_privacy_deletion_and_its_deletion_are_two_events() -> None:
+    # One GDPR delete in HubSpot sends both, for the same contact at the same time: the
+    # deletion must not be taken for a redelivery of the privacy deletion (or the erasure
+    # would be dropped as a duplicate when the deletion is stored first).
+    both = [event(subscriptionType=t) for t in ("contact.deletion", "contact.privacyDeletion")]
+    items = parse_body(as_body(both))
+    assert items[0].dedupe_key != items[1].dedupe_key
+
+
+def test_objects_of_two_types_with_one_id_are_two_events() -> None:
+    # Object ids are unique only within a type: a contact 42 and a deal 42.
+    generic = event(subscriptionType="object.creation", objectId=42)
+    items = parse_body(as_body([generic | {"objectTypeId": t} for t in ("0-1", "0-3")]))
+    assert items[0].dedupe_key != items[1].dedupe_key
+
+
+def test_a_workflow_custom_body_is_a_workflow_lead() -> None:
+    # "Send a webhook" set to *Customize request body*: the chosen properties, flat, under
+    # the keys the HubSpot user typed.
+    body = {
+        "Email": "Ada@Example.com",
+        "First Name": "Ada",
+        "last-name": "Lovelace",
+        "company": "Analytical Engines",
+        "message": "A demo, please.",
+        "hs_object_id": "5101",
+        "portalId": 62515,
+    }
+    item = only(parse_body(as_body(body)))
+    assert item.shape == "workflow"
+    assert (item.email, item.first_name, item.last_name) == ("ada@example.com", "Ada", "Lovelace")
+    assert (item.company, item.message) == ("Analytical Engines", "A demo, please.")
+    assert (item.object_id, item.portal_id) == ("5101", 62515)
+    assert item.raw == body
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"hello": "world"},  # names no email and no record
+        {"email": "ada@example.com", "fields": "x", "extra": {"nested": 1}},  # not flat
+    ],
+)
+def test_a_flat_object_without_a_lead_is_no_custom_body(body) -> None:
+    with pytest.raises(PayloadError, match="custom body"):
+        parse_body(as_body(body))
+
+
+def test_a_custom_body_without_a_time_is_a_new_delivery_in_a_later_window(settings) -> None:
+    from intake.payloads import parse_delivery
+
+    settings.LEAD_CONTACT_WINDOW_HOURS = 72
+    body = as_body({"email": "ada@example.com", "hs_object_id": "5101"})
+    monday = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+
+    def key(at: datetime) -> str:
+        return only(parse_delivery(body, received_at=at).items).dedupe_key
+
+    assert key(monday) == key(monday.replace(hour=10)), "a retry an hour later is the same"
+    assert key(monday) != key(datetime(2026, 12, 7, 9, 0, tzinfo=UTC)), "next week: new"
+    timed = as_body({"email": "ada@example.com", "recent_conversion_date": "1764493200000"})
+    timed_key = only(parse_delivery(timed, received_at=monday).items).dedupe_key
+    later = only(parse_delivery(timed, received_at=datetime(2026, 12, 7, tzinfo=UTC)).items)
+    assert timed_key == later.dedupe_key, "a body with its own time is keyed by its content"

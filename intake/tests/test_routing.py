@@ -105,7 +105,8 @@ def test_a_batch_over_hubspots_limit_fails_as_a_whole(post_webhook):
 
     assert response.status_code == 400
     assert "at most 100" in response.json()["error"]
-    assert not NonLeadDelivery.objects.exists() and not FormSubmission.objects.exists()
+    assert not FormSubmission.objects.exists()
+    assert NonLeadDelivery.objects.get().outcome == "refused", "kept whole, for review"
 
 
 def test_a_generic_contact_creation_is_a_lead(post_webhook):

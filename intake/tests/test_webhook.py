@@ -7,7 +7,7 @@ import logging
 import time
 
 import pytest
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.urls import reverse
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
@@ -92,6 +92,30 @@ def test_it_accepts_each_single_lead_shape(post_webhook, sample_name, shape, ema
         "submission.received",
         str(submission.pk),
     )
+
+
+def test_a_workflow_custom_body_starts_one_lead_that_its_contact_event_joins(post_webhook):
+    # A workflow's "Send a webhook" set to *Customize request body* posts the chosen
+    # properties flat. It was refused with a 400, which HubSpot workflows never retry.
+    custom = {"email": "ada@example.com", "firstname": "Ada", "hs_object_id": "7101"}
+
+    first = post_webhook(custom, version="v2")
+    again = post_webhook(custom, version="v2")  # HubSpot's retry of the same delivery
+    event = post_webhook(
+        [{**event_batch(1)[0], "objectId": 7101}]  # the contact's creation event
+    )
+
+    assert first.status_code == 202, first.content
+    assert (first.json()["accepted"], first.json()["workflows_started"]) == (1, 1)
+    assert again.json()["duplicates"] == 1
+    assert (event.json()["accepted"], event.json()["joined"]) == (1, 1)
+    submission = FormSubmission.objects.get(pk=first.json()["submission_ids"][0])
+    assert (submission.shape, submission.email, submission.object_id) == (
+        "workflow",
+        "ada@example.com",
+        "7101",
+    )
+    assert Workflow.objects.count() == 1
 
 
 def test_it_stores_non_ascii_lead_fields_exactly(post_webhook):
@@ -331,12 +355,37 @@ def test_a_body_changed_after_signing_is_refused(client, webhook_settings):
     "body",
     [b"", b"{not json", b"[]", b'{"hello": "world"}', b'"a string"', b"\xff\xfe"],
 )
-def test_a_malformed_or_unknown_body_is_a_400_naming_the_accepted_shapes(post_webhook, body):
+def test_a_malformed_or_unknown_body_is_a_400_and_kept_refused_for_review(post_webhook, body):
+    # Signed, so genuine; HubSpot workflows never retry a 400, so the kept row is the only
+    # copy. A redelivery of the same body keeps no second one.
     response = post_webhook(body)
+    post_webhook(body)
 
     assert response.status_code == 400
-    assert response.json()["error"]
+    assert response.json()["error"].endswith("(the body is kept, refused, for review)")
     assert_nothing_stored()
+    kept = NonLeadDelivery.objects.get()
+    assert (kept.outcome, kept.signature_version) == ("refused", "v3")
+    assert kept.reason and kept.reason in response.json()["error"]
+    assert kept.raw_payload == {"body_text": body.decode("utf-8", "replace")}
+
+
+def test_an_unsigned_unknown_body_is_not_kept(client, webhook_settings):
+    response = client.post(WEBHOOK_PATH, data=b"{}", content_type="application/json")
+
+    assert response.status_code == 401
+    assert not NonLeadDelivery.objects.exists()
+
+
+def test_losing_the_database_while_keeping_a_refused_body_is_a_503(post_webhook, monkeypatch):
+    def fail(**_kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr("intake.views.refused_body_keep", fail)
+    response = post_webhook(b'{"hello": "world"}')
+
+    assert response.status_code == 503, "HubSpot delivers again once the database is back"
+    assert response["Retry-After"]
 
 
 def test_an_unknown_shape_is_told_which_shapes_are_accepted(post_webhook):
