@@ -10,12 +10,14 @@ from collections.abc import Iterable
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from intake.identity import contact_key, lead_claim_contact
-from intake.models import FormSubmission, LeadKey
-from outreach.erasure import ERASED, drafts_erase
+from intake.models import FormSubmission, LeadKey, NonLeadDelivery
+from outreach.erasure import ERASED, drafts_erase, recipient_sends_erase
+from outreach.models import EmailDraft
 from outreach.services import reject_waiting
 from workflows import audit
 from workflows.models import TERMINAL_STATUSES, AuditEvent, Status, Workflow, WorkflowError
@@ -164,6 +166,7 @@ def contact_erase(*, contact_id: str, again: bool = False) -> str:
         # this commit; erase once more when every step's lease has run out.
         transaction.on_commit(_erase_again_later(contact_id))
     now = timezone.now()
+    addresses = _addresses(submission_ids, workflow_ids)
     FormSubmission.objects.filter(pk__in=submission_ids).update(
         email="",
         email_error="",
@@ -187,6 +190,8 @@ def contact_erase(*, contact_id: str, again: bool = False) -> str:
     audit_rows.update(details={})
     # Form keys are hashes of the email; they go too. Contact and conversion keys stay.
     LeadKey.objects.filter(lead_id__in=lead_ids, key__startswith="form:").delete()
+    non_leads = _non_lead_deliveries(contact_id, addresses).update(raw_payload={"erased": True})
+    cooldowns = recipient_sends_erase(addresses=addresses)
     summary = (
         f"erased contact {contact_id}: {len(submission_ids)} submissions, "
         f"{len(workflow_ids)} workflows ({len(stopped)} stopped), {drafts} drafts"
@@ -202,6 +207,37 @@ def contact_erase(*, contact_id: str, again: bool = False) -> str:
             "workflows": len(workflow_ids),
             "stopped": len(stopped),
             "drafts": drafts,
+            "non_lead_deliveries": non_leads,
+            "recipient_sends": cooldowns,
         },
     )
     return summary
+
+
+def _addresses(submission_ids: list[int], workflow_ids: list[int]) -> set[str]:
+    """Every email address Leadline holds for these deliveries: as submitted, as HubSpot has
+    it (the workflows' contact facts) and as drafted to."""
+    addresses = set(
+        FormSubmission.objects.filter(pk__in=submission_ids).values_list("email", flat=True)
+    )
+    addresses.update(
+        EmailDraft.objects.filter(workflow_id__in=workflow_ids).values_list("recipient", flat=True)
+    )
+    for contact in Workflow.objects.filter(pk__in=workflow_ids).values_list("contact", flat=True):
+        if isinstance(contact, dict) and isinstance(contact.get("email"), str):
+            addresses.add(contact["email"])
+    return {address.strip().lower() for address in addresses if address.strip()}
+
+
+def _non_lead_deliveries(contact_id: str, addresses: set[str]) -> QuerySet[NonLeadDelivery]:
+    """The kept non-lead deliveries that may hold the person's data: the events about the
+    contact (a property change of its email, say) and any kept body naming one of its
+    addresses (a refused body, an event of another object). Rare, so a text scan is fine."""
+    names = Q(object_id=contact_id)
+    for address in addresses:
+        names |= Q(payload_text__icontains=address)
+    return (
+        NonLeadDelivery.objects.annotate(payload_text=Cast("raw_payload", TextField()))
+        .filter(names)
+        .exclude(raw_payload={"erased": True})
+    )

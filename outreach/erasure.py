@@ -24,3 +24,14 @@ def drafts_erase(*, workflow_ids: Iterable[int]) -> int:
         gate_reason="",
         last_send_error="",
     )
+
+
+def recipient_sends_erase(*, addresses: Iterable[str]) -> int:
+    """Delete the recipient cooldown rows of these addresses (outreach/cooldown.py): the row's
+    key is the address itself, so a GDPR erasure cannot leave it. Returns how many went.
+    The cooldown of an erased address starts afresh; its open workflows are stopped first."""
+    from outreach import cooldown
+    from outreach.models import RecipientSend
+
+    keys = {cooldown.normalise(address) for address in addresses if address}
+    return RecipientSend.objects.filter(recipient__in=keys).delete()[0] if keys else 0

@@ -112,7 +112,14 @@ def test_a_privacy_deletion_leaves_no_trace_of_the_person_in_the_database(
     assert FormSubmission.objects.count() == 4  # the rows stay, redacted
     assert FormSubmission.objects.filter(erased_at__isnull=False).count() == 4
     erased = AuditEvent.objects.get(action="contact.erased")
-    assert erased.details == {"submissions": 4, "workflows": 1, "stopped": 1, "drafts": 1}
+    assert erased.details == {
+        "submissions": 4,
+        "workflows": 1,
+        "stopped": 1,
+        "drafts": 1,
+        "non_lead_deliveries": 0,
+        "recipient_sends": 0,
+    }
 
 
 def dump() -> bytes:
@@ -178,3 +185,53 @@ def test_a_privacy_deletion_behind_its_deletion_still_erases(crm, post_webhook):
     ]
     assert NonLeadDelivery.objects.filter(event_type="contact.privacyDeletion").exists()
     assert FormSubmission.objects.get().erased_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_privacy_deletion_erases_the_address_from_kept_events_and_the_cooldown(
+    crm, post_webhook, settings
+):
+    # Found by the stop-23 security review: the erasure left the address in a kept
+    # property-change event and in the recipient cooldown row of a lead already emailed.
+    if connection.vendor != "postgresql":
+        pytest.skip("greps a pg_dump")
+    from django.core import mail
+
+    from outreach.models import RecipientSend
+    from outreach.services import email_send
+
+    settings.API_ENV = "production"
+    settings.MODE_DRAFT_ONLY = False
+    settings.ALLOW_AUTO_SEND = True
+    settings.SEND_EMAIL_ALLOWLIST = ["@example.com"]
+    lead = Lead1(41, contact_id="8841")
+    crm.seed_contact(id=lead.contact_id, email=lead.email, firstname="Ada")
+    deliver(lead, "event")
+    run_pending()
+    for workflow in Workflow.objects.filter(status="sending"):
+        email_send(workflow_id=workflow.pk)
+    # HubSpot reports the contact's email: not a lead, kept as an ignored delivery.
+    post_webhook(
+        [
+            event(
+                43,
+                "contact.propertyChange",
+                objectId=8841,
+                propertyName="email",
+                **{"propertyValue": lead.email},
+            )
+        ]
+    )
+    # A signed body that names the address but is of no known shape: kept, refused.
+    post_webhook({"note": f"please call {lead.email}"})
+    assert len(mail.outbox) == 1 and RecipientSend.objects.filter(recipient=lead.email).exists()
+    assert NonLeadDelivery.objects.count() == 2
+    assert lead.email.encode() in dump()
+
+    response = post_webhook([event(44, "contact.privacyDeletion", objectId=8841)])
+    run_pending()
+
+    assert response.status_code == 202
+    assert [line for line in dump().splitlines() if lead.email.encode() in line] == []
+    erased = AuditEvent.objects.get(action="contact.erased").details
+    assert (erased["non_lead_deliveries"], erased["recipient_sends"]) == (2, 1)
