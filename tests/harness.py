@@ -159,6 +159,9 @@ class GunicornServer:
                 "-m",
                 "gunicorn",
                 "config.wsgi",
+                # as the Procfile and docker-compose run it (its access log format included)
+                "-c",
+                "config/gunicorn.py",
                 "--bind",
                 f"127.0.0.1:{self.port}",
                 "--workers",

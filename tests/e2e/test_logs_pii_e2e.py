@@ -62,6 +62,16 @@ def test_an_end_to_end_run_leaves_no_lead_email_or_name_in_the_logs(
                 timeout=10,
             )
             assert approved.status_code == 200, approved.text
+            # Operators search by address and name; the query is percent-encoded in the
+            # request line (%40), which the email mask cannot see (stop 23).
+            for term in (email, first):
+                found = requests.get(
+                    f"{web.url}/api/workflows/",
+                    params={"q": term},
+                    headers={"Authorization": f"Token {token}"},
+                    timeout=10,
+                )
+                assert found.status_code == 200 and found.json()["results"], found.text
             # the hand-off note reaches HubSpot through the worker
             wait_for(lambda: e2e_sandbox.requests("notes.create"), timeout=30)
     finally:
@@ -78,6 +88,8 @@ def test_an_end_to_end_run_leaves_no_lead_email_or_name_in_the_logs(
     # the logs did record this run...
     assert f'"workflow_id": {workflow.pk}' in text and "Step finished" in text
     assert f'"workflow_id": {failed.pk}' in text
+    # the searches' access lines are there, their status readable (not masked as a phone)
+    assert 'GET /api/workflows/\\" status=200' in text  # a JSON-escaped quote
     # ...and none of the lead's identity
     for needle in (email, f"zebulon.{tag}", first, last, "415 555 0199", invalid):
         hits = [
