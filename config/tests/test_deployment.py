@@ -43,6 +43,31 @@ def test_compose_services_have_healthchecks_and_wait_for_them():
         assert services[name]["environment"]["CELERY_BROKER_URL"].startswith("redis://")
 
 
+def test_every_app_volume_is_a_directory_the_image_gives_to_its_user():
+    # The app runs as `leadline`, not root. A bind mount (./logs) is created root-owned, and
+    # a named volume at a path the image lacks is root's too: the app could then not write
+    # its logs or metrics and every service failed at import (stop 23's walkthrough).
+    dockerfile = (REPO / "Dockerfile").read_text()
+    made = {d for line in re.findall(r"mkdir -p ([^&\n]+)", dockerfile) for d in line.split()}
+    assert dockerfile.index("mkdir -p") < dockerfile.index("chown -R leadline /app")
+    for name in ("migrate", "web", "worker", "beat", "relay"):
+        for volume in compose()["services"][name]["volumes"]:
+            source, target = volume.split(":")[:2]
+            assert not source.startswith((".", "/")), f"{name}: bind mount {volume}"
+            assert target.removeprefix("/app/") in made, f"{name}: {target} not in the image"
+
+
+@pytest.mark.django_db
+def test_the_web_health_check_passes_with_allowed_hosts_set(client, settings):
+    # The health check probes by IP; ALLOWED_HOSTS (required in production) never names it.
+    test = compose()["services"]["web"]["healthcheck"]["test"]
+    url = re.search(r"http://[^'\"]+", " ".join(test)).group(0)
+    settings.ALLOWED_HOSTS = ["leads.example.com"]
+    host, path = url.removeprefix("http://").split("/", 1)
+    response = client.get(f"/{path}", HTTP_HOST=host)
+    assert response.status_code != 400, response.content
+
+
 def test_env_example_documents_every_setting_of_the_design():
     documented = {
         line.split("=", 1)[0]

@@ -361,3 +361,19 @@ def test_every_control_in_security_md_names_a_test_that_exists():
     for path, name in named:
         assert f"def {name}(" in (REPO / path).read_text(), (path, name)
     assert "## Reporting a vulnerability" in doc
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
+def test_the_probes_answer_whatever_the_host(client, settings, path):
+    # docker-compose's health check and load balancers probe by IP, never in ALLOWED_HOSTS:
+    # web stayed "unhealthy" forever once ALLOWED_HOSTS was set (stop 23's walkthrough).
+    settings.ALLOWED_HOSTS = ["leads.example.com"]
+
+    probe = client.get(path, HTTP_HOST="127.0.0.1:8000")
+    other = client.get("/dashboard/", HTTP_HOST="127.0.0.1:8000")
+
+    assert probe.status_code in (200, 503), probe.content  # 503: broker not reachable here
+    assert probe.json()["status"] in ("ok", "unavailable")
+    assert other.status_code == 400 and other.content == b"Bad Request (400)\n"
+    assert client.post(path, HTTP_HOST="127.0.0.1:8000").status_code == 405
