@@ -548,12 +548,18 @@ def kept_client() -> HubSpotClient | None:
 
 
 def daily_pause_from_settings() -> float:
-    """HUBSPOT_DAILY_PAUSE_SECONDS when set, else until midnight in HUBSPOT_ACCOUNT_TIME_ZONE."""
+    """HUBSPOT_DAILY_PAUSE_SECONDS when set, else until midnight in the account's time zone:
+    HUBSPOT_ACCOUNT_TIME_ZONE when set, else the one HubSpot named (remembered beforehand:
+    no call goes to HubSpot here), else UTC (workflows/hubspot/account.py)."""
     from django.conf import settings
+
+    from workflows.hubspot.account import daily_reset_time_zone
 
     if settings.HUBSPOT_DAILY_PAUSE_SECONDS:
         return settings.HUBSPOT_DAILY_PAUSE_SECONDS
-    return seconds_until_daily_reset(settings.HUBSPOT_ACCOUNT_TIME_ZONE)
+    zone, source = daily_reset_time_zone()
+    logger.info("hubspot daily limit resets at midnight %s (time zone: %s)", zone, source)
+    return seconds_until_daily_reset(zone)
 
 
 def calls_halted_for() -> float:
