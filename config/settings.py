@@ -281,6 +281,8 @@ CELERY_BEAT_SCHEDULE = {
     "send-alerts": {"task": "workflows.send_alerts", "schedule": 60.0},
     # Form and owner names shown for ids on the dashboard and admin (workflows/hubspot/names.py).
     "refresh-hubspot-names": {"task": "hubspot.refresh_names", "schedule": 24 * 3600.0},
+    # The account's time zone: when HubSpot's daily limit resets (workflows/hubspot/account.py).
+    "refresh-hubspot-account": {"task": "hubspot.refresh_account", "schedule": 24 * 3600.0},
 }
 # A broker that does not answer must not hold anything for long. The webhook's enqueue also
 # connects once and publishes without retries (workflows.services.workflows_enqueue), so a
@@ -355,15 +357,18 @@ LEAD_CONTACT_WINDOW_HOURS = env_int("LEAD_CONTACT_WINDOW_HOURS", 72, minimum=1)
 
 # --- issue #12: HubSpot error classes, names and the Forms poll (docs/operations.md) ----------
 # HubSpot resets its daily API limit at midnight in the account's time zone (Settings →
-# Account defaults); a 429 DAILY halts every HubSpot call until then.
-HUBSPOT_ACCOUNT_TIME_ZONE = env.str("HUBSPOT_ACCOUNT_TIME_ZONE", default="") or TIME_ZONE
-try:
-    ZoneInfo(HUBSPOT_ACCOUNT_TIME_ZONE)
-except (ZoneInfoNotFoundError, ValueError):
-    raise ImproperlyConfigured(
-        f"HUBSPOT_ACCOUNT_TIME_ZONE={HUBSPOT_ACCOUNT_TIME_ZONE!r} is not an IANA time zone "
-        "(e.g. America/New_York)."
-    ) from None
+# Account defaults); a 429 DAILY halts every HubSpot call until then. Empty (default): the
+# time zone HubSpot's account details name (learnt ahead by hubspot.refresh_account; UTC
+# until then). Set it only to override HubSpot.
+HUBSPOT_ACCOUNT_TIME_ZONE = env.str("HUBSPOT_ACCOUNT_TIME_ZONE", default="").strip()
+if HUBSPOT_ACCOUNT_TIME_ZONE:
+    try:
+        ZoneInfo(HUBSPOT_ACCOUNT_TIME_ZONE)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ImproperlyConfigured(
+            f"HUBSPOT_ACCOUNT_TIME_ZONE={HUBSPOT_ACCOUNT_TIME_ZONE!r} is not an IANA time zone "
+            "(e.g. America/New_York)."
+        ) from None
 # Seconds a 429 DAILY halts HubSpot calls; 0 (default) means until the daily reset above.
 HUBSPOT_DAILY_PAUSE_SECONDS = env_float("HUBSPOT_DAILY_PAUSE_SECONDS", 0.0)
 # HubSpot: "423 Locked: wait about 2 seconds and retry". Default 2.

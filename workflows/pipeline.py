@@ -218,7 +218,12 @@ def _set_contact(workflow: Workflow, contact: dict[str, Any], client: HubSpotCli
     owner_id = str(props.get("hubspot_owner_id") or "")
     owner = client.get_owner(owner_id) if owner_id else None
     facts = {k: props.get(k) or "" for k in CONTACT_PROPERTIES if k != "hubspot_owner_id"}
-    if owner:
+    if owner and owner.get("archived"):
+        # A deactivated user (HubSpot keeps them as the contact's owner). The id stays, so the
+        # dashboard names them; the draft is not signed by someone who cannot answer, and the
+        # CRM task is not assigned to them (HubSpot takes no new records for them).
+        facts["owner_archived"] = True
+    elif owner:
         facts["owner"] = {"name": owner_name(owner), "email": owner.get("email") or ""}
     workflow.contact_id = str(contact["id"])
     workflow.owner_id = owner_id
@@ -533,7 +538,7 @@ def create_crm_task(
     if task is None:
         task = client.create_task(
             contact_id=workflow.contact_id,
-            owner_id=workflow.owner_id or None,
+            owner_id=None if workflow.contact.get("owner_archived") else workflow.owner_id or None,
             subject=_task_subject(workflow),
             body=_task_body(workflow),
             due_at=workflow.submission.received_at

@@ -331,13 +331,19 @@ class HubSpotClient:
 
     # --- owners ----------------------------------------------------------------------------
     def get_owner(self, owner_id: str) -> dict[str, Any] | None:
-        """The owner (id, email, firstName, lastName, userId), or None when unknown."""
-        try:
-            return self._call("GET", f"/crm/v3/owners/{path_segment(owner_id)}", "owners.get")
-        except PermanentHubSpotError as error:
-            if error.status == 404:
-                return None
-            raise
+        """The owner (id, email, firstName, lastName, userId, archived), or None when unknown.
+
+        A deactivated user's owner is archived: HubSpot answers it only to `archived=true`
+        (404 without), so a 404 is asked once more that way. Such an owner comes back with
+        `"archived": true` (and no userId); it cannot be given new records."""
+        path = f"/crm/v3/owners/{path_segment(owner_id)}"
+        for params in (None, {"archived": "true"}):
+            try:
+                return self._call("GET", path, "owners.get", params=params)
+            except PermanentHubSpotError as error:
+                if error.status != 404:
+                    raise
+        return None
 
     # --- other APIs (workflows/hubspot/forms.py) ------------------------------------------
     def get(self, path: str, endpoint: str, params: dict[str, Any] | None = None) -> Any:
@@ -548,12 +554,18 @@ def kept_client() -> HubSpotClient | None:
 
 
 def daily_pause_from_settings() -> float:
-    """HUBSPOT_DAILY_PAUSE_SECONDS when set, else until midnight in HUBSPOT_ACCOUNT_TIME_ZONE."""
+    """HUBSPOT_DAILY_PAUSE_SECONDS when set, else until midnight in the account's time zone:
+    HUBSPOT_ACCOUNT_TIME_ZONE when set, else the one HubSpot named (remembered beforehand:
+    no call goes to HubSpot here), else UTC (workflows/hubspot/account.py)."""
     from django.conf import settings
+
+    from workflows.hubspot.account import daily_reset_time_zone
 
     if settings.HUBSPOT_DAILY_PAUSE_SECONDS:
         return settings.HUBSPOT_DAILY_PAUSE_SECONDS
-    return seconds_until_daily_reset(settings.HUBSPOT_ACCOUNT_TIME_ZONE)
+    zone, source = daily_reset_time_zone()
+    logger.info("hubspot daily limit resets at midnight %s (time zone: %s)", zone, source)
+    return seconds_until_daily_reset(zone)
 
 
 def calls_halted_for() -> float:

@@ -9,14 +9,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from workflows.hubspot import account
 from workflows.hubspot.client import HubSpotClient, PermanentHubSpotError, path_segment
 
 SUBMISSIONS_PAGE = 50  # HubSpot's maximum `limit` for form submissions
 
 
 def account_portal_id(client: HubSpotClient) -> int:
-    """The HubSpot account (portal) id the token belongs to (GET /account-info/v3/details)."""
-    return int(client.get("/account-info/v3/details", "account.details")["portalId"])
+    """The HubSpot account (portal) id the token belongs to (GET /account-info/v3/details).
+    The account's time zone, in the same answer, is remembered for the daily limit's reset."""
+    details = account.account_details(client)
+    account.remember(details)
+    return int(details["portalId"])
 
 
 def get_form(client: HubSpotClient, form_id: str) -> dict[str, Any] | None:

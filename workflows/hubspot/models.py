@@ -1,4 +1,5 @@
-"""What Leadline remembers about HubSpot itself: names for ids, and the Forms poll's progress."""
+"""What Leadline remembers about HubSpot itself: names for ids, the account's time zone, and
+the Forms poll's progress."""
 
 from __future__ import annotations
 
@@ -30,6 +31,24 @@ class HubSpotName(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.hubspot_id}: {self.name or '?'}"
+
+
+class HubSpotAccount(models.Model):
+    """The HubSpot account the token belongs to, as GET /account-info/v3/details last said.
+
+    Its time zone is when HubSpot's daily API limit resets (midnight there); it is learnt ahead
+    of time (workflows.hubspot.account), since after a 429 DAILY HubSpot refuses every call.
+    """
+
+    portal_id = models.BigIntegerField(unique=True)
+    time_zone = models.CharField(max_length=64)
+    fetched_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "hubspot_account"
+
+    def __str__(self) -> str:
+        return f"account {self.portal_id} ({self.time_zone})"
 
 
 class FormHighWater(models.Model):

@@ -102,7 +102,8 @@ def _fetch(client: HubSpotClient, kind: str, hubspot_id: str) -> str:
     owner = client.get_owner(hubspot_id)
     if not owner:
         return ""
-    return owner_name(owner) or str(owner.get("email") or "")
+    name = owner_name(owner) or str(owner.get("email") or "")
+    return f"{name} (deactivated)" if name and owner.get("archived") else name
 
 
 def owner_name(owner: Mapping[str, Any]) -> str:

@@ -2,8 +2,10 @@
 
 It covers what `workflows/hubspot/client.py` calls and what HubSpot's Python SDK reaches for
 the same objects: contacts list/get/create/search, tasks and notes create/get/search, owners
-get/list, the v4 associations read, forms get/list (marketing v3) and form submissions
-(form-integrations v1, newest first, `limit` ≤ 50, `after` paging). Bearer auth, rate-limit
+get/list (an archived owner, HubSpot's deactivated user, only with `archived=true`), the v4
+associations read, account details (its `timeZone` is config `time_zone`), forms get/list
+(marketing v3) and form submissions (form-integrations v1, newest first, `limit` ≤ 50, `after`
+paging). Bearer auth, rate-limit
 headers (not on search answers, as HubSpot), an optional enforced rolling limit, search-index
 lag and injectable faults. Repeated query parameters are read as lists (`?properties=a&
 properties=b`), as the SDK sends them. New contacts get no owner unless an owner rule
@@ -31,12 +33,12 @@ other live rule for the endpoint (then for `*`) decides the answer.
 Control API (JSON in, JSON out): GET requests | GET state | POST reset |
 POST faults {"faults": {key: rule-or-rules}} (replaces all) |
 POST contacts {"contacts": [{"email": ..., "owner_id": ..., "id": ...}]} |
-POST owners {"owners": [{"id", "email", "firstName", "lastName", "userId"}]} |
+POST owners {"owners": [{"id", "email", "firstName", "lastName", "userId", "archived"}]} |
 POST forms {"forms": [{"id", "name"}]} |
 POST submissions {"form_id": ..., "submissions": [{"submittedAt", "values", "conversionId"?,
 "pageUrl"?}]} |
 POST config {"latency_ms", "index_lag_seconds", "rate_limit", "rate_limit_interval_ms",
-"token", "owner_rules"}.
+"token", "owner_rules", "time_zone"}.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from config.sandbox_server import SandboxHTTPServer, ThreadedSandbox
 
@@ -146,6 +149,8 @@ class SandboxConfig:
     #: [{"email_domain": "acme.test" | "*", "owner_id": "1001"}]: who owns a new contact.
     owner_rules: list[dict[str, str]] = field(default_factory=list)
     portal_id: int = 62515
+    #: The account's time zone (IANA name), as GET /account-info/v3/details names it.
+    time_zone: str = "UTC"
 
 
 @dataclass
@@ -289,6 +294,13 @@ def _form_definition(form_id: str, name: str, **extra: Any) -> dict[str, Any]:
     }
 
 
+def _archived_param(query: Query) -> bool:
+    raw = (_one(query, "archived") or "false").casefold()
+    if raw not in ("true", "false"):
+        raise ApiError(400, "VALIDATION_ERROR", f"archived must be true or false, got {raw!r}")
+    return raw == "true"
+
+
 def _tokens(value: str) -> set[str]:
     return {token for token in re.split(r"[^0-9a-z]+", value.casefold()) if token}
 
@@ -338,6 +350,11 @@ class Sandbox:
             for name, value in changes.items():
                 if not hasattr(self.state.config, name):
                     raise ValueError(f"unknown sandbox setting {name!r}")
+                if name == "time_zone":
+                    try:
+                        ZoneInfo(value)
+                    except (ZoneInfoNotFoundError, ValueError, TypeError):
+                        raise ValueError(f"time_zone {value!r} is not an IANA time zone") from None
                 setattr(self.state.config, name, value)
             return SandboxConfig(**asdict(self.state.config))
 
@@ -362,20 +379,26 @@ class Sandbox:
         firstName: str = "",
         lastName: str = "",
         userId: int | None = None,
+        archived: bool = False,
     ) -> dict[str, Any]:
+        """An owner; `archived` is a deactivated user's, which HubSpot answers only to
+        `archived=true` and which has no `userId` (only `userIdIncludingInactive`)."""
         now = _now_iso()
-        owner = {
+        owner: dict[str, Any] = {
             "id": str(id),
             "email": email,
             "type": "PERSON",
             "firstName": firstName,
             "lastName": lastName,
-            "userId": userId,
             "createdAt": now,
             "updatedAt": now,
-            "archived": False,
+            "archived": bool(archived),
             "teams": [],
         }
+        if userId is not None:
+            owner["userIdIncludingInactive"] = userId
+            if not archived:
+                owner["userId"] = userId
         with self.state.lock:
             self.state.owners[owner["id"]] = owner
         return owner
@@ -697,7 +720,9 @@ class Sandbox:
                     )
         with self.state.lock:
             owner = properties.get("hubspot_owner_id")
-            if owner and str(owner) not in self.state.owners:
+            known = self.state.owners.get(str(owner)) if owner else None
+            # A deactivated user's (archived) owner cannot be given new records either.
+            if owner and (known is None or known["archived"]):
                 raise ApiError(
                     400,
                     "VALIDATION_ERROR",
@@ -797,20 +822,26 @@ class Sandbox:
                 return False
         return True
 
-    def get_owner(self, owner_id: str) -> tuple[int, Any]:
+    def get_owner(self, owner_id: str, query: Query) -> tuple[int, Any]:
+        """GET /crm/v3/owners/{id}: `archived=true` returns only archived owners, and without
+        it an archived one is 404 (spec: "Whether to return only results that have been
+        archived", default false)."""
+        archived = _archived_param(query)
         with self.state.lock:
             owner = self.state.owners.get(owner_id)
-        if owner is None:
+        if owner is None or owner["archived"] != archived:
             raise ApiError(404, "OBJECT_NOT_FOUND", f"Owner {owner_id} not found")
         return 200, dict(owner)
 
     def list_owners(self, query: Query) -> tuple[int, Any]:
-        """GET /crm/v3/owners: filtered by `email`, paged by `after` (owner id)."""
+        """GET /crm/v3/owners: filtered by `email` and `archived`, paged by `after` (owner id)."""
         limit = _int_param(query, "limit", 100, maximum=500)
         email = (_one(query, "email") or "").casefold()
         after = _one(query, "after")
+        archived = _archived_param(query)
         with self.state.lock:
             owners = sorted(self.state.owners.values(), key=lambda o: int(o["id"]))
+        owners = [o for o in owners if o["archived"] == archived]
         owners = [o for o in owners if not email or o["email"].casefold() == email]
         if after:
             owners = [o for o in owners if int(o["id"]) > int(after)]
@@ -821,15 +852,21 @@ class Sandbox:
         return 200, answer
 
     def account_details(self) -> tuple[int, Any]:
-        config = self.state.config
+        """GET /account-info/v3/details (PortalInformationResponse); the offset is the time
+        zone's now."""
+        with self.state.lock:
+            config = SandboxConfig(**asdict(self.state.config))
+        offset = datetime.now(ZoneInfo(config.time_zone)).utcoffset()
+        minutes = int(offset.total_seconds() // 60) if offset else 0
+        sign = "-" if minutes < 0 else "+"
         return 200, {
             "portalId": config.portal_id,
             "accountType": "STANDARD",
-            "timeZone": "UTC",
+            "timeZone": config.time_zone,
             "companyCurrency": "USD",
             "additionalCurrencies": [],
-            "utcOffset": "+00:00",
-            "utcOffsetMilliseconds": 0,
+            "utcOffset": f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}",
+            "utcOffsetMilliseconds": minutes * 60_000,
             "uiDomain": "app.hubspot.com",
             "dataHostingLocation": "na1",
         }
@@ -1033,7 +1070,7 @@ class _Handler(BaseHTTPRequestHandler):
             case "forms.submissions":
                 return sandbox.list_submissions(params["id"], query)
             case _:
-                return sandbox.get_owner(params["id"])
+                return sandbox.get_owner(params["id"], query)
 
     def _fault(
         self, entry: RecordedRequest, fault: dict[str, Any], headers: dict[str, str]

@@ -23,6 +23,22 @@ def reconcile_forms() -> dict[str, int] | str:
     return {name: result.total(name) for name in ("found", "known", "ingested", "refused")}
 
 
+@shared_task(name="hubspot.refresh_account", ignore_result=True)
+def refresh_account() -> str:
+    """Learn the account's time zone from HubSpot's account details (beat, daily; and once
+    when a worker starts), so a 429 DAILY's halt ends at midnight there. A failure waits for
+    the next run (until then the zone last learnt, or UTC, is used)."""
+    from workflows.hubspot.account import refresh
+    from workflows.hubspot.client import HubSpotError
+
+    try:
+        remembered = refresh()
+    except HubSpotError as error:
+        logger.warning("account details refresh failed", extra={"error": str(error)})
+        return f"failed: {error}"
+    return f"time zone {remembered.time_zone}" if remembered else "no access token"
+
+
 @shared_task(name="hubspot.refresh_names", ignore_result=True)
 def refresh_names(kind: str | None = None, ids: list[str] | None = None) -> int:
     """Fetch form/owner names from HubSpot into the cache: the given ids (a page's miss), or

@@ -86,6 +86,25 @@ def test_a_new_lead_reaches_awaiting_approval_with_contact_owner_task_and_draft(
 
 
 @pytest.mark.django_db
+def test_a_deactivated_owners_lead_keeps_the_owner_id_and_gets_an_unassigned_task(crm):
+    # A deactivated user stays the contact's owner in HubSpot; their owner record is archived.
+    crm.seed_owner(id="1003", email="gone@acme.test", firstName="Gale", archived=True)
+    crm.seed_contact(email="lead@acme.test", firstname="Lea", id="502", hubspot_owner_id="1003")
+    workflow = new_workflow()
+
+    run_until_done(workflow.pk)
+
+    workflow.refresh_from_db()
+    assert workflow.status == Status.AWAITING_APPROVAL
+    assert (workflow.contact_id, workflow.owner_id) == ("502", "1003")
+    assert workflow.contact["owner_archived"] is True
+    assert "owner" not in workflow.contact  # the draft is not signed by Gale
+    [task] = crm.requests("tasks.create")
+    assert task.status == 201 and "hubspot_owner_id" not in task.json["properties"]
+    assert [r.query for r in crm.requests("owners.get")] == [{}, {"archived": ["true"]}]
+
+
+@pytest.mark.django_db
 def test_a_known_leads_run_is_eight_statements_and_no_transaction(crm):
     """Each write is one statement (issue #16: under load, the worker's time per workflow is
     mostly round trips to PostgreSQL). The claim with its audit row and the read of the row,

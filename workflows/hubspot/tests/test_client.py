@@ -177,6 +177,19 @@ def test_owner_lookup(client):
     assert client.get_owner("4040") is None
 
 
+def test_a_deactivated_owner_is_found_by_asking_again_with_archived_true(sandbox, client):
+    sandbox.seed_owner(id="1003", email="gone@example.com", firstName="Gale", archived=True)
+
+    owner = client.get_owner("1003")
+
+    assert owner is not None and owner["archived"] is True
+    assert (owner["firstName"], owner["email"]) == ("Gale", "gone@example.com")
+    asked = sandbox.requests("owners.get")
+    assert [(r.query, r.status) for r in asked] == [({}, 404), ({"archived": ["true"]}, 200)]
+    assert client.get_owner("1001")["archived"] is False  # an active owner: one call
+    assert len(sandbox.requests("owners.get")) == 3
+
+
 def test_server_error_is_transient(sandbox, client):
     sandbox.set_faults({"contacts.search": {"kind": "status", "status": 500, "times": 1}})
 

@@ -36,6 +36,16 @@ def test_form_and_owner_names_come_from_hubspot_and_keep_the_id_on_hover(hubspot
 
 
 @pytest.mark.django_db
+def test_a_deactivated_owner_is_named_and_marked_deactivated(hubspot):
+    hubspot.seed_owner(id="1003", email="gone@example.com", firstName="Gale", archived=True)
+
+    assert names.names_refresh(kind=NameKind.OWNER, ids=["1003"]) == {"1003": "Gale (deactivated)"}
+    assert HubSpotName.objects.get(kind=NameKind.OWNER, hubspot_id="1003").name == (
+        "Gale (deactivated)"
+    )
+
+
+@pytest.mark.django_db
 def test_an_unknown_id_is_shown_as_it_is_and_remembered_as_unknown(hubspot):
     assert names.names_refresh(kind=NameKind.OWNER, ids=["999"]) == {"999": ""}
 

@@ -195,6 +195,52 @@ def test_unknown_owner_is_404(sandbox):
     assert call(sandbox, "GET", "/crm/v3/owners/2").status_code == 404
 
 
+def test_an_archived_owner_is_404_unless_asked_with_archived_true(sandbox):
+    # crmOwners.json: `archived` (default false) "Whether to return only results that have
+    # been archived"; a deactivated user's owner is archived and keeps no userId.
+    sandbox.seed_owner(id="1003", email="gone@example.com", userId=2003, archived=True)
+
+    assert call(sandbox, "GET", "/crm/v3/owners/1003").status_code == 404
+    archived = call(sandbox, "GET", "/crm/v3/owners/1003", params={"archived": "true"})
+    assert archived.status_code == 200
+    assert archived.json()["archived"] is True
+    assert "userId" not in archived.json() and archived.json()["userIdIncludingInactive"] == 2003
+    active = call(sandbox, "GET", "/crm/v3/owners/1001", params={"archived": "true"})
+    assert active.status_code == 404  # "only results that have been archived"
+    listed = call(sandbox, "GET", "/crm/v3/owners").json()["results"]
+    assert [o["id"] for o in listed] == ["1001"]
+    only_archived = call(sandbox, "GET", "/crm/v3/owners", params={"archived": "true"}).json()
+    assert [o["id"] for o in only_archived["results"]] == ["1003"]
+
+
+def test_a_task_cannot_be_assigned_to_an_archived_owner(sandbox):
+    sandbox.seed_owner(id="1003", email="gone@example.com", archived=True)
+
+    def create(owner_id: str) -> requests.Response:
+        properties = {"hs_timestamp": "2030-01-01T00:00:00Z", "hubspot_owner_id": owner_id}
+        return call(sandbox, "POST", "/crm/v3/objects/tasks", json={"properties": properties})
+
+    assert create("1003").status_code == 400
+    assert create("1001").status_code == 201
+
+
+def test_account_details_name_the_configured_time_zone_and_its_offset_now(sandbox):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    assert call(sandbox, "GET", "/account-info/v3/details").json()["timeZone"] == "UTC"
+    sandbox.configure(time_zone="America/Los_Angeles")
+
+    details = call(sandbox, "GET", "/account-info/v3/details").json()
+
+    offset = datetime.now(ZoneInfo("America/Los_Angeles")).utcoffset()
+    assert details["timeZone"] == "America/Los_Angeles"
+    assert details["utcOffsetMilliseconds"] == offset.total_seconds() * 1000
+    assert details["utcOffset"] in ("-07:00", "-08:00")
+    refused = call(sandbox, "POST", "/__sandbox__/config", json={"time_zone": "Mars/Olympus"})
+    assert refused.status_code == 400
+
+
 def test_fault_fires_the_given_number_of_times(sandbox):
     sandbox.set_faults({"owners.get": {"kind": "status", "status": 500, "times": 2}})
 

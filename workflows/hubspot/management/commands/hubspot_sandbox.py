@@ -23,6 +23,11 @@ class Command(BaseCommand):
             "--token", default=None, help="required Bearer token (default: any non-empty token)"
         )
         parser.add_argument(
+            "--time-zone",
+            default="UTC",
+            help="the account's time zone, as account details name it (default: UTC)",
+        )
+        parser.add_argument(
             "--owner-rule",
             action="append",
             default=[],
@@ -47,6 +52,11 @@ class Command(BaseCommand):
                 raise CommandError(f"--owner-rule {rule!r}: expected DOMAIN=OWNER_ID")
             rules.append({"email_domain": domain, "owner_id": owner_id})
         server.sandbox.initial_config.owner_rules = rules
+        try:
+            server.sandbox.configure(time_zone=options["time_zone"])
+            server.sandbox.initial_config.time_zone = options["time_zone"]
+        except ValueError as error:
+            raise CommandError(f"--time-zone: {error}") from None
         server.start()
         server.reset()
         self.stdout.write(
