@@ -86,7 +86,23 @@ def test_shell_vars_are_what_the_settings_read_from_env_file(checkout, shell_env
     )  # fmt: skip
     assert shown.stdout == (
         f"VAR_DIR={checkout / 'var'}\nOUTREACH_DRAFTER=template\nLLM_BASE_URL=''\n"
+        "HUBSPOT_ACCESS_TOKEN_CONFIGURED=''\nHUBSPOT_CLIENT_SECRET_CONFIGURED=''\n"
     )
+
+
+def test_hubspot_credentials_in_env_file_are_seen_and_not_shown(checkout, shell_env):
+    # `make run` started the sandbox and a development secret when the real ones were only in
+    # .env, and those then won over .env: real webhooks got 401 (stop 23's walkthrough).
+    (checkout / ".env").write_text(
+        "HUBSPOT_ACCESS_TOKEN=pat-na1-secret-token\nHUBSPOT_CLIENT_SECRET=secret-of-the-app\n"
+    )
+    shown = subprocess.run(
+        [".venv/bin/python", "-m", "config.runstate", "shell-vars"],
+        cwd=checkout, env=shell_env, capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    assert "HUBSPOT_ACCESS_TOKEN_CONFIGURED=yes" in shown.stdout.splitlines()
+    assert "HUBSPOT_CLIENT_SECRET_CONFIGURED=yes" in shown.stdout.splitlines()
+    assert "secret-token" not in shown.stdout and "secret-of-the-app" not in shown.stdout
 
 
 def test_run_sh_locks_the_var_dir_that_env_file_names(checkout, shell_env, tmp_path):
@@ -103,3 +119,29 @@ def test_run_sh_locks_the_var_dir_that_env_file_names(checkout, shell_env, tmp_p
     assert bad.stderr.startswith("Configuration error: MODE_DRAFT_ONLY='maybe'"), bad.stderr
     assert (var / "run" / str(port) / "lock").is_file()
     assert not (checkout / "var").exists()
+
+
+@pytest.mark.parametrize("in_env_file", [True, False])
+def test_run_sh_plans_the_sandbox_only_without_a_token_in_env_file(
+    checkout, shell_env, in_env_file
+):
+    # The sandbox's port is held: the pre-flight names it only when run.sh plans the sandbox.
+    # MODE_DRAFT_ONLY=maybe stops the run at the settings check either way.
+    if in_env_file:
+        (checkout / ".env").write_text("HUBSPOT_ACCESS_TOKEN=pat-na1-from-the-env-file\n")
+    port = _free_port()
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        sandbox_port = held.getsockname()[1]
+        run = subprocess.run(
+            ["scripts/run.sh"],
+            cwd=checkout,
+            env={**shell_env, "PORT": str(port), "SANDBOX_PORT": str(sandbox_port),
+                 "MODE_DRAFT_ONLY": "maybe"},
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    if in_env_file:
+        assert run.stderr.startswith("Configuration error: MODE_DRAFT_ONLY"), run.stderr
+    else:
+        assert run.stderr.startswith(f"Port {sandbox_port} is already in use"), run.stderr
