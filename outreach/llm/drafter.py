@@ -218,6 +218,7 @@ class LlmDrafter:
             trusted=trusted_text(ctx),
             system_prompt=system,
             allowed_domains=self.allowed_domains,
+            recipient=ctx.email,
         )
 
 
@@ -234,13 +235,32 @@ def _client(base_url: str, api_key: str) -> openai.OpenAI:
     return _CLIENTS[key]
 
 
+#: DraftContext fields whose values whoever submits the form chooses: HubSpot's Forms API takes
+#: any value for them (``context.pageUri`` included), and a new CRM contact's name and company
+#: are copied from the form. They are never a source of facts for the guards.
+LEAD_TYPED_FIELDS = ("email", "first_name", "last_name", "company", "message", "page_uri")
+#: Facts from HubSpot's owner records and the contact's lifecycle stage (an enumeration).
+TRUSTED_FIELDS = ("owner_name", "owner_email", "owner_signature", "lifecycle_stage")
+#: Stands in for a lead-typed value when the template draft is rendered for the guards: no
+#: link, address, number or date, so the company's wording is trusted and nothing a lead typed.
+LEAD_TYPED_PLACEHOLDER = "[typed by the lead]"
+
+
 def trusted_text(ctx: DraftContext) -> str:
-    """Everything the guards accept facts from: the context without the lead's message, and
-    the template draft rendered without it (the template quotes the message)."""
-    quiet = replace(ctx, message="")
-    template = TemplateDrafter().draft(quiet)
-    fields = [v for k, v in quiet.as_template_context().items() if k != "message"]
-    return "\n".join([*fields, template.subject, template.body])
+    """Everything the guards accept facts (links, addresses, phone numbers, prices, dates) from:
+    only what the lead cannot type. The owner's name, email and signature, the lifecycle stage,
+    and the template draft rendered with every lead-typed field (``LEAD_TYPED_FIELDS``) replaced
+    by a placeholder, so the template's own words count and the values it quotes do not."""
+    masked = replace(
+        ctx,
+        **{
+            name: LEAD_TYPED_PLACEHOLDER if getattr(ctx, name).strip() else ""
+            for name in LEAD_TYPED_FIELDS
+        },
+    )
+    template = TemplateDrafter().draft(masked)
+    facts = [getattr(ctx, name) for name in TRUSTED_FIELDS]
+    return "\n".join([*facts, template.subject, template.body])
 
 
 def _usage(completion: Any) -> tuple[int | None, int | None]:

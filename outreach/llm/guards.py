@@ -1,16 +1,19 @@
 """Guards: named rules a model's draft must pass, or the template draft is used instead.
 
 Each rule takes a ``GuardInput`` and returns None (passed) or a short reason (failed). The
-*trusted* text is everything the drafter knows except the lead's message: the lead's form
-fields, CRM facts, owner and signature, the template draft rendered without the message, and
-``LLM_ALLOWED_LINK_DOMAINS``. Anything a rule looks for (a link, an address, a price, a date)
-is allowed only if it appears there; a link, price or date that comes only from the lead's own
-message is refused, since the lead's message is untrusted input.
+*trusted* text is only what the lead cannot type (``drafter.trusted_text``): the owner's name,
+email and signature, the lifecycle stage, and the template draft rendered with every lead-typed
+field replaced by a placeholder. Links may also be on ``LLM_ALLOWED_LINK_DOMAINS``. Anything a
+rule looks for (a link, an address, a phone number, a price, a date) is allowed only if it
+appears there: one that comes only from what the lead typed (the message, the page URI, the
+company, the names, the email) is refused, since whoever submits the form chooses all of them.
+The greeting uses the lead's first name (``first_name``), and ``no_foreign_email`` also allows
+``recipient``, the address the draft is sent to: telling the lead their own address is harmless.
 
 | rule | refuses |
 |---|---|
 | ``no_foreign_link`` | a URL or domain not in the trusted text nor on LLM_ALLOWED_LINK_DOMAINS |
-| ``no_foreign_email`` | an email address not in the trusted text |
+| ``no_foreign_email`` | an email address not in the trusted text, other than the recipient's |
 | ``no_foreign_phone`` | a phone number not in the trusted text |
 | ``no_invented_price`` | a price, percentage, discount or "free" offer not in the trusted text |
 | ``no_invented_date`` | a date, weekday or deadline not in the trusted text |
@@ -42,6 +45,9 @@ class GuardInput:
     trusted: str
     system_prompt: str
     allowed_domains: tuple[str, ...] = field(default_factory=tuple)
+    #: The lead's address, which the draft is sent to: allowed by no_foreign_email, and a fact
+    #: for no other rule (the lead typed it).
+    recipient: str = ""
 
     @property
     def text(self) -> str:
@@ -146,8 +152,14 @@ def emails_in(text: str) -> list[str]:
     return [m.group().lower().rstrip(".") for m in _EMAIL.finditer(_deobfuscate(text))]
 
 
+def _without_emails(text: str) -> str:
+    """Deobfuscated text with its email addresses blanked: an address is no_foreign_email's
+    business, not a phone number, price or date (``ana.2027@…`` is the recipient's address)."""
+    return _EMAIL.sub(" ", _deobfuscate(text))
+
+
 def phones_in(text: str) -> list[str]:
-    text = _deobfuscate(text)
+    text = _without_emails(text)
     text = _ISO_DATE.sub(" ", _NUM_DATE.sub(" ", text))
     phones = []
     for match in _PHONE.finditer(text):
@@ -167,7 +179,7 @@ def no_foreign_link(g: GuardInput) -> str | None:
 
 
 def no_foreign_email(g: GuardInput) -> str | None:
-    trusted = set(emails_in(g.trusted))
+    trusted = set(emails_in(g.trusted)) | set(emails_in(g.recipient))
     for address in emails_in(g.text):
         if address not in trusted:
             return f"email address {address[:80]} is not in the context"
@@ -184,7 +196,7 @@ def no_foreign_phone(g: GuardInput) -> str | None:
 
 def _not_in_trusted(pattern: re.Pattern[str], g: GuardInput) -> str | None:
     trusted = _norm(g.trusted)
-    for match in pattern.finditer(_deobfuscate(g.text)):
+    for match in pattern.finditer(_without_emails(g.text)):
         if " ".join(match.group().lower().split()) not in trusted:
             return match.group().strip()
     return None
