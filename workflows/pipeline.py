@@ -827,6 +827,8 @@ def _fail(
             fields={"last_error": message, "claimed_by": ""},
         )
     metrics.WORKFLOW_FAILURES.labels(step, "exhausted" if retryable else "permanent").inc()
+    # Why, for the engineer on call: HubSpot's status and category, not HubSpot's message
+    # (it may quote the lead's property values; the workflow's last_error has it whole).
     log.error(
         "Workflow failed",
         extra={
@@ -834,5 +836,8 @@ def _fail(
             "step": step,
             "attempt": attempt,
             "error": type(exc).__name__,
+            "why": why,
+            "hubspot_status": getattr(exc, "status", None),
+            "hubspot_category": getattr(exc, "category", None),
         },
     )

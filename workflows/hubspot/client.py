@@ -378,7 +378,11 @@ class HubSpotClient:
         except requests.RequestException as error:
             raise PermanentHubSpotError(str(error), category="REQUEST_INVALID") from error
         finally:
-            logger.info(
+            # HubSpot failing or pushing back (5xx, 429, no answer) is a warning; a 404 or 409
+            # the client expects and handles (an unknown owner, an existing contact) is not.
+            failed = not isinstance(status, int) or status >= 500 or status == 429
+            logger.log(
+                logging.WARNING if failed else logging.INFO,
                 "hubspot %s %s endpoint=%s status=%s duration_ms=%d",
                 method,
                 path,

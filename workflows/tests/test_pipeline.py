@@ -180,6 +180,26 @@ def test_retries_exhausted_fail_the_workflow(crm):
 
 
 @pytest.mark.django_db
+def test_a_failure_is_logged_with_why_and_hubspots_answer(crm, caplog):
+    # The on-call engineer's line said only "TransientHubSpotError", and HubSpot's 5xx
+    # answers were INFO lines among the successes (stop 23's walkthrough).
+    crm.add_fault("contacts.search", {"kind": "status", "status": 503, "times": 5})
+    workflow = new_workflow()
+    with caplog.at_level("INFO"):
+        run_until_done(workflow.pk)
+
+    [failed] = [r for r in caplog.records if r.getMessage() == "Workflow failed"]
+    assert (failed.levelname, failed.workflow_id, failed.why) == (
+        "ERROR",
+        workflow.pk,
+        "retries exhausted after 3 attempts",
+    )
+    assert (failed.hubspot_status, failed.hubspot_category) == (503, "INTERNAL_ERROR")
+    answers = [r for r in caplog.records if r.getMessage().startswith("hubspot POST")]
+    assert {r.levelname for r in answers if "status=503" in r.getMessage()} == {"WARNING"}
+
+
+@pytest.mark.django_db
 def test_a_timeout_is_retried(crm, settings):
     crm.add_fault("owners.get", {"kind": "timeout", "seconds": 1.5, "times": 1})
     crm.seed_contact(email="lead@acme.test", id="777", hubspot_owner_id="1001")
