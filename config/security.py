@@ -183,6 +183,17 @@ def axes_client_ip(request: HttpRequest) -> str:
     return str(address) if address is not None else request.META.get("REMOTE_ADDR", "")
 
 
+def axes_lockout(request: HttpRequest, credentials: object, *args: object, **kwargs: object):
+    """django-axes' AXES_LOCKOUT_CALLABLE: a page that says what is locked (the address, not
+    the account), for how long, and what to do; axes' own answer was "Account locked"."""
+    from django.conf import settings
+    from django.shortcuts import render
+
+    minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
+    context = {"failure_limit": settings.AXES_FAILURE_LIMIT, "minutes": minutes}
+    return render(request, "registration/locked_out.html", context, status=429)
+
+
 class SafeExceptionReporter(ExceptionReporter):
     """DEFAULT_EXCEPTION_REPORTER: the whole debug page and error e-mail pass through
     :func:`mask_urls_in` as well, so a URL quoted in an exception message is masked too."""

@@ -455,8 +455,11 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minim
 AXES_LOCKOUT_PARAMETERS = ["ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "config.security.axes_client_ip"
-# Lockout log lines name the client address and path only, not the username tried.
+# Lockout log lines name the client address and path only, not the username tried. (axes
+# masks both by default; on-call needs the address for `axes_reset_ip`.)
 AXES_VERBOSE = False
+AXES_SENSITIVE_PARAMETERS = ["username"]
+AXES_LOCKOUT_CALLABLE = "config.security.axes_lockout"
 
 # --- issue #13: recipient cooldown ------------------------------------------------------------
 # At most one email per recipient in this many hours, whatever the path (approval, auto-send,

@@ -324,17 +324,25 @@ def test_responses_carry_the_csp_and_security_headers(client, operator):
 
 
 @pytest.mark.django_db
-def test_the_login_locks_out_after_the_failure_limit(operator, settings):
+def test_the_login_locks_out_after_the_failure_limit(operator, settings, caplog):
     client = Client(REMOTE_ADDR="198.51.100.7")
     for _ in range(settings.AXES_FAILURE_LIMIT - 1):
         response = client.post("/admin/login/", {"username": "olivia", "password": "wrong"})
         assert response.status_code == 200  # the form again, with its error
-    assert client.post(
-        "/admin/login/", {"username": "olivia", "password": "wrong"}
-    ).status_code == (429)
+    with caplog.at_level("WARNING", logger="axes"):
+        assert client.post(
+            "/admin/login/", {"username": "olivia", "password": "wrong"}
+        ).status_code == (429)
+    # the lockout line names the address (for axes_reset_ip), never the username tried
+    locked = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("axes"))
+    assert "198.51.100.7" in locked and "olivia" not in locked, locked
     # locked out: even the right password is refused from that address...
     right = {"username": "olivia", "password": "pw-olivia-123"}
-    assert client.post("/admin/login/", right).status_code == 429
+    refused = client.post("/admin/login/", right)
+    assert refused.status_code == 429
+    text = refused.content.decode()
+    assert "Too many failed logins from this address" in text
+    assert f"paused for {settings.AXES_COOLOFF_TIME.seconds // 60} minutes" in text
     # ...while another address logs in
     other = Client(REMOTE_ADDR="198.51.100.8")
     assert other.post("/admin/login/", right).status_code == 302
