@@ -9,8 +9,9 @@
     var/run/<port>/celerybeat-schedule
 
 `python -m config.runstate shell-vars` tells scripts/run.sh, in one Python start, what the settings
-will read for VAR_DIR, OUTREACH_DRAFTER and LLM_BASE_URL: the shell does not read .env, Python
-does (config/env.py), so the shell must not work them out on its own.
+will read for VAR_DIR, OUTREACH_DRAFTER and LLM_BASE_URL, and whether HubSpot's token and secret
+are configured: the shell does not read .env, Python does (config/env.py), so the shell must not
+work them out on its own.
 
 `python -m config.runstate preflight --port 8000 --port 8001 --lock-fd 9` runs next in
 scripts/run.sh, before anything is touched: it refuses a port another process listens on (one
@@ -149,8 +150,17 @@ def shell_vars() -> str:
         "VAR_DIR": str(VAR_DIR),
         "OUTREACH_DRAFTER": env.str("OUTREACH_DRAFTER", default=""),
         "LLM_BASE_URL": env.str("LLM_BASE_URL", default=""),
+        # Whether HubSpot's credentials are configured (in .env too), never their values: with
+        # them set only in .env, run.sh used to start the sandbox and a development secret,
+        # which then won over .env (config/env.py does not overwrite the environment).
+        "HUBSPOT_ACCESS_TOKEN_CONFIGURED": _configured("HUBSPOT_ACCESS_TOKEN"),
+        "HUBSPOT_CLIENT_SECRET_CONFIGURED": _configured("HUBSPOT_CLIENT_SECRET"),
     }
     return "".join(f"{key}={shlex.quote(value)}\n" for key, value in values.items())
+
+
+def _configured(name: str) -> str:
+    return "yes" if env.str(name, default="").strip() else ""
 
 
 def preflight(ports: list[int], lock_fd: int | None) -> str | None:
@@ -183,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     check = commands.add_parser("preflight", help="ports free, instance lock, settings valid")
     check.add_argument("--port", type=int, action="append", required=True)
     check.add_argument("--lock-fd", type=int)
-    commands.add_parser("shell-vars", help="VAR_DIR, OUTREACH_DRAFTER, LLM_BASE_URL for run.sh")
+    commands.add_parser("shell-vars", help="VAR_DIR, OUTREACH_DRAFTER, LLM_BASE_URL, HubSpot credentials set? for run.sh")
     commands.add_parser("dev-secret", help="print the development secret, creating it once")
     record = commands.add_parser("record", help="write var/run/<port>/instance.json")
     record.add_argument("--port", type=int, required=True)

@@ -13,8 +13,9 @@ export PORT="${PORT:-8000}" LEADLINE_PORT="${PORT:-8000}"
 export SANDBOX_PORT="${SANDBOX_PORT:-$((PORT + 1))}"
 export LLM_SANDBOX_PORT="${LLM_SANDBOX_PORT:-$((PORT + 2))}"
 PY=.venv/bin/python
-# VAR_DIR, OUTREACH_DRAFTER and LLM_BASE_URL as the settings will read them: the environment,
-# then .env, which this shell does not read (one Python start; nothing is written).
+# VAR_DIR, OUTREACH_DRAFTER, LLM_BASE_URL and whether HubSpot's token and secret are set, as the
+# settings will read them: the environment, then .env, which this shell does not read (one
+# Python start; nothing is written).
 run_vars="$($PY -m config.runstate shell-vars)"
 eval "$run_vars"
 
@@ -24,7 +25,7 @@ procs="$procs relay"  # the outbox relay publishes new workflows (issue #16)
 ports=("$PORT")
 notes=()
 sandbox_url=""
-if [ -z "${HUBSPOT_ACCESS_TOKEN:-}" ]; then
+if [ -z "$HUBSPOT_ACCESS_TOKEN_CONFIGURED" ]; then
   export HUBSPOT_ACCESS_TOKEN="sandbox-token"
   export HUBSPOT_API_BASE_URL="http://127.0.0.1:${SANDBOX_PORT}"
   sandbox_url="$HUBSPOT_API_BASE_URL"
@@ -57,7 +58,7 @@ mkdir -p logs
 export PROMETHEUS_MULTIPROC_DIR="$LEADLINE_RUN_DIR/prometheus"
 rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 secret_file=""
-if [ -z "${HUBSPOT_CLIENT_SECRET:-}" ]; then
+if [ -z "$HUBSPOT_CLIENT_SECRET_CONFIGURED" ]; then
   # One development secret per checkout, so `manage.py send_test_webhook` can sign requests.
   HUBSPOT_CLIENT_SECRET="$($PY -m config.runstate dev-secret)"
   export HUBSPOT_CLIENT_SECRET
