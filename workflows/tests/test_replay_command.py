@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from intake.models import FormSubmission
 from outreach.models import EmailDraft
+from workflows.management.commands.replay import Command as ReplayCommand
 from workflows.models import AuditEvent, Status, Trigger, Workflow
 
 pytestmark = pytest.mark.django_db
@@ -210,3 +211,17 @@ def test_show_diff_says_when_the_replay_has_not_drafted_yet():
     )
     with pytest.raises(CommandError, match="has not drafted yet"):
         replay("--show-diff", str(new.pk))
+
+
+@pytest.mark.parametrize("flag", ["--since", "--until"])
+def test_a_mistyped_date_is_a_one_line_usage_error(flag, capsys):
+    """As typed on the command line: argparse's usage and one error line, exit 2 (a
+    CommandError raised inside the argparse type was a 30-line traceback)."""
+    with pytest.raises(SystemExit) as exited:
+        ReplayCommand().run_from_argv(["manage.py", "replay", flag, "yesterday", "--dry-run"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == (
+        f"manage.py replay: error: argument {flag}: 'yesterday' is not an ISO date (YYYY-MM-DD)"
+    )
+    assert "Traceback" not in err

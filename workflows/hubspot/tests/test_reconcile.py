@@ -11,6 +11,7 @@ from django.core import mail
 from django.core.management import call_command
 
 from intake.models import FormSubmission
+from workflows.hubspot.management.commands.reconcile_forms import Command as ReconcileCommand
 from workflows.hubspot.models import FormHighWater, ReconcileRun
 from workflows.hubspot.reconcile import ReconcileFailed, forms_reconcile, last_successful_run
 from workflows.models import Trigger, Workflow
@@ -161,3 +162,17 @@ def test_the_beat_tasks_poll_forms_and_refresh_names(hubspot):
     assert tasks.reconcile_forms() == {"found": 1, "known": 0, "ingested": 1, "refused": 0}
     assert tasks.refresh_names() == 1  # the form in use; no owner yet
     assert HubSpotName.objects.get(hubspot_id=FORM).name == "Pricing request"
+
+
+def test_a_mistyped_since_is_a_one_line_usage_error(capsys):
+    """As typed on the command line: argparse's usage and one error line, exit 2, and no run
+    (a CommandError raised inside the argparse type was a 30-line traceback)."""
+    with pytest.raises(SystemExit) as exited:
+        ReconcileCommand().run_from_argv(["manage.py", "reconcile_forms", "--since", "garbage"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == (
+        "manage.py reconcile_forms: error: argument --since: 'garbage': give a date "
+        "(2026-11-29) or an ISO datetime"
+    )
+    assert "Traceback" not in err

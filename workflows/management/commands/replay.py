@@ -10,6 +10,7 @@ trigger=replay; the service forces shadow mode when an earlier run of the submis
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import difflib
 import getpass
@@ -31,10 +32,11 @@ LISTED_AT_MOST = 20
 
 
 def _iso_date(value: str) -> dt.date:
+    """An argparse ``type``: a bad value is a one-line usage error (exit 2), not a traceback."""
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise CommandError(f"{value!r} is not an ISO date (YYYY-MM-DD).") from None
+        raise argparse.ArgumentTypeError(f"{value!r} is not an ISO date (YYYY-MM-DD)") from None
 
 
 class Command(BaseCommand):

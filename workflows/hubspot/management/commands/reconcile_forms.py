@@ -1,3 +1,4 @@
+import argparse
 from datetime import UTC, datetime, time
 from typing import Any
 
@@ -8,11 +9,12 @@ from workflows.hubspot.reconcile import ReconcileFailed, forms_reconcile
 
 
 def _since(value: str) -> datetime:
+    """An argparse ``type``: a bad value is a one-line usage error (exit 2), not a traceback."""
     moment = parse_datetime(value)
     if moment is None and (day := parse_date(value)) is not None:
         moment = datetime.combine(day, time.min)
     if moment is None:
-        raise CommandError(f"--since {value!r}: give a date (2026-11-29) or an ISO datetime")
+        raise argparse.ArgumentTypeError(f"{value!r}: give a date (2026-11-29) or an ISO datetime")
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
