@@ -78,7 +78,7 @@ def test_admin_replay_twice_yields_one_run(operator_client, workflow_factory):
     (replay,) = _replays_of(failed)
     text = " ".join(str(m) for m in response.context["messages"])
     # The dashboard's wording (workflows/messages.py), from one place.
-    assert f"1 not replayed (#{failed.pk} already replayed as #{replay.pk})" in text
+    assert f"1 not replayed (#{failed.pk}: already replayed as #{replay.pk})" in text
 
 
 def test_api_replay_twice_answers_409_the_second_time(operator, workflow_factory):
@@ -109,7 +109,7 @@ def test_replay_is_refused_while_the_original_awaits_approval(workflow_factory):
     waiting = workflow_factory(status=Status.AWAITING_APPROVAL)
     result = workflows_replay(workflow_ids=[waiting.pk])
     assert result.created == []
-    assert "still awaiting_approval" in result.refused[0].reason
+    assert "still “Awaiting approval” (awaiting_approval)" in result.refused[0].reason
 
 
 def test_explicit_shadow_replay_is_allowed_and_does_not_supersede(workflow_factory):

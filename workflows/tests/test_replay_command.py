@@ -225,3 +225,20 @@ def test_a_mistyped_date_is_a_one_line_usage_error(flag, capsys):
         f"manage.py replay: error: argument {flag}: 'yesterday' is not an ISO date (YYYY-MM-DD)"
     )
     assert "Traceback" not in err
+
+
+def test_a_refusal_names_the_run_once_and_its_status_as_the_dashboard_does():
+    (waiting,) = make_runs(1, status=Status.SEND_UNKNOWN)
+    (sibling,) = make_runs(1, status=Status.FAILED)
+    live = Workflow.objects.create(submission=sibling.submission, status=Status.AWAITING_APPROVAL)
+    output = replay("--workflow", str(waiting.pk), str(sibling.pk), "--yes")
+    assert (
+        f"  #{waiting.pk} not replayed: still “Send outcome unknown” (send_unknown); it has "
+        "not ended, so there is nothing to replay yet"
+    ) in output.splitlines()
+    assert (
+        f"  #{sibling.pk} not replayed: #{live.pk}, another run of the same submission, is "
+        "still “Awaiting approval” (awaiting_approval)"
+    ) in output.splitlines()
+    assert output.count(f"#{waiting.pk}") == 1
+    assert replays() == []
