@@ -8,7 +8,7 @@ import threading
 
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
 from rest_framework.test import APIClient
@@ -98,9 +98,11 @@ def test_api_replay_twice_answers_409_the_second_time(operator, workflow_factory
 
 def test_manage_py_replay_twice_yields_one_run(workflow_factory):
     failed = _failed(workflow_factory)
-    for _ in range(2):
-        out = io.StringIO()
+    call_command("replay", "--workflow", str(failed.pk), "--yes", stdout=io.StringIO())
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="1 not replayed") as refused:
         call_command("replay", "--workflow", str(failed.pk), "--yes", stdout=out)
+    assert refused.value.returncode == 1  # a named workflow not replayed: exit 1
     (replay,) = _replays_of(failed)
     assert f"#{failed.pk} not replayed: already replayed as #{replay.pk}" in out.getvalue()
 

@@ -231,7 +231,10 @@ def test_a_refusal_names_the_run_once_and_its_status_as_the_dashboard_does():
     (waiting,) = make_runs(1, status=Status.SEND_UNKNOWN)
     (sibling,) = make_runs(1, status=Status.FAILED)
     live = Workflow.objects.create(submission=sibling.submission, status=Status.AWAITING_APPROVAL)
-    output = replay("--workflow", str(waiting.pk), str(sibling.pk), "--yes")
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="2 not replayed"):
+        call_command("replay", "--workflow", str(waiting.pk), str(sibling.pk), "--yes", stdout=out)
+    output = out.getvalue()
     assert (
         f"  #{waiting.pk} not replayed: still “Send outcome unknown” (send_unknown); it has "
         "not ended, so there is nothing to replay yet"
@@ -242,3 +245,50 @@ def test_a_refusal_names_the_run_once_and_its_status_as_the_dashboard_does():
     ) in output.splitlines()
     assert output.count(f"#{waiting.pk}") == 1
     assert replays() == []
+
+
+def replay_fails(*args: str) -> tuple[str, str]:
+    """Run a replay that must exit 1: (its output, its error message)."""
+    out = io.StringIO()
+    with pytest.raises(CommandError) as failed:
+        call_command("replay", *args, stdout=out)
+    assert failed.value.returncode == 1
+    return out.getvalue(), str(failed.value)
+
+
+def test_a_named_workflow_or_submission_that_does_not_exist_exits_1():
+    (run,) = make_runs(1)
+    output, error = replay_fails("--workflow", "99999", "--yes")
+    assert output == "No workflows match; nothing replayed.\n"
+    assert error == "Not everything named was replayed: no workflow #99999."
+    # The others named are replayed; the missing one still fails the command.
+    _, error = replay_fails("--workflow", str(run.pk), "99999", "--yes")
+    assert [w.replay_of_id for w in replays()] == [run.pk]
+    assert error.endswith("no workflow #99999.")
+    _, error = replay_fails("--submission", "99999", "--dry-run")
+    assert error == "Not everything named would be replayed: submission 99999 has no workflow."
+
+
+def test_a_named_workflow_the_other_options_leave_out_exits_1():
+    (run,) = make_runs(1, status=Status.COMPLETED)
+    _, error = replay_fails("--workflow", str(run.pk), "--status", "failed", "--dry-run")
+    assert error.endswith(f"#{run.pk} is left out by the other options.")
+
+
+def test_a_named_workflow_refused_exits_1_and_the_refusal_is_listed():
+    (run,) = make_runs(1)
+    replay("--workflow", str(run.pk), "--yes")
+    (new,) = replays()
+    output, error = replay_fails("--workflow", str(run.pk), "--yes")
+    assert f"  #{run.pk} not replayed: already replayed as #{new.pk}" in output.splitlines()
+    assert error == "Not everything named was replayed: 1 not replayed (listed above)."
+    output, error = replay_fails("--submission", str(run.submission_id), "--yes")  # latest: new
+    assert f"  #{new.pk} not replayed: still “Pending”" in output
+
+
+def test_filters_alone_that_match_nothing_or_meet_refusals_exit_0():
+    assert replay("--status", "failed", "--yes") == "No workflows match; nothing replayed.\n"
+    (run,) = make_runs(1)
+    replay("--workflow", str(run.pk), "--yes")
+    output = replay("--status", "failed", "--yes")  # the original, already replayed: refused
+    assert f"#{run.pk} not replayed: already replayed as" in output
