@@ -55,7 +55,12 @@ class FakeTerminal(io.StringIO):
 
 def test_dry_run_lists_the_selection_and_creates_nothing():
     (run,) = make_runs(1)
+    Workflow.objects.filter(pk=run.pk).update(
+        created_at=dt.datetime(2026, 12, 1, 20, 18, 30, tzinfo=dt.UTC)
+    )
     output = replay("--status", "failed", "--dry-run")
+    # Times name their zone (TIME_ZONE, the zone --since/--until days are read in).
+    assert "failed             2026-12-01 20:18 UTC" in output
     assert str(run.pk) in output
     assert run.submission.email in output
     assert "1 workflow(s) would be replayed" in output

@@ -24,6 +24,7 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.urls import reverse
 
 from dashboard.selectors import WorkflowFilters
+from dashboard.texts import time_text
 from outreach.models import EmailDraft
 from workflows.messages import replay_text
 from workflows.models import Status, Workflow
@@ -179,7 +180,7 @@ class Command(BaseCommand):
         for pk, email, status, created in rows.iterator():
             count += 1
             self.stdout.write(
-                f"{pk:>8}  {email or '(no email)':<40} {status:<18} {created:%Y-%m-%d %H:%M}"
+                f"{pk:>8}  {email or '(no email)':<40} {status:<18} {time_text(created)}"
             )
         self.stdout.write(f"{count} workflow(s) would be replayed (dry run: nothing changed).")
 
