@@ -4,7 +4,8 @@
     var/dev-client-secret        the development HUBSPOT_CLIENT_SECRET (created once, never
                                  rewritten, so every instance and send_test_webhook share it)
     var/run/<port>/lock          flock()ed by the running instance for as long as it runs
-    var/run/<port>/instance.json its port, pid, sandbox URL and secret file (send_test_webhook)
+    var/run/<port>/instance.json its port, pid, sandbox URL and secret file (running_instance():
+                                 send_test_webhook, replay's links, reconcile_forms)
     var/run/<port>/prometheus    PROMETHEUS_MULTIPROC_DIR (wiped only by the lock's holder)
     var/run/<port>/celerybeat-schedule
 
@@ -140,6 +141,36 @@ def running_instances() -> list[dict]:
         except (OSError, ValueError):
             continue
     return sorted(found, key=lambda i: int(i.get("port", 0)))
+
+
+class SeveralInstances(Exception):
+    """More than one `make run` is running and PORT does not say which one is meant."""
+
+    def __init__(self, ports: list[int]) -> None:
+        self.ports = ports
+        listed = ", ".join(str(port) for port in ports)
+        super().__init__(f"`make run` is running on ports {listed}: set PORT=<one of them>.")
+
+
+def running_instance() -> dict:
+    """The `make run` a command in another shell means: the one on $PORT, else the only one
+    running, else {} (none). Raises SeveralInstances when several run and PORT is unset.
+
+    send_test_webhook posts to it; replay links to its dashboard; reconcile_forms polls its
+    HubSpot sandbox."""
+    instances = running_instances()
+    wanted = os.environ.get("PORT", "").strip()
+    if wanted:
+        return next((i for i in instances if str(i.get("port")) == wanted), {"port": wanted})
+    if len(instances) > 1:
+        raise SeveralInstances([int(i["port"]) for i in instances])
+    return instances[0] if instances else {}
+
+
+def instance_url(instance: dict) -> str:
+    """Where ``instance`` (running_instance) serves: "http://127.0.0.1:8901", or "" for none."""
+    port = instance.get("port")
+    return f"http://127.0.0.1:{port}" if port else ""
 
 
 def shell_vars() -> str:

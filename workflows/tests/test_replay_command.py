@@ -10,6 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from config import runstate
 from intake.models import FormSubmission
 from outreach.models import EmailDraft
 from workflows.management.commands.replay import Command as ReplayCommand
@@ -297,3 +298,25 @@ def test_filters_alone_that_match_nothing_or_meet_refusals_exit_0():
     replay("--workflow", str(run.pk), "--yes")
     output = replay("--status", "failed", "--yes")  # the original, already replayed: refused
     assert f"#{run.pk} not replayed: already replayed as" in output
+
+
+def test_the_shadow_link_points_at_the_running_make_run(settings, tmp_path, monkeypatch):
+    """`make run` on 8901 (PORT unset in this shell): the link is 8901's, as send_test_webhook
+    finds it, not DASHBOARD_BASE_URL's default port."""
+    monkeypatch.setattr(runstate, "RUN_DIR", tmp_path / "run")
+    monkeypatch.delenv("PORT", raising=False)
+    settings.PUBLIC_BASE_URL = ""
+    settings.DASHBOARD_BASE_URL = "http://127.0.0.1:8000"
+    (tmp_path / "run" / "8901").mkdir(parents=True)
+    runstate.write_instance(8901, sandbox_url="", secret_file="")
+    with open(tmp_path / "run" / "8901" / "lock", "w") as lock:
+        runstate.lock_instance(lock.fileno())  # held while `make run` runs
+        (run,) = make_runs(1)
+        output = replay("--workflow", str(run.pk), "--shadow", "--yes")
+    (new,) = replays()
+    assert f"(or open http://127.0.0.1:8901/dashboard/workflows/{new.pk}/)" in output
+
+    # PUBLIC_BASE_URL set: that is where the dashboard is, whatever runs locally.
+    settings.PUBLIC_BASE_URL = settings.DASHBOARD_BASE_URL = "https://leads.example.com"
+    output = replay("--workflow", str(run.pk), "--shadow", "--yes")
+    assert "(or open https://leads.example.com/dashboard/workflows/" in output

@@ -23,7 +23,6 @@ the forms shape.
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 import uuid
@@ -248,14 +247,10 @@ def _not_leads(portal_id: int, now_ms: int) -> list[Any]:
 
 def _running_instance() -> dict[str, Any]:
     """The `make run` to post to: the one on $PORT, else the only one running, else none."""
-    instances = runstate.running_instances()
-    wanted = os.environ.get("PORT", "").strip()
-    if wanted:
-        return next((i for i in instances if str(i.get("port")) == wanted), {"port": wanted})
-    if len(instances) > 1:
-        ports = ", ".join(str(i["port"]) for i in instances)
-        raise CommandError(f"`make run` is running on ports {ports}: set PORT=<one of them>.")
-    return instances[0] if instances else {}
+    try:
+        return runstate.running_instance()
+    except runstate.SeveralInstances as several:
+        raise CommandError(str(several)) from None
 
 
 def _instance_secret(instance: dict[str, Any]) -> str:

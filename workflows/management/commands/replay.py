@@ -23,6 +23,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.urls import reverse
 
+from config import runstate
 from dashboard.selectors import WorkflowFilters
 from dashboard.texts import time_text
 from outreach.models import EmailDraft
@@ -242,7 +243,7 @@ class Command(BaseCommand):
         if len(shadow) > LISTED_AT_MOST:
             self.stdout.write(f"  … and {len(shadow) - LISTED_AT_MOST} more")
         example = shadow[0]
-        detail = settings.DASHBOARD_BASE_URL + reverse(
+        detail = _dashboard_base_url() + reverse(
             "dashboard:workflow_detail", kwargs={"pk": example}
         )
         self.stdout.write(
@@ -280,6 +281,19 @@ class Command(BaseCommand):
             )
         )
         self.stdout.write("\n".join(diff) if diff else "No differences: the drafts are identical.")
+
+
+def _dashboard_base_url() -> str:
+    """PUBLIC_BASE_URL when set; else the running `make run`'s address, found as
+    send_test_webhook finds it (config.runstate.running_instance: the one on $PORT, else the
+    only one); else DASHBOARD_BASE_URL (http://127.0.0.1:$PORT)."""
+    if settings.PUBLIC_BASE_URL:
+        return settings.DASHBOARD_BASE_URL
+    try:
+        instance = runstate.running_instance()
+    except runstate.SeveralInstances:
+        instance = {}
+    return runstate.instance_url(instance) or settings.DASHBOARD_BASE_URL
 
 
 def _draft_lines(draft: EmailDraft | None) -> list[str]:
