@@ -39,6 +39,9 @@ VAR_DIR = var_dir()
 RUN_DIR = VAR_DIR / "run"
 DEV_SECRET_FILE = VAR_DIR / "dev-client-secret"
 PORT_IN_USE_EXIT = 3
+#: The access token scripts/run.sh exports when it starts the local HubSpot sandbox (no real
+#: HUBSPOT_ACCESS_TOKEN); the sandbox it starts takes any non-empty token. Not a secret.
+SANDBOX_TOKEN = "sandbox-token"  # noqa: S105 (the local sandbox's, not a credential)
 
 
 def run_dir(port: int) -> Path:
@@ -171,6 +174,19 @@ def instance_url(instance: dict) -> str:
     """Where ``instance`` (running_instance) serves: "http://127.0.0.1:8901", or "" for none."""
     port = instance.get("port")
     return f"http://127.0.0.1:{port}" if port else ""
+
+
+def local_sandbox(base: str) -> str:
+    """``base`` when it is a local HubSpot sandbox (`manage.py hubspot_sandbox`: it answers its
+    control API), else ""."""
+    import requests
+
+    if not base.startswith(("http://127.0.0.1", "http://localhost")):
+        return ""
+    try:
+        return base if requests.get(f"{base}/__sandbox__/state", timeout=2).ok else ""
+    except requests.RequestException:
+        return ""
 
 
 def shell_vars() -> str:

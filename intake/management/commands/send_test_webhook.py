@@ -280,12 +280,7 @@ def _workflow_lines(response: requests.Response, dashboard: str) -> list[str]:
 
 def _sandbox_url(base: str) -> str:
     """``base`` when it is the local sandbox (it has a control API), else ""."""
-    if not base.startswith(("http://127.0.0.1", "http://localhost")):
-        return ""
-    try:
-        return base if requests.get(f"{base}/__sandbox__/state", timeout=2).ok else ""
-    except requests.RequestException:
-        return ""
+    return runstate.local_sandbox(base)
 
 
 def _seed_owners(base: str) -> None:
