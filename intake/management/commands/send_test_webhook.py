@@ -12,7 +12,8 @@ lead from varied samples (names, companies, an owner or none):
 With no --url it posts to the running `make run` (var/run/<port>/instance.json, see
 config/runstate.py), or to PORT when that is set, and signs with HUBSPOT_CLIENT_SECRET or else
 the development secret `make run` wrote to var/dev-client-secret. It prints the answer, then
-the workflow numbers the dashboard shows, each with its submission id labelled as such.
+the workflow numbers the dashboard shows, each with its submission id labelled as such; a
+delivery that joined an existing lead (no new workflow) gets a line naming that lead's workflow.
 
 When HUBSPOT_API_BASE_URL (or the running `make run`'s) is the local sandbox (`manage.py
 hubspot_sandbox`), the contacts the events and workflow bodies name are created there first,
@@ -264,15 +265,27 @@ def _instance_secret(instance: dict[str, Any]) -> str:
 
 
 def _workflow_lines(response: requests.Response, dashboard: str) -> list[str]:
-    """The workflow numbers the dashboard shows; submission ids only labelled as such."""
+    """The workflow numbers the dashboard shows; submission ids only labelled as such. A
+    delivery that joined an existing lead started no workflow: its line names the lead's."""
     try:
         answer = response.json()
     except ValueError:
         return []
-    if not isinstance(answer, dict) or not answer.get("workflow_ids"):
+    if not isinstance(answer, dict):
         return []
+    lines = [f"  workflow #{pk}: {dashboard}{pk}/" for pk in answer.get("workflow_ids") or []]
+    for joined in answer.get("joined_leads") or []:
+        pk = joined.get("workflow_id")
+        lead = f"workflow #{pk}: {dashboard}{pk}/" if pk else "a lead without a workflow"
+        lines.append(
+            f"  submission {joined.get('submission_id')} joined an existing lead (no new "
+            f"workflow): {lead}"
+        )
+    if answer.get("joined") and not answer.get("joined_leads"):  # a server without the list
+        lines.append(f"  {answer['joined']} joined an existing lead (no new workflow)")
+    if not answer.get("workflow_ids"):
+        return lines
     submissions = ", ".join(str(i) for i in answer.get("submission_ids", []))
-    lines = [f"  workflow #{pk}: {dashboard}{pk}/" for pk in answer["workflow_ids"]]
     if submissions:
         lines.append(f"  (submission id{'s' if ',' in submissions else ''} {submissions})")
     return lines
