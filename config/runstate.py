@@ -4,7 +4,8 @@
     var/dev-client-secret        the development HUBSPOT_CLIENT_SECRET (created once, never
                                  rewritten, so every instance and send_test_webhook share it)
     var/run/<port>/lock          flock()ed by the running instance for as long as it runs
-    var/run/<port>/instance.json its port, pid, sandbox URL and secret file (send_test_webhook)
+    var/run/<port>/instance.json its port, pid, sandbox URL and secret file (running_instance():
+                                 send_test_webhook, replay's links, reconcile_forms)
     var/run/<port>/prometheus    PROMETHEUS_MULTIPROC_DIR (wiped only by the lock's holder)
     var/run/<port>/celerybeat-schedule
 
@@ -39,6 +40,9 @@ VAR_DIR = var_dir()
 RUN_DIR = VAR_DIR / "run"
 DEV_SECRET_FILE = VAR_DIR / "dev-client-secret"
 PORT_IN_USE_EXIT = 3
+#: The access token scripts/run.sh exports when it starts the local HubSpot sandbox (no real
+#: HUBSPOT_ACCESS_TOKEN); the sandbox it starts takes any non-empty token. Not a secret.
+SANDBOX_TOKEN = "sandbox-token"  # noqa: S105 (the local sandbox's, not a credential)
 
 
 def run_dir(port: int) -> Path:
@@ -141,6 +145,49 @@ def running_instances() -> list[dict]:
         except (OSError, ValueError):
             continue
     return sorted(found, key=lambda i: int(i.get("port", 0)))
+
+
+class SeveralInstances(Exception):
+    """More than one `make run` is running and PORT does not say which one is meant."""
+
+    def __init__(self, ports: list[int]) -> None:
+        self.ports = ports
+        listed = ", ".join(str(port) for port in ports)
+        super().__init__(f"`make run` is running on ports {listed}: set PORT=<one of them>.")
+
+
+def running_instance() -> dict:
+    """The `make run` a command in another shell means: the one on $PORT, else the only one
+    running, else {} (none). Raises SeveralInstances when several run and PORT is unset.
+
+    send_test_webhook posts to it; replay links to its dashboard; reconcile_forms polls its
+    HubSpot sandbox."""
+    instances = running_instances()
+    wanted = os.environ.get("PORT", "").strip()
+    if wanted:
+        return next((i for i in instances if str(i.get("port")) == wanted), {"port": wanted})
+    if len(instances) > 1:
+        raise SeveralInstances([int(i["port"]) for i in instances])
+    return instances[0] if instances else {}
+
+
+def instance_url(instance: dict) -> str:
+    """Where ``instance`` (running_instance) serves: "http://127.0.0.1:8901", or "" for none."""
+    port = instance.get("port")
+    return f"http://127.0.0.1:{port}" if port else ""
+
+
+def local_sandbox(base: str) -> str:
+    """``base`` when it is a local HubSpot sandbox (`manage.py hubspot_sandbox`: it answers its
+    control API), else ""."""
+    import requests
+
+    if not base.startswith(("http://127.0.0.1", "http://localhost")):
+        return ""
+    try:
+        return base if requests.get(f"{base}/__sandbox__/state", timeout=2).ok else ""
+    except requests.RequestException:
+        return ""
 
 
 def shell_vars() -> str:

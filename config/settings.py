@@ -214,6 +214,8 @@ HUBSPOT_TIMEOUT_SECONDS = env_float("HUBSPOT_TIMEOUT_SECONDS", 10.0, minimum=0.1
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="").rstrip("/")
 PORT = env_int("PORT", 8000, minimum=1)
 # Where links in CRM tasks and alerts point: the public URL, else the local `make run` address.
+# (manage.py replay, typed in another shell, links to the running `make run` it finds, as
+# send_test_webhook does: config.runstate.running_instance.)
 DASHBOARD_BASE_URL = PUBLIC_BASE_URL or f"http://127.0.0.1:{PORT}"
 WEBHOOK_MAX_AGE_SECONDS = env_int("WEBHOOK_MAX_AGE_SECONDS", 300, minimum=1)
 # v1 and v2 signatures carry no timestamp, so a captured request can be replayed (dedupe keeps

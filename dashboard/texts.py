@@ -124,8 +124,13 @@ def gate_text(reason: str) -> GateText:
     return GateText(reason[:1].upper() + reason[1:], "", "normal")
 
 
-def _at(value) -> str:
+def time_text(value) -> str:
+    """A time as the dashboard and the management commands print it: in the active zone (a
+    command's is TIME_ZONE), the zone named: "2026-12-01 20:18 UTC"."""
     return date_format(localtime(value), "Y-m-d H:i T") if value else ""
+
+
+_at = time_text
 
 
 def outcome_text(workflow, draft) -> str:

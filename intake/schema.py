@@ -204,6 +204,7 @@ _OPERATION = {
                         "duplicates": 0,
                         "submission_ids": [42],
                         "joined": 0,
+                        "joined_leads": [],
                         "workflows_started": 1,
                         "workflow_ids": [17],
                         "ignored": 1,
@@ -238,6 +239,18 @@ _COMPONENTS = {
             "joined": {
                 "type": "integer",
                 "description": "Stored items of a lead that already has a workflow.",
+            },
+            "joined_leads": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "submission_id": {"type": "integer"},
+                        "workflow_id": {"type": "integer", "nullable": True},
+                    },
+                },
+                "description": "Each joined item's submission id and the workflow of the lead "
+                "it joined (the number the dashboard shows; no new workflow started).",
             },
             "workflows_started": {"type": "integer", "description": "New leads."},
             "workflow_ids": {
@@ -280,6 +293,7 @@ _COMPONENTS = {
             "duplicates",
             "submission_ids",
             "joined",
+            "joined_leads",
             "workflows_started",
             "workflow_ids",
             "ignored",

@@ -74,6 +74,8 @@ class IngestResult:
     non_leads: dict[str, int] = dataclasses.field(default_factory=dict)
     #: What each applied contact lifecycle event did.
     applied: list[str] = dataclasses.field(default_factory=list)
+    #: Submission id -> the workflow of the lead it joined (the number the dashboard shows).
+    joined_workflows: dict[int, int | None] = dataclasses.field(default_factory=dict)
 
 
 def submissions_ingest(
@@ -115,10 +117,12 @@ def submissions_ingest(
             signature_version=signature_version,
             received_at=received_at,
         )
-    new = [stored[item.dedupe_key] for item in leads if item.dedupe_key in stored]
+        new = [stored[item.dedupe_key] for item in leads if item.dedupe_key in stored]
+        joined = {row.submission_id: row.lead_id for row in new if row.workflow_id is None}
+        # Rare (most deliveries start leads): the joined leads' workflows, for the answer.
+        lead_workflows = workflows_of_leads(set(joined.values())) if joined else {}
     accepted_ids = [row.submission_id for row in new]
     workflow_ids = [row.workflow_id for row in new if row.workflow_id is not None]
-    joined = {row.submission_id: row.lead_id for row in new if row.workflow_id is None}
     return IngestResult(
         accepted_ids,
         len(leads) + (len(items) - len(unique)) - len(accepted_ids),
@@ -126,6 +130,7 @@ def submissions_ingest(
         joined,
         kept,
         applied,
+        {sid: lead_workflows.get(lead) for sid, lead in joined.items()},
     )
 
 

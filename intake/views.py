@@ -82,6 +82,11 @@ def hubspot_forms(request: HttpRequest) -> JsonResponse:
         "duplicates": result.duplicates,
         "submission_ids": result.accepted_ids,
         "joined": len(result.joined),
+        # Each joined delivery and the workflow of the lead it joined (no new workflow).
+        "joined_leads": [
+            {"submission_id": sid, "workflow_id": workflow_id}
+            for sid, workflow_id in result.joined_workflows.items()
+        ],
         "workflows_started": len(result.workflow_ids),
         # The numbers the dashboard, admin and API show for these leads (issue #15).
         "workflow_ids": result.workflow_ids,

@@ -39,14 +39,14 @@ def decision_text(outcome: RowOutcome) -> str:
 
 
 def refused_text(result: ReplayResult, *, listed: int = LISTED) -> str:
-    """'; 2 not replayed (#812 already replayed as #901; …)': each refusal, briefly (none
+    """'; 2 not replayed (#812: already replayed as #901; …)': each refusal, briefly (none
     named when ``listed`` is 0: the caller lists them itself)."""
     if not result.refused:
         return ""
     count = f"; {len(result.refused)} not replayed"
     if not listed:
         return count
-    shown = "; ".join(f"#{r.workflow_id} {r.reason}" for r in result.refused[:listed])
+    shown = "; ".join(f"#{r.workflow_id}: {r.reason}" for r in result.refused[:listed])
     more = f"; and {len(result.refused) - listed} more" if len(result.refused) > listed else ""
     return f"{count} ({shown}{more})"
 

@@ -19,6 +19,17 @@ class Status(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+def status_text(value: str) -> str:
+    """A status as the dashboard's badge names it, with the stored value when that reads
+    differently (it is what ``--status`` and the API's filter take): '“Send outcome unknown”
+    (send_unknown)', '“Pending”'."""
+    try:
+        label = Status(value).label
+    except ValueError:
+        return value
+    return f"“{label}”" + ("" if label.lower() == value else f" ({value})")
+
+
 TERMINAL_STATUSES = frozenset({Status.SENT, Status.COMPLETED, Status.REJECTED, Status.FAILED})
 #: The statuses of a run that is still live: it may yet send, or waits for a human who may.
 LIVE_STATUSES = tuple(s for s in Status.values if s not in TERMINAL_STATUSES)

@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from intake.models import FormSubmission
-from workflows.models import AuditEvent, Status, Trigger, Workflow, live_runs
+from workflows.models import AuditEvent, Status, Trigger, Workflow, live_runs, status_text
 
 log = logging.getLogger("leadline.workflows")
 
@@ -129,16 +129,18 @@ def _live_runs(submission_ids: Iterable[int]) -> dict[int, tuple[int, str, str]]
 
 
 def _refusal_reason(original: Workflow, live: tuple[int, str, str] | None) -> str:
+    """Why ``original`` is not replayed, without its own number: callers put it before the
+    reason ("#812 not replayed: already replayed as #901"). Statuses in the dashboard's words."""
     if original.superseded_by_id is not None:
         return f"already replayed as #{original.superseded_by_id}"
     if live is None:
         return ""
     pk, status, trigger = live
     if pk == original.pk:
-        return f"#{pk} is still {status}: it has not ended, so there is nothing to replay yet"
+        return f"still {status_text(status)}; it has not ended, so there is nothing to replay yet"
     if trigger == Trigger.REPLAY:
-        return f"already replayed as #{pk} (still {status})"
-    return f"#{pk}, a run of the same submission, is still {status}"
+        return f"already replayed as #{pk} (still {status_text(status)})"
+    return f"#{pk}, another run of the same submission, is still {status_text(status)}"
 
 
 def workflows_replay(

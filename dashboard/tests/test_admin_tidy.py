@@ -118,8 +118,8 @@ def test_admin_replay_says_what_the_dashboard_says(operator_client, workflow_fac
     ]
     replay = Workflow.objects.get(replay_of=failed)
     assert admin_says == [
-        f"Replaying 1 workflow(s) as #{replay.pk}; 1 not replayed (#{waiting.pk} "
-        f"#{waiting.pk} is still awaiting_approval: it has not ended, so there is nothing to "
+        f"Replaying 1 workflow(s) as #{replay.pk}; 1 not replayed (#{waiting.pk}: still "
+        "“Awaiting approval” (awaiting_approval); it has not ended, so there is nothing to "
         "replay yet)."
     ]
     dashboard_says = operator_client.post(

@@ -251,6 +251,6 @@ def test_a_refused_replay_from_the_detail_page_says_why_in_the_shared_wording(
     replay = Workflow.objects.get(replay_of=workflow)
     assert response.status_code == 409
     assert (
-        f"1 not replayed (#{workflow.pk} already replayed as #{replay.pk})."
+        f"1 not replayed (#{workflow.pk}: already replayed as #{replay.pk})."
         in response.content.decode()
     )

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
 from rest_framework.test import APIClient
@@ -78,7 +78,7 @@ def test_admin_replay_twice_yields_one_run(operator_client, workflow_factory):
     (replay,) = _replays_of(failed)
     text = " ".join(str(m) for m in response.context["messages"])
     # The dashboard's wording (workflows/messages.py), from one place.
-    assert f"1 not replayed (#{failed.pk} already replayed as #{replay.pk})" in text
+    assert f"1 not replayed (#{failed.pk}: already replayed as #{replay.pk})" in text
 
 
 def test_api_replay_twice_answers_409_the_second_time(operator, workflow_factory):
@@ -98,9 +98,11 @@ def test_api_replay_twice_answers_409_the_second_time(operator, workflow_factory
 
 def test_manage_py_replay_twice_yields_one_run(workflow_factory):
     failed = _failed(workflow_factory)
-    for _ in range(2):
-        out = io.StringIO()
+    call_command("replay", "--workflow", str(failed.pk), "--yes", stdout=io.StringIO())
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="1 not replayed") as refused:
         call_command("replay", "--workflow", str(failed.pk), "--yes", stdout=out)
+    assert refused.value.returncode == 1  # a named workflow not replayed: exit 1
     (replay,) = _replays_of(failed)
     assert f"#{failed.pk} not replayed: already replayed as #{replay.pk}" in out.getvalue()
 
@@ -109,7 +111,7 @@ def test_replay_is_refused_while_the_original_awaits_approval(workflow_factory):
     waiting = workflow_factory(status=Status.AWAITING_APPROVAL)
     result = workflows_replay(workflow_ids=[waiting.pk])
     assert result.created == []
-    assert "still awaiting_approval" in result.refused[0].reason
+    assert "still “Awaiting approval” (awaiting_approval)" in result.refused[0].reason
 
 
 def test_explicit_shadow_replay_is_allowed_and_does_not_supersede(workflow_factory):

@@ -44,6 +44,25 @@ def test_it_posts_a_signed_forms_submission_that_is_stored(live_server, webhook_
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_delivery_that_joins_an_existing_lead_names_the_leads_workflow(
+    live_server, webhook_settings
+):
+    send(live_server.url + WEBHOOK_PATH, email="ada@example.com")
+    output = send(live_server.url + WEBHOOK_PATH, email="ada@example.com")  # same form fill
+
+    answer_line, *lines = output.strip().splitlines()
+    answer = json.loads(answer_line.split(" ", 1)[1])  # the JSON is still printed
+    assert (answer["joined"], answer["workflow_ids"]) == (1, [])
+    workflow = Workflow.objects.get()  # one lead, one workflow
+    second = FormSubmission.objects.order_by("pk").last()
+    assert answer["joined_leads"] == [{"submission_id": second.pk, "workflow_id": workflow.pk}]
+    assert lines == [
+        f"  submission {second.pk} joined an existing lead (no new workflow): workflow "
+        f"#{workflow.pk}: {live_server.url}/dashboard/workflows/{workflow.pk}/"
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("signature", ["v2", "v1"])
 def test_each_run_is_a_new_submission_whatever_the_signature(
     live_server, webhook_settings, signature

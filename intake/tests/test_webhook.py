@@ -182,6 +182,7 @@ def test_a_redelivered_batch_is_acknowledged_as_duplicates(post_webhook):
         "duplicates": 100,
         "submission_ids": [],
         "joined": 0,
+        "joined_leads": [],
         "workflows_started": 0,
         "workflow_ids": [],
         "ignored": 0,

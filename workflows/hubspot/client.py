@@ -506,19 +506,22 @@ def _retry_after(header: str | None) -> float:
         return FALLBACK_RETRY_AFTER
 
 
-def client_from_settings() -> HubSpotClient | None:
+def client_from_settings(*, base_url: str = "", token: str = "") -> HubSpotClient | None:
     """A client configured from Django settings, or None when no access token is set.
+    ``base_url`` and ``token`` replace HUBSPOT_API_BASE_URL and HUBSPOT_ACCESS_TOKEN
+    (reconcile_forms by hand under `make run`: its local sandbox).
 
     The throttle is one per process (see process_throttle): every client in a worker shares
     its budget, across threads and, with a Redis broker, across processes.
     """
     from django.conf import settings
 
-    if not settings.HUBSPOT_ACCESS_TOKEN:
+    token = token or settings.HUBSPOT_ACCESS_TOKEN
+    if not token:
         return None
     return HubSpotClient(
-        base_url=settings.HUBSPOT_API_BASE_URL,
-        token=settings.HUBSPOT_ACCESS_TOKEN,
+        base_url=base_url or settings.HUBSPOT_API_BASE_URL,
+        token=token,
         timeout=(3.05, settings.HUBSPOT_TIMEOUT_SECONDS),
         throttle=process_throttle(settings.CELERY_BROKER_URL),
         general_rate=settings.HUBSPOT_RATE_LIMIT_PER_10S / 10,

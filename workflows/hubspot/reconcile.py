@@ -75,7 +75,8 @@ class FormResult:
 
 @dataclass
 class ReconcileResult:
-    run_id: int
+    #: The hubspot_reconcile_run row; None for a dry run (it records nothing).
+    run_id: int | None
     dry_run: bool
     forms: list[FormResult] = field(default_factory=list)
 
@@ -84,7 +85,8 @@ class ReconcileResult:
 
 
 class ReconcileFailed(Exception):
-    """The run stopped on an error; it is recorded, logged and alerted."""
+    """The run stopped on an error; it is recorded, logged and alerted (a dry run's is only
+    logged)."""
 
 
 def forms_reconcile(
@@ -98,21 +100,17 @@ def forms_reconcile(
     `since`) and ingest every one not yet stored. Idempotent: a second run ingests nothing.
 
     `form_ids` defaults to HUBSPOT_FORM_IDS, else every form of the account. A dry run
-    counts and stores nothing. Raises ReconcileFailed (after recording the run and alerting
-    operators) when HubSpot or the database fails; a daily-limit halt is recorded, not alerted.
+    counts and records nothing: no submission, no mark, no run row, no metric, no alert.
+    Raises ReconcileFailed (after recording the run and alerting operators, unless it is a dry
+    run) when HubSpot or the database fails; a daily-limit halt is recorded, not alerted.
     """
+    if dry_run:
+        return _dry_run(form_ids, since, client or kept_client())
     run = ReconcileRun.objects.create(started_at=timezone.now(), dry_run=dry_run)
     result = ReconcileResult(run_id=run.pk, dry_run=dry_run)
     client = client or kept_client()
     try:
-        if client is None:
-            raise ReconcileFailed("HUBSPOT_ACCESS_TOKEN is not set: nothing to poll")
-        portal_id = forms.account_portal_id(client)
-        wanted = (
-            form_ids or settings.HUBSPOT_FORM_IDS or [f["id"] for f in forms.iter_forms(client)]
-        )
-        for form_id in wanted:
-            result.forms.append(_reconcile_form(client, portal_id, form_id, since, dry_run))
+        _poll(result, client, form_ids, since)
     except HubSpotPaused as paused:
         _finish(run, result, ok=False, error=f"paused: {paused}")
         RUNS.labels("paused").inc()
@@ -141,6 +139,36 @@ def forms_reconcile(
         },
     )
     return result
+
+
+def _dry_run(
+    form_ids: list[str] | None, since: datetime | None, client: HubSpotClient | None
+) -> ReconcileResult:
+    """What a run would find and ingest, recording nothing and alerting no one."""
+    result = ReconcileResult(run_id=None, dry_run=True)
+    try:
+        _poll(result, client, form_ids, since)
+    except ReconcileFailed:
+        raise
+    except Exception as error:
+        log.warning("Forms reconciliation dry run failed", extra={"error": str(error)})
+        raise ReconcileFailed(str(error)) from error
+    return result
+
+
+def _poll(
+    result: ReconcileResult,
+    client: HubSpotClient | None,
+    form_ids: list[str] | None,
+    since: datetime | None,
+) -> None:
+    """Read each wanted form into ``result.forms`` (ingesting unless ``result.dry_run``)."""
+    if client is None:
+        raise ReconcileFailed("HUBSPOT_ACCESS_TOKEN is not set: nothing to poll")
+    portal_id = forms.account_portal_id(client)
+    wanted = form_ids or settings.HUBSPOT_FORM_IDS or [f["id"] for f in forms.iter_forms(client)]
+    for form_id in wanted:
+        result.forms.append(_reconcile_form(client, portal_id, form_id, since, result.dry_run))
 
 
 def _reconcile_form(

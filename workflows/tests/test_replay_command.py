@@ -10,8 +10,10 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from config import runstate
 from intake.models import FormSubmission
 from outreach.models import EmailDraft
+from workflows.management.commands.replay import Command as ReplayCommand
 from workflows.models import AuditEvent, Status, Trigger, Workflow
 
 pytestmark = pytest.mark.django_db
@@ -54,7 +56,12 @@ class FakeTerminal(io.StringIO):
 
 def test_dry_run_lists_the_selection_and_creates_nothing():
     (run,) = make_runs(1)
+    Workflow.objects.filter(pk=run.pk).update(
+        created_at=dt.datetime(2026, 12, 1, 20, 18, 30, tzinfo=dt.UTC)
+    )
     output = replay("--status", "failed", "--dry-run")
+    # Times name their zone (TIME_ZONE, the zone --since/--until days are read in).
+    assert "failed             2026-12-01 20:18 UTC" in output
     assert str(run.pk) in output
     assert run.submission.email in output
     assert "1 workflow(s) would be replayed" in output
@@ -210,3 +217,106 @@ def test_show_diff_says_when_the_replay_has_not_drafted_yet():
     )
     with pytest.raises(CommandError, match="has not drafted yet"):
         replay("--show-diff", str(new.pk))
+
+
+@pytest.mark.parametrize("flag", ["--since", "--until"])
+def test_a_mistyped_date_is_a_one_line_usage_error(flag, capsys):
+    """As typed on the command line: argparse's usage and one error line, exit 2 (a
+    CommandError raised inside the argparse type was a 30-line traceback)."""
+    with pytest.raises(SystemExit) as exited:
+        ReplayCommand().run_from_argv(["manage.py", "replay", flag, "yesterday", "--dry-run"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == (
+        f"manage.py replay: error: argument {flag}: 'yesterday' is not an ISO date (YYYY-MM-DD)"
+    )
+    assert "Traceback" not in err
+
+
+def test_a_refusal_names_the_run_once_and_its_status_as_the_dashboard_does():
+    (waiting,) = make_runs(1, status=Status.SEND_UNKNOWN)
+    (sibling,) = make_runs(1, status=Status.FAILED)
+    live = Workflow.objects.create(submission=sibling.submission, status=Status.AWAITING_APPROVAL)
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="2 not replayed"):
+        call_command("replay", "--workflow", str(waiting.pk), str(sibling.pk), "--yes", stdout=out)
+    output = out.getvalue()
+    assert (
+        f"  #{waiting.pk} not replayed: still “Send outcome unknown” (send_unknown); it has "
+        "not ended, so there is nothing to replay yet"
+    ) in output.splitlines()
+    assert (
+        f"  #{sibling.pk} not replayed: #{live.pk}, another run of the same submission, is "
+        "still “Awaiting approval” (awaiting_approval)"
+    ) in output.splitlines()
+    assert output.count(f"#{waiting.pk}") == 1
+    assert replays() == []
+
+
+def replay_fails(*args: str) -> tuple[str, str]:
+    """Run a replay that must exit 1: (its output, its error message)."""
+    out = io.StringIO()
+    with pytest.raises(CommandError) as failed:
+        call_command("replay", *args, stdout=out)
+    assert failed.value.returncode == 1
+    return out.getvalue(), str(failed.value)
+
+
+def test_a_named_workflow_or_submission_that_does_not_exist_exits_1():
+    (run,) = make_runs(1)
+    output, error = replay_fails("--workflow", "99999", "--yes")
+    assert output == "No workflows match; nothing replayed.\n"
+    assert error == "Not everything named was replayed: no workflow #99999."
+    # The others named are replayed; the missing one still fails the command.
+    _, error = replay_fails("--workflow", str(run.pk), "99999", "--yes")
+    assert [w.replay_of_id for w in replays()] == [run.pk]
+    assert error.endswith("no workflow #99999.")
+    _, error = replay_fails("--submission", "99999", "--dry-run")
+    assert error == "Not everything named would be replayed: submission 99999 has no workflow."
+
+
+def test_a_named_workflow_the_other_options_leave_out_exits_1():
+    (run,) = make_runs(1, status=Status.COMPLETED)
+    _, error = replay_fails("--workflow", str(run.pk), "--status", "failed", "--dry-run")
+    assert error.endswith(f"#{run.pk} is left out by the other options.")
+
+
+def test_a_named_workflow_refused_exits_1_and_the_refusal_is_listed():
+    (run,) = make_runs(1)
+    replay("--workflow", str(run.pk), "--yes")
+    (new,) = replays()
+    output, error = replay_fails("--workflow", str(run.pk), "--yes")
+    assert f"  #{run.pk} not replayed: already replayed as #{new.pk}" in output.splitlines()
+    assert error == "Not everything named was replayed: 1 not replayed (listed above)."
+    output, error = replay_fails("--submission", str(run.submission_id), "--yes")  # latest: new
+    assert f"  #{new.pk} not replayed: still “Pending”" in output
+
+
+def test_filters_alone_that_match_nothing_or_meet_refusals_exit_0():
+    assert replay("--status", "failed", "--yes") == "No workflows match; nothing replayed.\n"
+    (run,) = make_runs(1)
+    replay("--workflow", str(run.pk), "--yes")
+    output = replay("--status", "failed", "--yes")  # the original, already replayed: refused
+    assert f"#{run.pk} not replayed: already replayed as" in output
+
+
+def test_the_shadow_link_points_at_the_running_make_run(settings, tmp_path, monkeypatch):
+    """`make run` on 8901 (PORT unset in this shell): the link is 8901's, as send_test_webhook
+    finds it, not DASHBOARD_BASE_URL's default port."""
+    monkeypatch.setattr(runstate, "RUN_DIR", tmp_path / "run")
+    monkeypatch.delenv("PORT", raising=False)
+    settings.PUBLIC_BASE_URL = ""
+    settings.DASHBOARD_BASE_URL = "http://127.0.0.1:8000"
+    (tmp_path / "run" / "8901").mkdir(parents=True)
+    runstate.write_instance(8901, sandbox_url="", secret_file="")
+    with open(tmp_path / "run" / "8901" / "lock", "w") as lock:
+        runstate.lock_instance(lock.fileno())  # held while `make run` runs
+        (run,) = make_runs(1)
+        output = replay("--workflow", str(run.pk), "--shadow", "--yes")
+    (new,) = replays()
+    assert f"(or open http://127.0.0.1:8901/dashboard/workflows/{new.pk}/)" in output
+
+    # PUBLIC_BASE_URL set: that is where the dashboard is, whatever runs locally.
+    settings.PUBLIC_BASE_URL = settings.DASHBOARD_BASE_URL = "https://leads.example.com"
+    output = replay("--workflow", str(run.pk), "--shadow", "--yes")
+    assert "(or open https://leads.example.com/dashboard/workflows/" in output

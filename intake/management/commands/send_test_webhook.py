@@ -12,7 +12,8 @@ lead from varied samples (names, companies, an owner or none):
 With no --url it posts to the running `make run` (var/run/<port>/instance.json, see
 config/runstate.py), or to PORT when that is set, and signs with HUBSPOT_CLIENT_SECRET or else
 the development secret `make run` wrote to var/dev-client-secret. It prints the answer, then
-the workflow numbers the dashboard shows, each with its submission id labelled as such.
+the workflow numbers the dashboard shows, each with its submission id labelled as such; a
+delivery that joined an existing lead (no new workflow) gets a line naming that lead's workflow.
 
 When HUBSPOT_API_BASE_URL (or the running `make run`'s) is the local sandbox (`manage.py
 hubspot_sandbox`), the contacts the events and workflow bodies name are created there first,
@@ -23,7 +24,6 @@ the forms shape.
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 import uuid
@@ -248,14 +248,10 @@ def _not_leads(portal_id: int, now_ms: int) -> list[Any]:
 
 def _running_instance() -> dict[str, Any]:
     """The `make run` to post to: the one on $PORT, else the only one running, else none."""
-    instances = runstate.running_instances()
-    wanted = os.environ.get("PORT", "").strip()
-    if wanted:
-        return next((i for i in instances if str(i.get("port")) == wanted), {"port": wanted})
-    if len(instances) > 1:
-        ports = ", ".join(str(i["port"]) for i in instances)
-        raise CommandError(f"`make run` is running on ports {ports}: set PORT=<one of them>.")
-    return instances[0] if instances else {}
+    try:
+        return runstate.running_instance()
+    except runstate.SeveralInstances as several:
+        raise CommandError(str(several)) from None
 
 
 def _instance_secret(instance: dict[str, Any]) -> str:
@@ -269,15 +265,27 @@ def _instance_secret(instance: dict[str, Any]) -> str:
 
 
 def _workflow_lines(response: requests.Response, dashboard: str) -> list[str]:
-    """The workflow numbers the dashboard shows; submission ids only labelled as such."""
+    """The workflow numbers the dashboard shows; submission ids only labelled as such. A
+    delivery that joined an existing lead started no workflow: its line names the lead's."""
     try:
         answer = response.json()
     except ValueError:
         return []
-    if not isinstance(answer, dict) or not answer.get("workflow_ids"):
+    if not isinstance(answer, dict):
         return []
+    lines = [f"  workflow #{pk}: {dashboard}{pk}/" for pk in answer.get("workflow_ids") or []]
+    for joined in answer.get("joined_leads") or []:
+        pk = joined.get("workflow_id")
+        lead = f"workflow #{pk}: {dashboard}{pk}/" if pk else "a lead without a workflow"
+        lines.append(
+            f"  submission {joined.get('submission_id')} joined an existing lead (no new "
+            f"workflow): {lead}"
+        )
+    if answer.get("joined") and not answer.get("joined_leads"):  # a server without the list
+        lines.append(f"  {answer['joined']} joined an existing lead (no new workflow)")
+    if not answer.get("workflow_ids"):
+        return lines
     submissions = ", ".join(str(i) for i in answer.get("submission_ids", []))
-    lines = [f"  workflow #{pk}: {dashboard}{pk}/" for pk in answer["workflow_ids"]]
     if submissions:
         lines.append(f"  (submission id{'s' if ',' in submissions else ''} {submissions})")
     return lines
@@ -285,12 +293,7 @@ def _workflow_lines(response: requests.Response, dashboard: str) -> list[str]:
 
 def _sandbox_url(base: str) -> str:
     """``base`` when it is the local sandbox (it has a control API), else ""."""
-    if not base.startswith(("http://127.0.0.1", "http://localhost")):
-        return ""
-    try:
-        return base if requests.get(f"{base}/__sandbox__/state", timeout=2).ok else ""
-    except requests.RequestException:
-        return ""
+    return runstate.local_sandbox(base)
 
 
 def _seed_owners(base: str) -> None:

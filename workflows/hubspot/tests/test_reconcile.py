@@ -8,9 +8,11 @@ import time
 
 import pytest
 from django.core import mail
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
+from config import runstate
 from intake.models import FormSubmission
+from workflows.hubspot.management.commands.reconcile_forms import Command as ReconcileCommand
 from workflows.hubspot.models import FormHighWater, ReconcileRun
 from workflows.hubspot.reconcile import ReconcileFailed, forms_reconcile, last_successful_run
 from workflows.models import Trigger, Workflow
@@ -77,11 +79,69 @@ def test_a_dry_run_counts_and_stores_nothing(hubspot):
     now_ms = int(time.time() * 1000)
     hubspot.seed_submissions(FORM, [submission(n, now_ms - n * HOUR_MS) for n in range(3)])
 
-    call_command("reconcile_forms", "--dry-run", "--form", FORM)
+    out = io.StringIO()
+    call_command("reconcile_forms", "--dry-run", "--form", FORM, stdout=out)
 
+    assert "dry run, nothing recorded: found 3, already known 0, would ingest 3" in out.getvalue()
     assert FormSubmission.objects.count() == 0
     assert not FormHighWater.objects.exists()
-    assert ReconcileRun.objects.get().dry_run
+    assert not ReconcileRun.objects.exists()  # nor a "last successful run" on the dashboard
+
+
+@pytest.mark.django_db
+def test_a_failed_dry_run_records_nothing_and_alerts_no_one(hubspot, settings):
+    settings.ALERT_EMAILS = ["ops@example.com"]
+    hubspot.add_fault("forms.submissions", {"kind": "status", "status": 403, "times": 1})
+
+    with pytest.raises(CommandError, match="reconciliation failed"):
+        call_command("reconcile_forms", "--dry-run", stdout=io.StringIO())
+
+    assert not ReconcileRun.objects.exists()
+    assert mail.outbox == []
+
+
+@pytest.fixture
+def run_state(tmp_path, monkeypatch):
+    """An empty var/run for config.runstate: no running `make run` yet; PORT unset."""
+    monkeypatch.setattr(runstate, "RUN_DIR", tmp_path / "run")
+    monkeypatch.delenv("PORT", raising=False)
+    return tmp_path / "run"
+
+
+@pytest.mark.django_db
+def test_by_hand_without_a_token_it_polls_the_running_make_runs_sandbox(
+    hubspot, settings, run_state
+):
+    """`make run` started the sandbox (its token is run.sh's, not in this shell's settings)."""
+    settings.HUBSPOT_ACCESS_TOKEN = ""
+    settings.HUBSPOT_API_BASE_URL = "https://api.hubapi.com"
+    hubspot.seed_submissions(FORM, [submission(1, int(time.time() * 1000))])
+    (run_state / "8901").mkdir(parents=True)
+    runstate.write_instance(8901, sandbox_url=hubspot.url, secret_file="")
+    out = io.StringIO()
+    with open(run_state / "8901" / "lock", "w") as lock:
+        runstate.lock_instance(lock.fileno())  # held while `make run` runs
+        call_command("reconcile_forms", "--form", FORM, stdout=out)
+
+    assert (
+        "HUBSPOT_ACCESS_TOKEN is not set: polling the local HubSpot sandbox of the running "
+        f"`make run` on port 8901 ({hubspot.url})."
+    ) in out.getvalue()
+    assert "ingested 1" in out.getvalue()
+    assert FormSubmission.objects.filter(form_id=FORM).count() == 1
+
+
+@pytest.mark.django_db
+def test_without_a_token_or_a_make_run_it_says_what_to_set_and_records_nothing(settings, run_state):
+    settings.HUBSPOT_ACCESS_TOKEN = ""
+    settings.ALERT_EMAILS = ["ops@example.com"]
+
+    with pytest.raises(CommandError, match="set HUBSPOT_ACCESS_TOKEN") as failed:
+        call_command("reconcile_forms", stdout=io.StringIO())
+
+    assert "no running `make run` with a local HubSpot sandbox" in str(failed.value)
+    assert not ReconcileRun.objects.exists()
+    assert mail.outbox == []
 
 
 @pytest.mark.django_db
@@ -161,3 +221,17 @@ def test_the_beat_tasks_poll_forms_and_refresh_names(hubspot):
     assert tasks.reconcile_forms() == {"found": 1, "known": 0, "ingested": 1, "refused": 0}
     assert tasks.refresh_names() == 1  # the form in use; no owner yet
     assert HubSpotName.objects.get(hubspot_id=FORM).name == "Pricing request"
+
+
+def test_a_mistyped_since_is_a_one_line_usage_error(capsys):
+    """As typed on the command line: argparse's usage and one error line, exit 2, and no run
+    (a CommandError raised inside the argparse type was a 30-line traceback)."""
+    with pytest.raises(SystemExit) as exited:
+        ReconcileCommand().run_from_argv(["manage.py", "reconcile_forms", "--since", "garbage"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == (
+        "manage.py reconcile_forms: error: argument --since: 'garbage': give a date "
+        "(2026-11-29) or an ISO datetime"
+    )
+    assert "Traceback" not in err

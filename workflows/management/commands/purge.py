@@ -16,6 +16,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
+from dashboard.texts import time_text
 from intake.models import FormSubmission
 from outreach.models import EmailDraft
 from workflows.models import AuditEvent, Workflow, WorkflowError
@@ -61,7 +62,7 @@ class Command(BaseCommand):
         old = FormSubmission.objects.filter(received_at__lt=cutoff)
         if options["dry_run"]:
             counts = _counts(old.values("pk"))
-            self.stdout.write(f"Dry run: would purge, received before {cutoff:%Y-%m-%d %H:%M}Z:")
+            self.stdout.write(f"Dry run: would purge, received before {time_text(cutoff)}:")
             self._report(counts, options["keep_audit"])
             return
         totals = dict.fromkeys(_counts(FormSubmission.objects.none()), 0)
@@ -71,7 +72,7 @@ class Command(BaseCommand):
                 break
             for key, value in _purge_batch(batch, keep_audit=options["keep_audit"]).items():
                 totals[key] += value
-        self.stdout.write(f"Purged, received before {cutoff:%Y-%m-%d %H:%M}Z:")
+        self.stdout.write(f"Purged, received before {time_text(cutoff)}:")
         self._report(totals, options["keep_audit"])
 
     def _report(self, counts: dict[str, int], keep_audit: bool) -> None:

@@ -10,10 +10,12 @@ trigger=replay; the service forces shadow mode when an earlier run of the submis
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import difflib
 import getpass
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
@@ -21,24 +23,32 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.urls import reverse
 
+from config import runstate
 from dashboard.selectors import WorkflowFilters
+from dashboard.texts import time_text
 from outreach.models import EmailDraft
 from workflows.messages import replay_text
 from workflows.models import Status, Workflow
-from workflows.services import ReplayResult, workflows_replay
+from workflows.services import ReplayRefusal, ReplayResult, workflows_replay
 
 LISTED_AT_MOST = 20
 
 
 def _iso_date(value: str) -> dt.date:
+    """An argparse ``type``: a bad value is a one-line usage error (exit 2), not a traceback."""
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise CommandError(f"{value!r} is not an ISO date (YYYY-MM-DD).") from None
+        raise argparse.ArgumentTypeError(f"{value!r} is not an ISO date (YYYY-MM-DD)") from None
 
 
 class Command(BaseCommand):
-    help = "Replay workflows (each becomes a new run of its submission). Asks before acting."
+    help = (
+        "Replay workflows (each becomes a new run of its submission). Asks before acting. "
+        "Exits 1 when a workflow or submission named with --workflow or --submission is not "
+        "replayed (it does not exist, the other options leave it out, or it is refused); a "
+        "selection by filters alone that matches nothing, or has refusals, exits 0."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         pick = parser.add_argument_group("selection (combined with AND)")
@@ -82,15 +92,20 @@ class Command(BaseCommand):
         selection = self._select(options)
         if options["dry_run"]:
             self._list(selection)
+            self._fail_if_named_left_out(selection.values_list("id", "submission_id"), options)
             return
-        ids = list(selection.values_list("id", flat=True))
+        # Read before replaying: afterwards a submission's latest run is its new one.
+        chosen = list(selection.values_list("id", "submission_id"))
+        ids = [pk for pk, _ in chosen]
         if not ids:
             self.stdout.write("No workflows match; nothing replayed.")
+            self._fail_if_named_left_out(chosen, options)
             return
         if not options["yes"] and not self._confirmed(len(ids)):
             self.stdout.write("Nothing replayed.")
             return
-        self._replay(ids, options)
+        refused = self._replay(ids, options)
+        self._fail_if_named_left_out(chosen, options, refused=len(refused))
 
     # --- selection ---------------------------------------------------------------------------
 
@@ -121,13 +136,52 @@ class Command(BaseCommand):
         qs = qs.order_by("created_at", "id")
         return qs[: options["limit"]] if options["limit"] else qs
 
+    def _fail_if_named_left_out(
+        self, chosen: Iterable[tuple[int, int]], options: dict[str, Any], *, refused: int = 0
+    ) -> None:
+        """Exit 1 (CommandError) when a workflow or submission named explicitly was not
+        replayed: it does not exist, the other options leave it out of ``chosen`` (the
+        selection's (id, submission id) pairs), or it was refused (those are listed above). A
+        selection by filters alone is not checked: matching nothing, or some refusals, is an
+        answer, not an error."""
+        if not options["workflow"] and not options["submission"]:
+            return
+        chosen = list(chosen)
+        problems = []
+        if options["workflow"]:
+            named = set(options["workflow"])
+            existing = set(Workflow.objects.filter(pk__in=named).values_list("id", flat=True))
+            selected = {pk for pk, _ in chosen}
+            problems += [f"no workflow #{pk}" for pk in sorted(named - existing)]
+            problems += [
+                f"#{pk} is left out by the other options" for pk in sorted(existing - selected)
+            ]
+        if options["submission"]:
+            named = set(options["submission"])
+            existing = set(
+                Workflow.objects.filter(submission_id__in=named).values_list(
+                    "submission_id", flat=True
+                )
+            )
+            selected = {submission for _, submission in chosen}
+            problems += [f"submission {pk} has no workflow" for pk in sorted(named - existing)]
+            problems += [
+                f"submission {pk}'s latest run is left out by the other options"
+                for pk in sorted(existing - selected)
+            ]
+        if refused:
+            problems.append(f"{refused} not replayed (listed above)")
+        if problems:
+            verb = "would be" if options["dry_run"] else "was"
+            raise CommandError(f"Not everything named {verb} replayed: {'; '.join(problems)}.")
+
     def _list(self, selection: QuerySet[Workflow]) -> None:
         rows = selection.values_list("id", "submission__email", "status", "created_at")
         count = 0
         for pk, email, status, created in rows.iterator():
             count += 1
             self.stdout.write(
-                f"{pk:>8}  {email or '(no email)':<40} {status:<18} {created:%Y-%m-%d %H:%M}"
+                f"{pk:>8}  {email or '(no email)':<40} {status:<18} {time_text(created)}"
             )
         self.stdout.write(f"{count} workflow(s) would be replayed (dry run: nothing changed).")
 
@@ -142,12 +196,12 @@ class Command(BaseCommand):
 
     # --- acting -----------------------------------------------------------------------------
 
-    def _replay(self, ids: list[int], options: dict[str, Any]) -> None:
+    def _replay(self, ids: list[int], options: dict[str, Any]) -> list[ReplayRefusal]:
         size, total = options["batch_size"], len(ids)
         actor = f"manage.py replay ({getpass.getuser()})"
         created: list[int] = []
         shadow: list[int] = []
-        refused = []
+        refused: list[ReplayRefusal] = []
         for start in range(0, total, size):
             result = workflows_replay(
                 workflow_ids=ids[start : start + size],
@@ -171,6 +225,7 @@ class Command(BaseCommand):
         if len(refused) > LISTED_AT_MOST:
             self.stdout.write(f"  … and {len(refused) - LISTED_AT_MOST} more not replayed")
         self._report_shadow(shadow, forced=not options["shadow"])
+        return refused
 
     def _report_shadow(self, shadow: list[int], *, forced: bool) -> None:
         if not shadow:
@@ -188,7 +243,7 @@ class Command(BaseCommand):
         if len(shadow) > LISTED_AT_MOST:
             self.stdout.write(f"  … and {len(shadow) - LISTED_AT_MOST} more")
         example = shadow[0]
-        detail = settings.DASHBOARD_BASE_URL + reverse(
+        detail = _dashboard_base_url() + reverse(
             "dashboard:workflow_detail", kwargs={"pk": example}
         )
         self.stdout.write(
@@ -226,6 +281,19 @@ class Command(BaseCommand):
             )
         )
         self.stdout.write("\n".join(diff) if diff else "No differences: the drafts are identical.")
+
+
+def _dashboard_base_url() -> str:
+    """PUBLIC_BASE_URL when set; else the running `make run`'s address, found as
+    send_test_webhook finds it (config.runstate.running_instance: the one on $PORT, else the
+    only one); else DASHBOARD_BASE_URL (http://127.0.0.1:$PORT)."""
+    if settings.PUBLIC_BASE_URL:
+        return settings.DASHBOARD_BASE_URL
+    try:
+        instance = runstate.running_instance()
+    except runstate.SeveralInstances:
+        instance = {}
+    return runstate.instance_url(instance) or settings.DASHBOARD_BASE_URL
 
 
 def _draft_lines(draft: EmailDraft | None) -> list[str]:
