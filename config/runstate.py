@@ -240,7 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     check = commands.add_parser("preflight", help="ports free, instance lock, settings valid")
     check.add_argument("--port", type=int, action="append", required=True)
     check.add_argument("--lock-fd", type=int)
-    commands.add_parser("shell-vars", help="VAR_DIR, OUTREACH_DRAFTER, LLM_BASE_URL, HubSpot credentials set? for run.sh")
+    commands.add_parser(
+        "shell-vars", help="VAR_DIR, OUTREACH_DRAFTER, LLM_BASE_URL, HubSpot credentials set?"
+    )
     commands.add_parser("dev-secret", help="print the development secret, creating it once")
     record = commands.add_parser("record", help="write var/run/<port>/instance.json")
     record.add_argument("--port", type=int, required=True)

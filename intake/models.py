@@ -176,3 +176,19 @@ class NonLeadDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"Delivery {self.pk} ({self.outcome} {self.event_type})"
+
+
+class PurgedDeliveryKey(models.Model):
+    """The dedupe key of a submission ``manage.py purge`` deleted. A v1/v2 signature has no
+    time, so a captured request stays valid for ever; without its submission the same bytes
+    would be a new delivery (and, later, a new lead). Ingest treats a key here as stored: a
+    duplicate. Keys are hashes of the body, so nothing personal is kept."""
+
+    dedupe_key = models.CharField(max_length=128, primary_key=True)
+    purged_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "purged_dedupe_keys"
+
+    def __str__(self) -> str:
+        return self.dedupe_key

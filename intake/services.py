@@ -33,7 +33,14 @@ from intake.identity import (
     leads_join,
     workflows_of_leads,
 )
-from intake.models import FormSubmission, Lead, LeadKey, NonLeadDelivery, NonLeadOutcome
+from intake.models import (
+    FormSubmission,
+    Lead,
+    LeadKey,
+    NonLeadDelivery,
+    NonLeadOutcome,
+    PurgedDeliveryKey,
+)
 from intake.payloads import NormalisedItem, RefusedEvent
 from intake.routing import Decision, Route, decide
 from workflows.models import AuditEvent, Status, Trigger, Workflow
@@ -421,7 +428,8 @@ def _statement_text(workflow_cols: str, n_workflow: int, audit_cols: str, n_audi
             INSERT INTO {quote(FormSubmission._meta.db_table)}
                 (id, lead_id, signature_version, received_at, workflow_at, {names})
             SELECT n.id, n.id, %(signature_version)s, %(received_at)s, %(now)s, {selected}
-            FROM n ORDER BY n.id
+            FROM n WHERE NOT EXISTS (SELECT FROM {quote(PurgedDeliveryKey._meta.db_table)} p
+                WHERE p.dedupe_key = n.dedupe_key) ORDER BY n.id
             ON CONFLICT ({quote("dedupe_key")}) DO NOTHING
             RETURNING id, dedupe_key, shape, signature_version, email_error
         ), l AS (
@@ -554,12 +562,19 @@ def _fixed_columns(model: type, values: tuple[tuple[str, Any], ...]) -> tuple[st
 def _insert_new_submissions(
     items: list[NormalisedItem], signature_version: str, received_at: datetime
 ) -> dict[str, int]:
-    """INSERT … ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key.
+    """INSERT … ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key, for the items
+    whose key was not purged (PurgedDeliveryKey: those count as stored).
 
     bulk_create(ignore_conflicts=True) cannot tell which rows it inserted, so this is raw
     SQL; PostgreSQL and SQLite >= 3.35 both accept it. Returns dedupe_key -> id of new rows.
     """
     inserted: dict[str, int] = {}
+    purged = set(
+        PurgedDeliveryKey.objects.filter(
+            dedupe_key__in=[item.dedupe_key for item in items]
+        ).values_list("dedupe_key", flat=True)
+    )
+    items = [item for item in items if item.dedupe_key not in purged]
     with connection.cursor() as cursor:
         for chunk in _chunks(items):
             cursor.execute(

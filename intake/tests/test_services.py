@@ -180,3 +180,22 @@ def test_the_statement_text_stays_within_psycopgs_query_cache():
     )
     assert len(sql.encode()) <= _queries.MAX_CACHED_STATEMENT_LENGTH
     assert len(params) <= _queries.MAX_CACHED_STATEMENT_PARAMS
+
+
+@pytest.mark.parametrize("path", ["one statement", "portable"])
+def test_a_purged_key_is_a_duplicate_on_both_paths(monkeypatch, path):
+    from intake.models import PurgedDeliveryKey
+
+    if path == "portable":
+        monkeypatch.setattr(services, "_store_in_one_statement", services._store_with_the_orm)
+    elif connection.vendor != "postgresql":
+        pytest.skip("the one-statement path is PostgreSQL's")
+    purged, fresh = items(700, count=2)
+    PurgedDeliveryKey.objects.create(dedupe_key=purged.dedupe_key, purged_at=timezone.now())
+
+    result = services.submissions_ingest(
+        items=[purged, fresh], signature_version="v1", received_at=timezone.now()
+    )
+
+    assert (len(result.accepted_ids), result.duplicates) == (1, 1)
+    assert FormSubmission.objects.get().dedupe_key == fresh.dedupe_key

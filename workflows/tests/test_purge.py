@@ -113,3 +113,40 @@ def test_dry_run_counts_and_deletes_nothing():
     assert re.search(r"received before \d{4}-\d\d-\d\d \d\d:\d\d UTC:", output), output
     assert FormSubmission.objects.count() == 2
     assert AuditEvent.objects.count() == 2
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_a_purged_delivery_replayed_is_still_a_duplicate(client, settings, version):
+    # A v1/v2 signature has no time: a captured request stays valid for ever, and once purge
+    # deleted its submission the same bytes were a new delivery, then a new lead and perhaps
+    # a second email (found by stop 23's security review).
+    from intake.models import PurgedDeliveryKey
+    from intake.signatures import signed_headers
+
+    settings.HUBSPOT_CLIENT_SECRET = "purge-test-secret"
+    settings.PUBLIC_BASE_URL = ""
+    body = (
+        b'{"portalId": 62515, "formId": "f", "submittedAt": 1764201600000,'
+        b' "fields": [{"name": "email", "value": "ada@example.com"}]}'
+    )
+    uri = "http://testserver/api/webhooks/hubspot/forms"
+    headers = signed_headers(
+        secret="purge-test-secret", version=version, method="POST", uri=uri, body=body
+    )
+
+    def deliver():
+        return client.post(
+            "/api/webhooks/hubspot/forms", data=body, content_type="application/json",
+            headers=headers,
+        )  # fmt: skip
+
+    assert deliver().json()["accepted"] == 1
+    FormSubmission.objects.update(received_at=timezone.now() - timedelta(days=91))
+    purge("--older-than", "90d")
+    assert not FormSubmission.objects.exists() and PurgedDeliveryKey.objects.count() == 1
+
+    replayed = deliver()
+
+    assert replayed.status_code == 202
+    assert (replayed.json()["accepted"], replayed.json()["duplicates"]) == (0, 1)
+    assert not FormSubmission.objects.exists() and not Workflow.objects.exists()

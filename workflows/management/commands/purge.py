@@ -1,4 +1,6 @@
 """Retention: delete submissions older than a cutoff, with their workflows, errors and drafts.
+Each submission's dedupe key (a hash, nothing personal) is kept in ``purged_dedupe_keys``, so
+a redelivery of it is still a duplicate.
 
     python manage.py purge --older-than 90d [--dry-run] [--purge-audit] [--batch-size 500]
 
@@ -17,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from dashboard.texts import time_text
-from intake.models import FormSubmission
+from intake.models import FormSubmission, PurgedDeliveryKey
 from outreach.models import EmailDraft
 from workflows.models import AuditEvent, Workflow, WorkflowError
 
@@ -101,5 +103,15 @@ def _purge_batch(submission_ids: list[int], *, keep_audit: bool) -> dict[str, in
             AuditEvent.objects.filter(workflow__submission_id__in=submission_ids).update(
                 workflow=None
             )
+        # Their dedupe keys stay behind: a captured v1/v2 request (no time in its signature)
+        # must not come back as a new delivery once its submission is gone.
+        now = timezone.now()
+        keys = FormSubmission.objects.filter(pk__in=submission_ids).values_list(
+            "dedupe_key", flat=True
+        )
+        PurgedDeliveryKey.objects.bulk_create(
+            [PurgedDeliveryKey(dedupe_key=key, purged_at=now) for key in keys],
+            ignore_conflicts=True,
+        )
         FormSubmission.objects.filter(pk__in=submission_ids).delete()
     return counts
