@@ -109,6 +109,26 @@ def test_the_contact_hubspot_creates_is_attached_and_the_draft_gets_its_owner(cr
 
 
 @pytest.mark.django_db
+def test_the_attached_contact_fills_the_lead_columns_the_form_left_blank(crm):
+    from intake.models import FormSubmission
+
+    workflow = new_workflow("blank@acme.test")
+    FormSubmission.objects.filter(pk=workflow.submission_id).update(company="", last_name="")
+    pipeline.run_workflow(workflow.pk, task_id="task-1")
+    hubspot_creates(
+        crm, email="blank@acme.test", firstname="Other", lastname="Lead", company="Acme Corp"
+    )
+    assert attach(workflow.pk) == []
+
+    submission = FormSubmission.objects.get(pk=workflow.submission_id)
+    assert (submission.first_name, submission.last_name, submission.company) == (
+        "Lea",  # as the form had it
+        "Lead",
+        "Acme Corp",
+    )
+
+
+@pytest.mark.django_db
 def test_a_contact_that_never_appears_is_created_after_the_last_search(crm):
     workflow = new_workflow(email="fresh@acme.test")
     pipeline.run_workflow(workflow.pk, task_id="task-1")
