@@ -72,18 +72,25 @@ def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not request.user.is_staff:
+            # Every dashboard page would refuse this account again: the page offers a way to
+            # another account instead of a link back into the dashboard.
             return message_response(
-                request, "The dashboard is for staff accounts only.", status=403
+                request,
+                "The dashboard is for staff accounts only.",
+                status=403,
+                context={"not_staff": True},
             )
         return view(request, *args, **kwargs)
 
     return login_required(wrapper)
 
 
-def message_response(request: HttpRequest, message: str, *, status: int) -> HttpResponse:
+def message_response(
+    request: HttpRequest, message: str, *, status: int, context: dict[str, Any] | None = None
+) -> HttpResponse:
     """A small message fragment (htmx: swapped into #flash) or a minimal page."""
     level = "error" if status >= 400 else "success"
-    context = {"notice": {"level": level, "text": message}}
+    context = {**(context or {}), "notice": {"level": level, "text": message}}
     if request.htmx:
         response = render(request, "dashboard/_notice.html", context, status=status)
         if status >= 400:
