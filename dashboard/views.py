@@ -459,8 +459,18 @@ def workflow_replay_view(request: HttpRequest, pk: int) -> HttpResponse:
 def resolve_send_view(request: HttpRequest, pk: int) -> HttpResponse:
     form = ResolveSendForm(request.POST)
     if not form.is_valid():
+        # Say what is missing, not both (a note left empty after choosing "sent" was told to
+        # choose sent or not sent too).
+        missing = [
+            text
+            for field, text in (
+                ("sent", "choose whether it was sent or not"),
+                ("note", "note how you checked (e.g. found in the ESP log)"),
+            )
+            if field in form.errors
+        ]
         return message_response(
-            request, "Choose sent or not sent, and note how you checked.", status=400
+            request, f"To record the outcome, {' and '.join(missing)}.", status=400
         )
     result, error = _run(
         request,
