@@ -482,7 +482,12 @@ def contact_attach(workflow_id: int, *, misses: int = 0, attempt: int = 0, token
         return _attach_done(workflow, f"contact not attached: {exc}", error=True)
     note = f"contact {workflow.contact_id} attached, owner {workflow.owner_id or 'none'}"
     if workflow.task_id:
-        workflow.step_log.setdefault(Step.CREATE_CRM_TASK, {})["note"] = f"task {workflow.task_id}"
+        # The task step's own note (made before the contact was known) stays: the task is an
+        # event of the attach, with its time (the dashboard's timeline shows it then).
+        task_entry = workflow.step_log.setdefault(Step.CREATE_CRM_TASK, {})
+        task_entry.update(
+            attach_note=f"task {workflow.task_id}", attached_at=timezone.now().isoformat()
+        )
     return _attach_done(workflow, note + ("; draft re-drafted" if refreshed else ""))
 
 
@@ -511,11 +516,14 @@ def _attach_duplicate(workflow: Workflow, contact_id: str) -> str:
 
 
 def _attach_entry(workflow: Workflow, note: str) -> dict[str, Any]:
+    """The step log with how the attach ended: in ``attach_note`` at ``attached_at``. The
+    step's own ``note`` and times stay as the step left them (the timeline shows both, each
+    at its own time; the attach's note used to replace the step's, at the step's time)."""
     step_log = dict(workflow.step_log)
     entry = dict(step_log.get(Step.RESOLVE_CONTACT, {}))
     entry.pop("contact_pending", None)
     entry.pop("attach_lease", None)
-    entry.update(note=note, attached_at=timezone.now().isoformat())
+    entry.update(attach_note=note, attached_at=timezone.now().isoformat())
     step_log[Step.RESOLVE_CONTACT] = entry
     return step_log
 
