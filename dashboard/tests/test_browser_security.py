@@ -114,10 +114,18 @@ def test_dashboard_htmx_works_under_the_csp_and_polling_pauses_without_eval(
     assert page.evaluate("window.__csp") == []
 
 
-def test_the_admin_approval_page_wraps_each_draft_line_with_no_csp_violation(page, live_server):
+def test_the_admin_approval_page_wraps_each_draft_line_with_no_csp_violation(
+    page, live_server, operator
+):
     """The admin's "Approve selected drafts" confirmation shows every draft line whole: the
     body's wrapping comes from a stylesheet class, since the CSP blocks an inline style."""
+    from django.contrib.auth.models import Permission
+
     from outreach.models import EmailDraft
+
+    # The migration's Operators group may view workflows; a flushed database (an earlier
+    # transactional test) has only the fixture's group, without that permission.
+    operator.user_permissions.add(Permission.objects.get(codename="view_workflow"))
 
     workflow = make_workflow(first_name="Barbara", last_name="Liskov", company="CLU")
     line = "We would love to show you how the substitution principle applies here. " * 12
