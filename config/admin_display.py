@@ -15,7 +15,7 @@ from django.utils.safestring import SafeString
 def pretty_json(value: Any) -> SafeString:
     """Read-only, escaped, indented JSON for raw payloads and step outputs."""
     text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
-    return format_html('<pre style="white-space: pre-wrap; margin: 0">{}</pre>', text)
+    return format_html('<pre class="pre-wrap">{}</pre>', text)
 
 
 class SafeChangeList(ChangeList):

@@ -28,3 +28,5 @@ urlpatterns = [
     path("api/", include("config.api_urls")),
     path("dashboard/", include("dashboard.urls")),
 ]
+
+handler500 = "config.errors.server_error"

@@ -32,7 +32,7 @@ from django.db.models.functions import Coalesce, TruncDay
 from django.utils import timezone
 
 from intake.models import FormSubmission
-from workflows.models import AuditEvent, Status, Trigger, Workflow, live_runs
+from workflows.models import AuditEvent, Status, Step, Trigger, Workflow, live_runs
 
 PAGE_SIZE = 25
 #: Tab counts stop at this many: "1000+" is all an operator needs, and it keeps each count an
@@ -358,6 +358,32 @@ def _parse_time(value: Any) -> dt.datetime | None:
     return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, dt.UTC)
 
 
+_ATTACH_TITLES = {
+    Step.RESOLVE_CONTACT: "contact attach ended",
+    Step.CREATE_CRM_TASK: "task created by the contact attach",
+}
+
+
+def _step_notes(step: str, info: dict[str, Any], step_log: dict[str, Any]) -> tuple[str, str]:
+    """A step's own note and the note of the background attach that came later (shown at
+    ``attached_at``). Step logs written before the two were kept apart hold the attach's note
+    in ``note`` (resolve_contact, with ``attached_at``) or "task N" (create_crm_task, when the
+    contact was attached): those are the attach's, not the step's."""
+    note, attach_note = str(info.get("note") or ""), str(info.get("attach_note") or "")
+    contact_entry = step_log.get(Step.RESOLVE_CONTACT) or {}
+    legacy = (
+        isinstance(contact_entry, dict)
+        and contact_entry.get("attached_at")
+        and "attach_note" not in contact_entry
+    )
+    attach_made = step == Step.RESOLVE_CONTACT or (
+        step == Step.CREATE_CRM_TASK and note.startswith("task ")
+    )
+    if legacy and not attach_note and attach_made:
+        return "", note
+    return note, attach_note
+
+
 def workflow_timeline(workflow: Workflow) -> list[TimelineEntry]:
     """Audit events, step timings and errors, merged oldest first. Two queries."""
     entries: list[TimelineEntry] = []
@@ -375,32 +401,50 @@ def workflow_timeline(workflow: Workflow) -> list[TimelineEntry]:
                 details=event.details,
             )
         )
-    for step, info in (workflow.step_log or {}).items():
+    step_log = workflow.step_log or {}
+    contact_entry = step_log.get(Step.RESOLVE_CONTACT)
+    contact_attached = (
+        _parse_time(contact_entry.get("attached_at")) if isinstance(contact_entry, dict) else None
+    )
+    for step, info in step_log.items():
         if not isinstance(info, dict):
             continue
         started, finished = (
             _parse_time(info.get("started_at")),
             _parse_time(info.get("finished_at")),
         )
-        if not started and not finished:
-            continue
-        took = f" in {(finished - started).total_seconds():.2f}s" if started and finished else ""
-        state = "finished" if finished else "started"
-        entries.append(
-            TimelineEntry(
-                at=started or finished,  # type: ignore[arg-type]
-                kind="step",
-                title=f"step {step} {state}{took}",
-                text=" · ".join(
-                    p
-                    for p in (
-                        f"attempts: {info['attempts']}" if info.get("attempts") else "",
-                        str(info.get("note") or ""),
-                    )
-                    if p
-                ),
+        note, attach_note = _step_notes(step, info, step_log)
+        if started or finished:
+            took = ""
+            if started and finished:
+                took = f" in {(finished - started).total_seconds():.2f}s"
+            state = "finished" if finished else "started"
+            entries.append(
+                TimelineEntry(
+                    at=started or finished,  # type: ignore[arg-type]
+                    kind="step",
+                    title=f"step {step} {state}{took}",
+                    text=" · ".join(
+                        p
+                        for p in (
+                            f"attempts: {info['attempts']}" if info.get("attempts") else "",
+                            note,
+                        )
+                        if p
+                    ),
+                )
             )
-        )
+        attached = _parse_time(info.get("attached_at")) or contact_attached
+        if attach_note and attached:
+            # The background contact attach (workflows.pipeline.contact_attach), at its time.
+            entries.append(
+                TimelineEntry(
+                    at=attached,
+                    kind="step",
+                    title=f"step {step}: {_ATTACH_TITLES.get(step, 'contact attached')}",
+                    text=attach_note,
+                )
+            )
     for error in workflow.errors.all():
         entries.append(
             TimelineEntry(

@@ -72,18 +72,25 @@ def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not request.user.is_staff:
+            # Every dashboard page would refuse this account again: the page offers a way to
+            # another account instead of a link back into the dashboard.
             return message_response(
-                request, "The dashboard is for staff accounts only.", status=403
+                request,
+                "The dashboard is for staff accounts only.",
+                status=403,
+                context={"not_staff": True},
             )
         return view(request, *args, **kwargs)
 
     return login_required(wrapper)
 
 
-def message_response(request: HttpRequest, message: str, *, status: int) -> HttpResponse:
+def message_response(
+    request: HttpRequest, message: str, *, status: int, context: dict[str, Any] | None = None
+) -> HttpResponse:
     """A small message fragment (htmx: swapped into #flash) or a minimal page."""
     level = "error" if status >= 400 else "success"
-    context = {"notice": {"level": level, "text": message}}
+    context = {**(context or {}), "notice": {"level": level, "text": message}}
     if request.htmx:
         response = render(request, "dashboard/_notice.html", context, status=status)
         if status >= 400:
@@ -452,8 +459,18 @@ def workflow_replay_view(request: HttpRequest, pk: int) -> HttpResponse:
 def resolve_send_view(request: HttpRequest, pk: int) -> HttpResponse:
     form = ResolveSendForm(request.POST)
     if not form.is_valid():
+        # Say what is missing, not both (a note left empty after choosing "sent" was told to
+        # choose sent or not sent too).
+        missing = [
+            text
+            for field, text in (
+                ("sent", "choose whether it was sent or not"),
+                ("note", "note how you checked (e.g. found in the ESP log)"),
+            )
+            if field in form.errors
+        ]
         return message_response(
-            request, "Choose sent or not sent, and note how you checked.", status=400
+            request, f"To record the outcome, {' and '.join(missing)}.", status=400
         )
     result, error = _run(
         request,

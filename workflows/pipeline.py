@@ -19,10 +19,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import InterfaceError, OperationalError, transaction
-from django.db.models import Q
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
+from intake.models import FormSubmission
 from workflows import metrics
 from workflows.hubspot.client import (
     CONTACT_PROPERTIES,
@@ -213,7 +216,8 @@ def attach_in_background() -> bool:
 
 
 def _set_contact(workflow: Workflow, contact: dict[str, Any], client: HubSpotClient) -> None:
-    """The contact's id, owner and facts on the workflow (in memory; the caller writes them)."""
+    """The contact's id, owner and facts on the workflow (in memory; the caller writes them),
+    and the lead columns the delivery left blank filled from them (``submission_fill``)."""
     props = contact.get("properties") or {}
     owner_id = str(props.get("hubspot_owner_id") or "")
     owner = client.get_owner(owner_id) if owner_id else None
@@ -228,6 +232,53 @@ def _set_contact(workflow: Workflow, contact: dict[str, Any], client: HubSpotCli
     workflow.contact_id = str(contact["id"])
     workflow.owner_id = owner_id
     workflow.contact = facts
+    submission_fill(workflow.submission, facts)
+
+
+#: The submission's lead columns and the contact property each is filled from.
+LEAD_COLUMNS = (
+    ("email", "email"),
+    ("first_name", "firstname"),
+    ("last_name", "lastname"),
+    ("company", "company"),
+)
+
+
+def submission_fill(submission: FormSubmission, facts: dict[str, Any]) -> list[str]:
+    """Fill the lead columns the delivery left blank from the CRM contact's facts; returns
+    the columns filled. A Webhooks API event carries only the contact id, so without this its
+    lead had no name or email in the dashboard and the search (which reads these columns,
+    through their trigram indexes) could not find it. A value the delivery carried is never
+    replaced, ``raw_payload`` stays as delivered, and an erased submission stays erased.
+
+    Written here, in one UPDATE of its own: it is another table than the workflow's step
+    write, so it cannot share that statement; a delivery that carried all four (most form
+    posts) costs none. Each column is set only while still empty, in the same statement."""
+    blanks: dict[str, str] = {}
+    for column, prop in LEAD_COLUMNS:
+        value = str(facts.get(prop) or "").strip()
+        if column == "email":
+            value = value.lower()  # as intake stores it (the API's email filter is exact)
+            try:
+                validate_email(value)
+            except ValidationError:
+                continue
+        if value and not getattr(submission, column):
+            limit = FormSubmission._meta.get_field(column).max_length
+            blanks[column] = value[:limit]
+    if not blanks or submission.erased_at:
+        return []
+    filled = FormSubmission.objects.filter(pk=submission.pk, erased_at__isnull=True).update(
+        **{
+            column: Case(When(**{column: ""}, then=Value(value)), default=F(column))
+            for column, value in blanks.items()
+        }
+    )
+    if not filled:
+        return []
+    for column, value in blanks.items():
+        setattr(submission, column, value)
+    return list(blanks)
 
 
 def _claim_lead_contact(workflow: Workflow, contact_id: str) -> str:
@@ -436,7 +487,12 @@ def contact_attach(workflow_id: int, *, misses: int = 0, attempt: int = 0, token
         return _attach_done(workflow, f"contact not attached: {exc}", error=True)
     note = f"contact {workflow.contact_id} attached, owner {workflow.owner_id or 'none'}"
     if workflow.task_id:
-        workflow.step_log.setdefault(Step.CREATE_CRM_TASK, {})["note"] = f"task {workflow.task_id}"
+        # The task step's own note (made before the contact was known) stays: the task is an
+        # event of the attach, with its time (the dashboard's timeline shows it then).
+        task_entry = workflow.step_log.setdefault(Step.CREATE_CRM_TASK, {})
+        task_entry.update(
+            attach_note=f"task {workflow.task_id}", attached_at=timezone.now().isoformat()
+        )
     return _attach_done(workflow, note + ("; draft re-drafted" if refreshed else ""))
 
 
@@ -465,11 +521,14 @@ def _attach_duplicate(workflow: Workflow, contact_id: str) -> str:
 
 
 def _attach_entry(workflow: Workflow, note: str) -> dict[str, Any]:
+    """The step log with how the attach ended: in ``attach_note`` at ``attached_at``. The
+    step's own ``note`` and times stay as the step left them (the timeline shows both, each
+    at its own time; the attach's note used to replace the step's, at the step's time)."""
     step_log = dict(workflow.step_log)
     entry = dict(step_log.get(Step.RESOLVE_CONTACT, {}))
     entry.pop("contact_pending", None)
     entry.pop("attach_lease", None)
-    entry.update(note=note, attached_at=timezone.now().isoformat())
+    entry.update(attach_note=note, attached_at=timezone.now().isoformat())
     step_log[Step.RESOLVE_CONTACT] = entry
     return step_log
 

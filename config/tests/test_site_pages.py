@@ -110,3 +110,36 @@ def test_a_500_is_the_apps_page(failing_url):
     assert response.status_code == 500
     page = response.content.decode()
     assert "Something went wrong on our side" in page and 'class="topbar"' in page
+
+
+@override_settings(DEBUG=False)
+def test_a_500_shows_the_request_id_its_error_is_logged_with_and_nothing_of_the_error(
+    failing_url,
+):
+    import io
+    import json
+    import logging
+
+    from config.logging import JsonFormatter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logging.getLogger("django.request").addHandler(handler)
+    url = failing_url(RuntimeError("boom: secret-token-123"))
+    client = Client(raise_request_exception=False)
+    try:
+        response = client.get(url, headers={"X-Request-ID": "req-500-abcdef"})
+    finally:
+        logging.getLogger("django.request").removeHandler(handler)
+    assert response.status_code == 500 and response["X-Request-ID"] == "req-500-abcdef"
+    page = response.content.decode()
+    assert '<code id="request-id">req-500-abcdef</code>' in page
+    assert "secret-token-123" not in page and "Traceback" not in page and "RuntimeError" not in page
+    # The id on the page finds the error's log line.
+    [logged] = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert logged["level"] == "ERROR" and logged["request_id"] == "req-500-abcdef"
+    # A made-up id is not echoed: a fresh one is shown instead, the same as the header's.
+    odd = client.get(url, headers={"X-Request-ID": "<script>x</script>"})
+    assert "<script>x" not in odd.content.decode()
+    assert f'<code id="request-id">{odd["X-Request-ID"]}</code>' in odd.content.decode()

@@ -41,6 +41,23 @@ def test_non_staff_accounts_are_refused(client, django_user_model, url):
     assert b"staff accounts only" in response.content
 
 
+def test_a_non_staff_account_is_offered_another_account_not_a_link_back_into_the_refusal(
+    client, django_user_model
+):
+    client.force_login(django_user_model.objects.create_user("nina", password="pw-nina-123"))
+    response = client.get("/dashboard/")
+    assert response.status_code == 403
+    html = response.content.decode()
+    # No link leads back into the dashboard (each answered this account the same 403).
+    assert 'href="/dashboard/' not in html and "Back to the workflows" not in html
+    assert "nina" in html and "not a staff account" in html
+    assert 'href="/login/?next=/dashboard/"' in html  # log in as another account
+    logged_out = client.post("/logout/", {"next": "/login/?next=/dashboard/"})
+    assert logged_out.status_code == 302 and logged_out["Location"] == "/login/?next=/dashboard/"
+    assert client.get("/dashboard/").status_code == 302  # logged out: on to the login page
+    assert '<form method="post" action="/logout/">' in html
+
+
 @pytest.mark.parametrize("url", _dashboard_urls())
 def test_non_staff_posts_are_refused(client, django_user_model, url):
     client.force_login(django_user_model.objects.create_user("nina"))

@@ -184,3 +184,30 @@ def test_bulk_approve_in_the_inbox(page, live_server, settings):
     statuses = dict(Workflow.objects.values_list("pk", "status"))
     assert statuses[late.pk] == statuses[fresh.pk] == Status.COMPLETED
     assert statuses[keep.pk] == Status.AWAITING_APPROVAL
+
+
+def test_mark_as_sent_needs_the_note_in_the_browser_and_then_records_sent(page, live_server):
+    """The buttons submit the form (no hx-post of their own, which skipped the browser's
+    check): an empty note stops "Mark as sent" before any request, and with a note the
+    clicked button's choice reaches the server."""
+    workflow = make_workflow(status=Status.SEND_UNKNOWN, first_name="Frances", last_name="Allen")
+    page.goto(f"{live_server.url}/dashboard/workflows/{workflow.pk}/")
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if "resolve-send" in r.url else None)
+    page.click("#send-unknown button:has-text('Mark as sent')")
+    page.wait_for_timeout(500)
+    assert posts == []
+    assert page.evaluate(
+        "document.querySelector('#send-unknown input[name=note]').matches(':invalid')"
+    )
+    workflow.refresh_from_db()
+    assert workflow.status == Status.SEND_UNKNOWN
+
+    mark_page(page)
+    page.fill("#send-unknown input[name=note]", "found in the ESP log, delivered 10:02")
+    page.click("#send-unknown button:has-text('Mark as sent')")
+    expect(page.locator("#status-badge")).to_have_text("Sent")
+    assert_not_reloaded(page)
+    assert len(posts) == 1
+    workflow.refresh_from_db()
+    assert workflow.status == Status.SENT

@@ -112,3 +112,39 @@ def test_dashboard_htmx_works_under_the_csp_and_polling_pauses_without_eval(
     with page.expect_request(lambda r: "/dashboard/" in r.url):
         page.evaluate("htmx.trigger('#workflow-table', 'refresh')")
     assert page.evaluate("window.__csp") == []
+
+
+def test_the_admin_approval_page_wraps_each_draft_line_with_no_csp_violation(
+    page, live_server, operator
+):
+    """The admin's "Approve selected drafts" confirmation shows every draft line whole: the
+    body's wrapping comes from a stylesheet class, since the CSP blocks an inline style."""
+    from django.contrib.auth.models import Permission
+
+    from outreach.models import EmailDraft
+
+    # The migration's Operators group may view workflows; a flushed database (an earlier
+    # transactional test) has only the fixture's group, without that permission.
+    operator.user_permissions.add(Permission.objects.get(codename="view_workflow"))
+
+    workflow = make_workflow(first_name="Barbara", last_name="Liskov", company="CLU")
+    line = "We would love to show you how the substitution principle applies here. " * 12
+    EmailDraft.objects.filter(workflow=workflow).update(body=f"Hi Barbara,\n\n{line}\n\nSam")
+    page.set_viewport_size({"width": 1024, "height": 800})
+    page.add_init_script(WATCH_CSP)
+    page.goto(f"{live_server.url}/admin/workflows/workflow/")
+    page.check(f"input[name=_selected_action][value='{workflow.pk}']")
+    page.select_option("select[name=action]", "approve_selected")
+    with page.expect_navigation():
+        page.click("button[name=index]")
+
+    body = page.locator("fieldset pre").first
+    expect(body).to_contain_text("substitution principle")
+    box = body.bounding_box()
+    wraps = body.evaluate(
+        "e => [getComputedStyle(e).whiteSpace, e.scrollWidth <= e.clientWidth,"
+        " document.documentElement.scrollWidth <= window.innerWidth]"
+    )
+    assert wraps == ["pre-wrap", True, True]
+    assert box["x"] + box["width"] <= 1024 and box["height"] > 60  # many lines, none cut
+    assert page.evaluate("window.__csp") == []

@@ -238,6 +238,20 @@ def test_marking_an_unknown_send_needs_a_note(operator_client, workflow_factory)
     assert workflow.status == Status.SEND_UNKNOWN
 
 
+def test_an_unknown_send_refused_says_exactly_what_is_missing(operator_client, workflow_factory):
+    workflow = workflow_factory(status=Status.SEND_UNKNOWN)
+    post = operator_client.post
+    no_note = post(url("resolve_send", workflow), {"sent": "yes", "note": "  "}).content.decode()
+    assert "note how you checked" in no_note and "sent or not" not in no_note
+    no_choice = post(url("resolve_send", workflow), {"note": "checked"}).content.decode()
+    assert "choose whether it was sent or not" in no_choice and "note how" not in no_choice
+    neither = post(url("resolve_send", workflow), {}).content.decode()
+    assert "choose whether it was sent or not and note how you checked" in neither
+    html = operator_client.get(url("workflow_detail", workflow)).content.decode()
+    form = html[html.index('action="/dashboard/workflows/') : html.index("Mark as not sent")]
+    assert "required" in form and form.count("hx-post") == 1  # on the form, not the buttons
+
+
 def test_unknown_workflow_is_404(operator_client):
     assert operator_client.get("/dashboard/workflows/999999/").status_code == 404
 

@@ -325,3 +325,53 @@ def test_counts_cache_keys_are_safe_for_any_search_text(db, workflow_factory):
         counts = [selectors.status_counts(selectors.WorkflowFilters(q=q), stamp) for q in typed]
     found = [each[""].n for each in counts]  # "": the All tab
     assert found == [1, 0, 0, 1]  # one key per text: no search is answered from another's
+
+
+def test_an_event_lead_shows_and_is_found_by_its_crm_contact_once_resolved(
+    operator_client, settings, sandbox
+):
+    """A Webhooks API event carries only the contact id: the pipeline fills the lead's blank
+    columns from the HubSpot contact it resolved, so the row has a name and the search (which
+    reads only those columns, through their indexes) finds it. The delivery stays as it came."""
+    from intake.contacts import contact_erase
+    from intake.models import FormSubmission
+    from intake.payloads import parse_body
+    from intake.services import submissions_ingest
+    from workflows import pipeline
+    from workflows.models import Workflow
+
+    settings.HUBSPOT_ACCESS_TOKEN = sandbox.token
+    settings.HUBSPOT_API_BASE_URL = sandbox.url
+    settings.CELERY_BROKER_URL = "memory://"
+    email = "margaret.hamilton+leads@apollo.example"
+    sandbox.seed_contact(
+        id="9101", email=email, firstname="Margaret", lastname="Hamilton", company="Apollo Software"
+    )
+    body = (
+        b'[{"eventId":71,"subscriptionId":3,"portalId":62515,"occurredAt":1764600000000,'
+        b'"subscriptionType":"contact.creation","attemptNumber":0,"objectId":9101,'
+        b'"changeFlag":"CREATED","changeSource":"CRM"}]'
+    )
+    result = submissions_ingest(
+        items=parse_body(body, query={}), signature_version="v3", received_at=timezone.now()
+    )
+    [workflow_id] = result.workflow_ids
+    delivered = FormSubmission.objects.get(workflows__pk=workflow_id).raw_payload
+    assert _ids(operator_client.get(LIST, {"q": email})) == []  # nothing to find yet
+
+    pipeline.run_workflow(workflow_id, task_id="task-1")
+
+    workflow = Workflow.objects.select_related("submission").get(pk=workflow_id)
+    assert workflow.status == Status.AWAITING_APPROVAL and workflow.draft.recipient == email
+    html = operator_client.get(LIST).content.decode()
+    assert "Margaret Hamilton" in html and email in html and "(no name)" not in html
+    for term in (email, "hamilton", "APOLLO SOFTWARE", "margaret"):
+        assert _ids(operator_client.get(LIST, {"q": term})) == [workflow_id], term
+    assert workflow.submission.raw_payload == delivered  # as delivered, never rewritten
+    detail = operator_client.get(f"/dashboard/workflows/{workflow_id}/").content.decode()
+    assert "Apollo Software" in detail
+
+    contact_erase(contact_id="9101")  # a privacy deletion blanks the filled columns too
+    assert _ids(operator_client.get(f"{LIST}?q=hamilton")) == []
+    erased = FormSubmission.objects.get(pk=workflow.submission_id)
+    assert (erased.email, erased.first_name, erased.last_name, erased.company) == ("",) * 4

@@ -109,6 +109,26 @@ def test_the_contact_hubspot_creates_is_attached_and_the_draft_gets_its_owner(cr
 
 
 @pytest.mark.django_db
+def test_the_attached_contact_fills_the_lead_columns_the_form_left_blank(crm):
+    from intake.models import FormSubmission
+
+    workflow = new_workflow("blank@acme.test")
+    FormSubmission.objects.filter(pk=workflow.submission_id).update(company="", last_name="")
+    pipeline.run_workflow(workflow.pk, task_id="task-1")
+    hubspot_creates(
+        crm, email="blank@acme.test", firstname="Other", lastname="Lead", company="Acme Corp"
+    )
+    assert attach(workflow.pk) == []
+
+    submission = FormSubmission.objects.get(pk=workflow.submission_id)
+    assert (submission.first_name, submission.last_name, submission.company) == (
+        "Lea",  # as the form had it
+        "Lead",
+        "Acme Corp",
+    )
+
+
+@pytest.mark.django_db
 def test_a_contact_that_never_appears_is_created_after_the_last_search(crm):
     workflow = new_workflow(email="fresh@acme.test")
     pipeline.run_workflow(workflow.pk, task_id="task-1")
@@ -318,3 +338,68 @@ def test_a_second_attach_chain_waits_for_the_lease_and_creates_nothing(crm):
     workflow.refresh_from_db()
     assert workflow.contact_id and len(crm.requests("tasks.create")) == 1
     assert "attach_lease" not in workflow.step_log[Step.RESOLVE_CONTACT]
+
+
+@pytest.mark.django_db
+def test_the_timeline_shows_the_attach_and_its_task_at_their_own_time(crm, client, operator):
+    """The attach's note used to replace the step's note at the step's time: the timeline
+    dated the attach, and the CRM task it created, to when the lead was drafted."""
+    import time
+    from datetime import datetime
+
+    from dashboard.selectors import workflow_timeline
+
+    workflow = new_workflow("timeline@acme.test")
+    pipeline.run_workflow(workflow.pk, task_id="task-1")
+    time.sleep(0.3)  # the attach comes later, as it does in production
+    contact_id = hubspot_creates(crm, email="timeline@acme.test")
+    assert attach(workflow.pk) == []
+
+    workflow.refresh_from_db()
+    entry = workflow.step_log[Step.RESOLVE_CONTACT]
+    attached_at = datetime.fromisoformat(entry["attached_at"])
+    assert datetime.fromisoformat(entry["finished_at"]) < attached_at
+    assert entry["note"].startswith("not in HubSpot's search yet")  # the step's own, kept
+    timeline = {e.title: e for e in workflow_timeline(workflow)}
+    step = next(e for t, e in timeline.items() if t.startswith("step resolve_contact finished"))
+    assert "not in HubSpot's search yet" in step.text and f"contact {contact_id}" not in step.text
+    attached = timeline["step resolve_contact: contact attach ended"]
+    assert attached.at == attached_at and f"contact {contact_id} attached" in attached.text
+    task = timeline["step create_crm_task: task created by the contact attach"]
+    assert task.text == f"task {workflow.task_id}"
+    crm_step = next(e for t, e in timeline.items() if t.startswith("step create_crm_task finish"))
+    assert crm_step.at < attached_at and "no contact yet" in crm_step.text
+    assert task.at > crm_step.at and attached.at > step.at
+    client.force_login(operator)
+    page = client.get(f"/dashboard/workflows/{workflow.pk}/").content.decode()
+    assert page.index("contact attach ended") > page.index("step resolve_contact finished")
+
+
+@pytest.mark.django_db
+def test_a_step_log_from_before_the_fix_shows_its_attach_at_the_attach_time():
+    """Rows written before attach_note existed: the note in ``note`` was the attach's."""
+    from datetime import UTC, datetime
+
+    from dashboard.selectors import workflow_timeline
+
+    def at(second: int) -> str:
+        return datetime(2026, 12, 1, 12, 0, second, tzinfo=UTC).isoformat()
+
+    workflow = new_workflow("legacy@acme.test")
+    workflow.step_log = {
+        Step.RESOLVE_CONTACT: {
+            "started_at": at(0),
+            "finished_at": at(1),
+            "attempts": 1,
+            "note": "contact 7 attached, owner none",
+            "attached_at": at(30),
+        },
+        Step.CREATE_CRM_TASK: {"started_at": at(2), "finished_at": at(3), "note": "task 9"},
+    }
+    shown = [(e.at.second, e.title, e.text) for e in workflow_timeline(workflow)]
+    assert shown == [
+        (0, "step resolve_contact finished in 1.00s", "attempts: 1"),
+        (2, "step create_crm_task finished in 1.00s", ""),
+        (30, "step resolve_contact: contact attach ended", "contact 7 attached, owner none"),
+        (30, "step create_crm_task: task created by the contact attach", "task 9"),
+    ]

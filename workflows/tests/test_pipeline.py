@@ -318,6 +318,35 @@ def test_an_event_delivery_is_drafted_to_the_crm_contacts_email(crm):
 
 
 @pytest.mark.django_db
+def test_a_resolved_contact_fills_only_the_lead_columns_the_delivery_left_blank(crm):
+    """The dashboard shows and searches the submission's columns: an event's blank email and
+    company come from the contact; a name the delivery carried stays; the payload as it came."""
+    crm.seed_contact(
+        email="Evented@Acme.test", firstname="Eve", lastname="Ent", company="Acme EU", id="5102"
+    )
+    workflow = new_workflow(email="", shape="event", object_id="5102", key="fill")
+    FormSubmission.objects.filter(pk=workflow.submission_id).update(company="", last_name="")
+    run_until_done(workflow.pk)
+    submission = FormSubmission.objects.get(pk=workflow.submission_id)
+    assert (submission.email, submission.first_name, submission.last_name, submission.company) == (
+        "evented@acme.test",  # lowercased as intake stores it
+        "Lea",  # carried by the delivery: never replaced
+        "Ent",
+        "Acme EU",
+    )
+    assert submission.raw_payload == {}
+
+
+@pytest.mark.django_db
+def test_an_erased_submission_is_not_filled_again(crm):
+    crm.seed_contact(email="gone@acme.test", id="5103")
+    workflow = new_workflow(email="", shape="event", object_id="5103", key="erased")
+    FormSubmission.objects.filter(pk=workflow.submission_id).update(erased_at=timezone.now())
+    run_until_done(workflow.pk)
+    assert FormSubmission.objects.get(pk=workflow.submission_id).email == ""
+
+
+@pytest.mark.django_db
 def test_a_search_miss_is_asked_again_by_countdown_not_counted_as_an_error(crm, settings):
     settings.CONTACT_ATTACH_IN_BACKGROUND = False  # the waiting path (auto-send uses it)
     workflow = new_workflow(email="new@acme.test")
