@@ -19,6 +19,17 @@ def sandbox() -> Iterator:
 
 
 @pytest.fixture
+def hubspot_sandbox(sandbox, settings):
+    """The sandbox as Leadline's HubSpot: its token and URL in the settings, and the client's
+    throttle in-process (a memory:// broker), so a test calls HubSpot over HTTP as a worker
+    would. Test modules add their own settings on top."""
+    settings.HUBSPOT_ACCESS_TOKEN = sandbox.token
+    settings.HUBSPOT_API_BASE_URL = sandbox.url
+    settings.CELERY_BROKER_URL = "memory://"
+    return sandbox
+
+
+@pytest.fixture
 def operator(django_user_model):
     """A staff user in the Operators group (may approve, reject and replay)."""
     from django.contrib.auth.models import Group, Permission

@@ -328,7 +328,7 @@ def test_counts_cache_keys_are_safe_for_any_search_text(db, workflow_factory):
 
 
 def test_an_event_lead_shows_and_is_found_by_its_crm_contact_once_resolved(
-    operator_client, settings, sandbox
+    operator_client, hubspot_sandbox
 ):
     """A Webhooks API event carries only the contact id: the pipeline fills the lead's blank
     columns from the HubSpot contact it resolved, so the row has a name and the search (which
@@ -340,9 +340,7 @@ def test_an_event_lead_shows_and_is_found_by_its_crm_contact_once_resolved(
     from workflows import pipeline
     from workflows.models import Workflow
 
-    settings.HUBSPOT_ACCESS_TOKEN = sandbox.token
-    settings.HUBSPOT_API_BASE_URL = sandbox.url
-    settings.CELERY_BROKER_URL = "memory://"
+    sandbox = hubspot_sandbox
     email = "margaret.hamilton+leads@apollo.example"
     sandbox.seed_contact(
         id="9101", email=email, firstname="Margaret", lastname="Hamilton", company="Apollo Software"

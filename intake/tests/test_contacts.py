@@ -16,12 +16,9 @@ from workflows.models import AuditEvent, Status, Workflow
 
 
 @pytest.fixture
-def crm(settings, sandbox):
-    settings.HUBSPOT_ACCESS_TOKEN = sandbox.token
-    settings.HUBSPOT_API_BASE_URL = sandbox.url
-    settings.CELERY_BROKER_URL = "memory://"
+def crm(hubspot_sandbox, settings):
     settings.CONTACT_SEARCH_LAG_RETRIES = 0
-    return sandbox
+    return hubspot_sandbox
 
 
 @pytest.mark.django_db

@@ -148,12 +148,9 @@ PATHS = ("event", "workflow_body", "forms_post", "poll")
 
 
 @pytest.fixture
-def crm(settings, sandbox):
-    settings.HUBSPOT_ACCESS_TOKEN = sandbox.token
-    settings.HUBSPOT_API_BASE_URL = sandbox.url
-    settings.CELERY_BROKER_URL = "memory://"
+def crm(hubspot_sandbox, settings):
     settings.CONTACT_SEARCH_LAG_RETRIES = 0
-    return sandbox
+    return hubspot_sandbox
 
 
 def run_pending() -> None:

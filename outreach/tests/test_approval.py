@@ -154,15 +154,13 @@ def test_the_admin_cannot_rewrite_a_draft_behind_the_services_back(admin_client)
 
 
 def test_a_note_retried_after_a_lost_answer_is_written_once(
-    waiting_workflow, operator, settings, sandbox
+    waiting_workflow, operator, settings, hubspot_sandbox
 ):
     from outreach.services import crm_note_write
     from workflows.hubspot.client import TransientHubSpotError
 
-    settings.HUBSPOT_ACCESS_TOKEN = sandbox.token
-    settings.HUBSPOT_API_BASE_URL = sandbox.url
+    sandbox = hubspot_sandbox
     settings.HUBSPOT_TIMEOUT_SECONDS = 0.5
-    settings.CELERY_BROKER_URL = "memory://"  # the throttle runs in-process
     contact = sandbox.seed_contact(email="lead@example.com")
     waiting_workflow.contact_id = contact["id"]
     waiting_workflow.save(update_fields=["contact_id"])

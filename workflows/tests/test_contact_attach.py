@@ -21,14 +21,11 @@ from workflows.tests.test_pipeline import new_workflow as pipeline_workflow
 
 
 @pytest.fixture
-def crm(settings, sandbox):
-    settings.HUBSPOT_ACCESS_TOKEN = sandbox.token
-    settings.HUBSPOT_API_BASE_URL = sandbox.url
-    settings.CELERY_BROKER_URL = "memory://"
+def crm(hubspot_sandbox, settings):
     settings.CONTACT_SEARCH_LAG_BASE_SECONDS = 0.3
     settings.CONTACT_SEARCH_LAG_RETRIES = 3
     settings.CONTACT_ATTACH_IN_BACKGROUND = True
-    return sandbox
+    return hubspot_sandbox
 
 
 def new_workflow(email: str = "new@acme.test") -> Workflow:

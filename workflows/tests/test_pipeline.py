@@ -19,14 +19,11 @@ from workflows.sweeper import sweep
 
 
 @pytest.fixture
-def crm(settings, sandbox):
-    settings.HUBSPOT_ACCESS_TOKEN = sandbox.token
-    settings.HUBSPOT_API_BASE_URL = sandbox.url
-    settings.CELERY_BROKER_URL = "memory://"
+def crm(hubspot_sandbox, settings):
     settings.WORKFLOW_RETRY_BASE_SECONDS = 1
     settings.CONTACT_SEARCH_LAG_BASE_SECONDS = 0.3
     settings.CONTACT_SEARCH_LAG_RETRIES = 3
-    return sandbox
+    return hubspot_sandbox
 
 
 def new_workflow(email: str = "lead@acme.test", key: str = "1", **fields) -> Workflow:

@@ -23,14 +23,11 @@ PACIFIC = "America/Los_Angeles"
 
 
 @pytest.fixture
-def hubspot(sandbox, settings):
-    settings.HUBSPOT_ACCESS_TOKEN = sandbox.token
-    settings.HUBSPOT_API_BASE_URL = sandbox.url
-    settings.CELERY_BROKER_URL = "memory://"
+def hubspot(hubspot_sandbox, settings):
     settings.HUBSPOT_ACCOUNT_TIME_ZONE = ""
     settings.HUBSPOT_DAILY_PAUSE_SECONDS = 0.0
-    sandbox.configure(time_zone=PACIFIC)
-    return sandbox
+    hubspot_sandbox.configure(time_zone=PACIFIC)
+    return hubspot_sandbox
 
 
 def daily_halt(sandbox) -> float:

@@ -13,12 +13,9 @@ FORM = "4f2b7c1e-9a3d-4b8e-8f6a-2c1d0e9b7a55"
 
 
 @pytest.fixture
-def hubspot(sandbox, settings):
-    settings.HUBSPOT_ACCESS_TOKEN = sandbox.token
-    settings.HUBSPOT_API_BASE_URL = sandbox.url
-    settings.CELERY_BROKER_URL = "memory://"
+def hubspot(hubspot_sandbox):
     names._local.clear()
-    return sandbox
+    return hubspot_sandbox
 
 
 def render(text: str) -> str:

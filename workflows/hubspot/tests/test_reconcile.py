@@ -22,13 +22,10 @@ HOUR_MS = 3600 * 1000
 
 
 @pytest.fixture
-def hubspot(sandbox, settings):
-    settings.HUBSPOT_ACCESS_TOKEN = sandbox.token
-    settings.HUBSPOT_API_BASE_URL = sandbox.url
+def hubspot(hubspot_sandbox, settings):
     settings.HUBSPOT_FORM_IDS = [FORM]
-    settings.CELERY_BROKER_URL = "memory://"  # the throttle runs in-process
-    sandbox.seed_form(id=FORM, name="Pricing request")
-    return sandbox
+    hubspot_sandbox.seed_form(id=FORM, name="Pricing request")
+    return hubspot_sandbox
 
 
 def submission(n: int, at_ms: int) -> dict:
