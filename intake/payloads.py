@@ -95,15 +95,12 @@ def parse_delivery(
     *,
     query: Mapping[str, str] | None = None,
     max_events: int = 100,
-    received_at: datetime | None = None,
 ) -> Delivery:
     """Parse a webhook body into items and refused events. Pure: no I/O, no database.
 
     Raises PayloadError only when the request fails as a whole (not JSON, no known shape,
     an empty batch or one over HubSpot's limit); one unreadable event in a batch is
     returned as a RefusedEvent with its reason instead, so it never sinks the others.
-    ``received_at`` tells apart two identical custom workflow bodies that carry no time
-    (see _custom_body_bucket).
     """
     data = _load_json(body)
     query = query or {}
@@ -114,12 +111,7 @@ def parse_delivery(
     if isinstance(data, dict) and isinstance(data.get("properties"), dict):
         return Delivery([_parse_workflow(data, query, data["properties"])], [])
     if isinstance(data, dict) and (custom := _custom_body_properties(data)):
-        item = _parse_workflow(data, query, custom)
-        if item.submitted_at is None and received_at is not None:
-            bucket = _custom_body_bucket(received_at)
-            identity = [data, item.portal_id, item.form_id, bucket]
-            item = replace(item, dedupe_key=f"workflow:{_sha256(identity)}")
-        return Delivery([item], [])
+        return Delivery([_parse_workflow(data, query, custom)], [])
     raise PayloadError(f"unrecognised body; expected {ACCEPTED_SHAPES}")
 
 
@@ -132,7 +124,12 @@ def _custom_body_properties(body: dict[str, Any]) -> dict[str, Any]:
     properties as a flat object under the keys the HubSpot user typed: ``{"email": "…",
     "firstname": "…", "hs_object_id": "…"}``. Keys are matched without case, spaces or
     hyphens ("First Name" is first_name). Returns the properties when every value is a
-    scalar and an email or the record id is among them, else {} (not this shape)."""
+    scalar and an email or the record id is among them, else {} (not this shape).
+
+    Like a form post, it is recognised by its content alone, so a HubSpot retry or a replay
+    of it is a duplicate whenever it comes. Two form fills with the very same chosen values
+    are one delivery too: docs/hubspot-app.md asks for `recent_conversion_date` in the body,
+    which tells fills apart."""
     properties = {}
     for name, value in body.items():
         if isinstance(value, (dict, list)):
@@ -143,17 +140,6 @@ def _custom_body_properties(body: dict[str, Any]) -> dict[str, Any]:
     properties.setdefault("email", properties.get("email_address"))
     properties.setdefault("hs_object_id", properties.get("record_id"))
     return properties
-
-
-def _custom_body_bucket(received_at: datetime) -> int:
-    """The LEAD_CONTACT_WINDOW_HOURS window a custom body without a time arrived in. Its
-    dedupe key includes it, so the same contact sending the same chosen properties next
-    week is a new delivery, not a "duplicate" of this one; a HubSpot retry (3 days at most)
-    that crosses a window's edge is stored again and joins the same lead by its contact key
-    (intake/identity.py), so it starts nothing."""
-    from django.conf import settings
-
-    return int(received_at.timestamp()) // (settings.LEAD_CONTACT_WINDOW_HOURS * 3600)
 
 
 def parse_body(

@@ -167,7 +167,7 @@ def _parse(body: bytes, query, signature_version: str, received_at: datetime) ->
     """The delivery in the body. A signed body that cannot be read as a whole is kept (it is
     genuine, and HubSpot workflows never retry a 400) and then refused."""
     try:
-        return parse_delivery(body, query=query, received_at=received_at)
+        return parse_delivery(body, query=query)
     except PayloadError as exc:
         reason = str(exc)
     with _storage():
