@@ -6,6 +6,7 @@ stores them (intake/services.py). Each is idempotent: a redelivery changes nothi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from django.conf import settings
@@ -15,7 +16,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from intake.identity import contact_key, lead_claim_contact
-from intake.models import FormSubmission, LeadKey, NonLeadDelivery
+from intake.models import FormSubmission, LeadKey, NonLeadDelivery, NonLeadOutcome
 from outreach.erasure import ERASED, drafts_erase, recipient_sends_erase
 from outreach.models import EmailDraft
 from outreach.services import reject_waiting
@@ -230,14 +231,23 @@ def _addresses(submission_ids: list[int], workflow_ids: list[int]) -> set[str]:
 
 
 def _non_lead_deliveries(contact_id: str, addresses: set[str]) -> QuerySet[NonLeadDelivery]:
-    """The kept non-lead deliveries that may hold the person's data: the events about the
-    contact (a property change of its email, say) and any kept body naming one of its
-    addresses (a refused body, an event of another object). Rare, so a text scan is fine."""
-    names = Q(object_id=contact_id)
+    """The kept non-lead deliveries that may hold the person's data: the contact events about
+    this contact (a property change of its email, say; not a deal or company that shares its
+    id) and the refused ones naming one of its addresses (a body that was no known shape, an
+    unreadable event), where the address stands on its own (not inside a longer one). Ignored
+    events of other objects are not searched. The refused rows are few, and purge keeps the
+    table to its retention, so the scan stays short."""
+    about = Q(object_id=contact_id) & (
+        Q(event_type__startswith="contact.")
+        | Q(event_type__startswith="object.", raw_payload__objectTypeId="0-1")
+    )
+    naming = Q(pk__in=[])
     for address in addresses:
-        names |= Q(payload_text__icontains=address)
+        # not inside a longer address; a sentence's full stop may follow it
+        pattern = rf"(^|[^A-Za-z0-9._%+-]){re.escape(address)}(?![A-Za-z0-9-]|\.[A-Za-z0-9])"
+        naming |= Q(payload_text__iregex=pattern)
     return (
         NonLeadDelivery.objects.annotate(payload_text=Cast("raw_payload", TextField()))
-        .filter(names)
+        .filter(about | (Q(outcome=NonLeadOutcome.REFUSED) & naming))
         .exclude(raw_payload={"erased": True})
     )

@@ -232,3 +232,32 @@ def test_a_privacy_deletion_erases_the_address_from_kept_events_and_the_cooldown
     assert [line for line in dump().splitlines() if lead.email.encode() in line] == []
     erased = AuditEvent.objects.get(action="contact.erased").details
     assert (erased["non_lead_deliveries"], erased["recipient_sends"]) == (2, 1)
+
+
+@pytest.mark.django_db
+def test_a_privacy_deletion_leaves_other_objects_and_other_addresses_alone(crm, post_webhook):
+    # A deal shares the contact's id (ids are unique only per type), and "jada.6@example.com"
+    # contains the erased "ada.6@example.com": neither is the person's (stop 23's review).
+    lead = Lead1(6, contact_id="8861")
+    deliver(lead, "workflow_body")
+    post_webhook(
+        [
+            event(61, "deal.creation", objectId=8861),
+            event(62, "object.propertyChange", objectId=8861, objectTypeId="0-3",
+                  propertyName="dealname", propertyValue="Ada's deal"),
+        ]
+    )  # fmt: skip
+    post_webhook({"note": f"please call j{lead.email}"})  # refused, another person's address
+    post_webhook({"note": f"please call {lead.email}."})  # refused, this person's address
+
+    post_webhook([event(63, "contact.privacyDeletion", objectId=8861)])
+
+    erased = {"erased": True}
+    refused = [row.raw_payload for row in NonLeadDelivery.objects.filter(outcome="refused")]
+    assert sorted(map(str, refused)) == sorted(
+        [str(erased), str({"body_text": f'{{"note": "please call j{lead.email}"}}'})]
+    )
+    others = NonLeadDelivery.objects.filter(
+        event_type__in=["deal.creation", "object.propertyChange"]
+    )
+    assert len(others) == 2 and all(row.raw_payload != erased for row in others)

@@ -150,3 +150,24 @@ def test_a_purged_delivery_replayed_is_still_a_duplicate(client, settings, versi
     assert replayed.status_code == 202
     assert (replayed.json()["accepted"], replayed.json()["duplicates"]) == (0, 1)
     assert not FormSubmission.objects.exists() and not Workflow.objects.exists()
+
+
+def test_purge_deletes_non_lead_deliveries_past_the_cutoff():
+    # They keep raw payloads (a refused body may name a person) and were never purged.
+    from intake.models import NonLeadDelivery
+
+    def kept(days_ago: int, key: str) -> None:
+        NonLeadDelivery.objects.create(
+            dedupe_key=key, outcome="refused", signature_version="v3",
+            raw_payload={"body_text": "ada@example.com"},
+            received_at=timezone.now() - timedelta(days=days_ago),
+        )  # fmt: skip
+
+    kept(120, "old-1")
+    kept(95, "old-2")
+    kept(10, "recent")
+
+    assert "non_lead_deliveries: 2" in purge("--older-than", "90d", "--dry-run")
+    assert NonLeadDelivery.objects.count() == 3
+    assert "non_lead_deliveries: 2" in purge("--older-than", "90d", "--batch-size", "1")
+    assert list(NonLeadDelivery.objects.values_list("dedupe_key", flat=True)) == ["recent"]

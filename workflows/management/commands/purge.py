@@ -1,4 +1,5 @@
-"""Retention: delete submissions older than a cutoff, with their workflows, errors and drafts.
+"""Retention: delete submissions older than a cutoff, with their workflows, errors and drafts,
+and the non-lead deliveries (kept events and refused bodies) older than it.
 Each submission's dedupe key (a hash, nothing personal) is kept in ``purged_dedupe_keys``, so
 a redelivery of it is still a duplicate.
 
@@ -19,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from dashboard.texts import time_text
-from intake.models import FormSubmission, PurgedDeliveryKey
+from intake.models import FormSubmission, NonLeadDelivery, PurgedDeliveryKey
 from outreach.models import EmailDraft
 from workflows.models import AuditEvent, Workflow, WorkflowError
 
@@ -62,8 +63,12 @@ class Command(BaseCommand):
             raise CommandError("--batch-size must be at least 1.")
         cutoff = timezone.now() - parse_duration(options["older_than"])
         old = FormSubmission.objects.filter(received_at__lt=cutoff)
+        # Non-lead deliveries (ignored, applied and refused events, refused bodies) keep raw
+        # payloads too, which may name a person: the same retention applies.
+        old_non_leads = NonLeadDelivery.objects.filter(received_at__lt=cutoff)
         if options["dry_run"]:
             counts = _counts(old.values("pk"))
+            counts["non_lead_deliveries"] = old_non_leads.count()
             self.stdout.write(f"Dry run: would purge, received before {time_text(cutoff)}:")
             self._report(counts, options["keep_audit"])
             return
@@ -74,6 +79,16 @@ class Command(BaseCommand):
                 break
             for key, value in _purge_batch(batch, keep_audit=options["keep_audit"]).items():
                 totals[key] += value
+        totals["non_lead_deliveries"] = 0
+        while True:
+            batch = list(
+                old_non_leads.order_by("pk").values_list("pk", flat=True)[: options["batch_size"]]
+            )
+            if not batch:
+                break
+            totals["non_lead_deliveries"] += NonLeadDelivery.objects.filter(pk__in=batch).delete()[
+                0
+            ]
         self.stdout.write(f"Purged, received before {time_text(cutoff)}:")
         self._report(totals, options["keep_audit"])
 
