@@ -183,7 +183,7 @@ def axes_client_ip(request: HttpRequest) -> str:
     return str(address) if address is not None else request.META.get("REMOTE_ADDR", "")
 
 
-def axes_lockout(request: HttpRequest, credentials: object, *args: object, **kwargs: object):
+def axes_lockout(request: HttpRequest, *args: object, **kwargs: object):
     """django-axes' AXES_LOCKOUT_CALLABLE: a page that says what is locked (the address, not
     the account), for how long, and what to do; axes' own answer was "Account locked"."""
     from django.conf import settings

@@ -57,6 +57,14 @@ def test_every_app_volume_is_a_directory_the_image_gives_to_its_user():
             assert target.removeprefix("/app/") in made, f"{name}: {target} not in the image"
 
 
+def test_compose_logs_go_to_stdout_and_docker_rotates_them():
+    # A LOG_FILE inside the container grew with nothing to rotate it (stop 23's review).
+    for name in ("migrate", "web", "worker", "beat", "relay"):
+        service = compose()["services"][name]
+        assert "LOG_FILE" not in service.get("environment", {}), name
+        assert service["logging"]["options"]["max-size"], name
+
+
 @pytest.mark.django_db
 def test_the_web_health_check_passes_with_allowed_hosts_set(client, settings):
     # The health check probes by IP; ALLOWED_HOSTS (required in production) never names it.

@@ -4,6 +4,7 @@ sandbox → approval through the API) leaves neither the lead's address nor name
 from __future__ import annotations
 
 import uuid
+from urllib.parse import quote, quote_plus
 
 import pytest
 import requests
@@ -91,7 +92,9 @@ def test_an_end_to_end_run_leaves_no_lead_email_or_name_in_the_logs(
     # the searches' access lines are there, their status readable (not masked as a phone)
     assert 'GET /api/workflows/\\" status=200' in text  # a JSON-escaped quote
     # ...and none of the lead's identity
-    for needle in (email, f"zebulon.{tag}", first, last, "415 555 0199", invalid):
+    # (the address also as a query string carries it: percent-encoded)
+    encoded = (quote(email), quote_plus(email))
+    for needle in (email, *encoded, f"zebulon.{tag}", first, last, "415 555 0199", invalid):
         hits = [
             f"{f.name}: {line[:200]}"
             for f in files
