@@ -124,10 +124,8 @@ def submissions_ingest(
             signature_version=signature_version,
             received_at=received_at,
         )
-        new = [stored[item.dedupe_key] for item in leads if item.dedupe_key in stored]
-        joined = {row.submission_id: row.lead_id for row in new if row.workflow_id is None}
-        # Rare (most deliveries start leads): the joined leads' workflows, for the answer.
-        lead_workflows = workflows_of_leads(set(joined.values())) if joined else {}
+    new = [stored[item.dedupe_key] for item in leads if item.dedupe_key in stored]
+    joined = {row.submission_id: row.lead_id for row in new if row.workflow_id is None}
     accepted_ids = [row.submission_id for row in new]
     workflow_ids = [row.workflow_id for row in new if row.workflow_id is not None]
     return IngestResult(
@@ -137,7 +135,7 @@ def submissions_ingest(
         joined,
         kept,
         applied,
-        {sid: lead_workflows.get(lead) for sid, lead in joined.items()},
+        {row.submission_id: row.joined_workflow_id for row in new if row.workflow_id is None},
     )
 
 
@@ -205,6 +203,19 @@ def non_leads_store(
     return counts, applied
 
 
+def stored_dedupe_keys(keys: Sequence[str]) -> set[str]:
+    """Which of ``keys`` count as stored: a submission has it, or purge deleted the one that
+    had it (PurgedDeliveryKey). Ingest skips them; so does the Forms poll, before it spends
+    HubSpot calls on them."""
+    keys = list(keys)
+    stored = set(
+        FormSubmission.objects.filter(dedupe_key__in=keys).values_list("dedupe_key", flat=True)
+    )
+    return stored | set(
+        PurgedDeliveryKey.objects.filter(dedupe_key__in=keys).values_list("dedupe_key", flat=True)
+    )
+
+
 def refused_body_keep(
     *, body: bytes, reason: str, signature_version: str, received_at: datetime
 ) -> None:
@@ -240,6 +251,7 @@ class StoredRow:
     submission_id: int
     lead_id: int
     workflow_id: int | None  # None: the submission joined an existing lead
+    joined_workflow_id: int | None = None  # then: that lead's workflow (the answer names it)
 
 
 Stored = dict[str, StoredRow]  # dedupe key -> what was stored, new submissions only
@@ -321,17 +333,24 @@ def _stored(
     signature_version: str,
 ) -> Stored:
     """What was stored, after writing the joined submissions' audit rows (both paths)."""
+    lead_workflows: dict[int, int] = {}
     if claims.joined:  # rare: most deliveries start leads, and an empty query still costs
-        _joined_audit(claims.joined, by_id, signature_version)
+        lead_workflows = _joined_audit(claims.joined, by_id, signature_version)
     return {
-        key: StoredRow(sid, claims.joined.get(sid, sid), started.get(sid))
+        key: StoredRow(
+            sid,
+            claims.joined.get(sid, sid),
+            started.get(sid),
+            lead_workflows.get(claims.joined[sid]) if sid in claims.joined else None,
+        )
         for key, sid in inserted.items()
     }
 
 
 def _joined_audit(
     joined: dict[int, int], by_id: dict[int, NormalisedItem], signature_version: str
-) -> None:
+) -> dict[int, int]:
+    """The joined submissions' audit rows; returns their leads' workflows (lead -> id)."""
     lead_workflows = workflows_of_leads(set(joined.values()))
     AuditEvent.objects.bulk_create(
         AuditEvent(
@@ -349,6 +368,7 @@ def _joined_audit(
         )
         for sid, lead in joined.items()
     )
+    return lead_workflows
 
 
 def _one_statement(
@@ -574,7 +594,7 @@ def _insert_new_submissions(
             dedupe_key__in=[item.dedupe_key for item in items]
         ).values_list("dedupe_key", flat=True)
     )
-    items = [item for item in items if item.dedupe_key not in purged]
+    items = [item for item in items if item.dedupe_key not in purged]  # they count as stored
     with connection.cursor() as cursor:
         for chunk in _chunks(items):
             cursor.execute(

@@ -15,11 +15,13 @@ from workflows.hubspot.client import HubSpotClient, PermanentHubSpotError, path_
 SUBMISSIONS_PAGE = 50  # HubSpot's maximum `limit` for form submissions
 
 
-def account_portal_id(client: HubSpotClient) -> int:
+def account_portal_id(client: HubSpotClient, *, remember: bool = True) -> int:
     """The HubSpot account (portal) id the token belongs to (GET /account-info/v3/details).
-    The account's time zone, in the same answer, is remembered for the daily limit's reset."""
+    The account's time zone, in the same answer, is remembered for the daily limit's reset
+    (not by a dry run, which records nothing)."""
     details = account.account_details(client)
-    account.remember(details)
+    if remember:
+        account.remember(details)
     return int(details["portalId"])
 
 

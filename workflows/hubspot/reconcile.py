@@ -30,9 +30,9 @@ from django.utils import timezone
 from prometheus_client import Counter
 
 from intake.identity import items_of_contacted_leads
-from intake.models import FormSubmission, SignatureVersion
+from intake.models import SignatureVersion
 from intake.payloads import NormalisedItem, PayloadError, parse_forms_api_submission
-from intake.services import submissions_ingest
+from intake.services import stored_dedupe_keys, submissions_ingest
 from workflows.hubspot import forms
 from workflows.hubspot.client import (
     HubSpotClient,
@@ -165,7 +165,7 @@ def _poll(
     """Read each wanted form into ``result.forms`` (ingesting unless ``result.dry_run``)."""
     if client is None:
         raise ReconcileFailed("HUBSPOT_ACCESS_TOKEN is not set: nothing to poll")
-    portal_id = forms.account_portal_id(client)
+    portal_id = forms.account_portal_id(client, remember=not result.dry_run)
     wanted = form_ids or settings.HUBSPOT_FORM_IDS or [f["id"] for f in forms.iter_forms(client)]
     for form_id in wanted:
         result.forms.append(_reconcile_form(client, portal_id, form_id, since, result.dry_run))
@@ -206,11 +206,7 @@ def _reconcile_form(
                 "Forms poll refused a submission",
                 extra={"form_id": form_id, "reason": str(error)},
             )
-    stored = set(
-        FormSubmission.objects.filter(dedupe_key__in=[i.dedupe_key for i in items]).values_list(
-            "dedupe_key", flat=True
-        )
-    )
+    stored = stored_dedupe_keys([i.dedupe_key for i in items])  # purged ones included
     new = [i for i in items if i.dedupe_key not in stored]
     if new and not dry_run:
         new = _with_contacts(client, new, outcome)

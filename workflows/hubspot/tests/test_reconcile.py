@@ -9,11 +9,12 @@ import time
 import pytest
 from django.core import mail
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from config import runstate
 from intake.models import FormSubmission
 from workflows.hubspot.management.commands.reconcile_forms import Command as ReconcileCommand
-from workflows.hubspot.models import FormHighWater, ReconcileRun
+from workflows.hubspot.models import FormHighWater, HubSpotAccount, ReconcileRun
 from workflows.hubspot.reconcile import ReconcileFailed, forms_reconcile, last_successful_run
 from workflows.models import Trigger, Workflow
 
@@ -83,6 +84,26 @@ def test_a_dry_run_counts_and_stores_nothing(hubspot):
     assert FormSubmission.objects.count() == 0
     assert not FormHighWater.objects.exists()
     assert not ReconcileRun.objects.exists()  # nor a "last successful run" on the dashboard
+    assert not HubSpotAccount.objects.exists()  # nor the account it read
+
+
+@pytest.mark.django_db
+def test_a_purged_submission_is_known_to_the_poll_and_costs_no_hubspot_call(hubspot):
+    # Ingest counts a purged key as stored; the poll must too, or it spends a contact search
+    # on each one (and a dry run promises ingests that will not happen).
+    from intake.models import PurgedDeliveryKey
+    from intake.payloads import parse_forms_api_submission
+
+    now_ms = int(time.time() * 1000)
+    old = submission(1, now_ms - HOUR_MS)
+    hubspot.seed_submissions(FORM, [old])
+    key = parse_forms_api_submission(old, portal_id=1, form_id=FORM).dedupe_key
+    PurgedDeliveryKey.objects.create(dedupe_key=key, purged_at=timezone.now())
+
+    result = forms_reconcile()
+
+    assert (result.total("found"), result.total("known"), result.total("ingested")) == (1, 1, 0)
+    assert not hubspot.requests("contacts.search")
 
 
 @pytest.mark.django_db
