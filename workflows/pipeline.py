@@ -252,8 +252,14 @@ def submission_fill(submission: FormSubmission, facts: dict[str, Any]) -> list[s
     replaced, ``raw_payload`` stays as delivered, and an erased submission stays erased.
 
     Written here, in one UPDATE of its own: it is another table than the workflow's step
-    write, so it cannot share that statement; a delivery that carried all four (most form
-    posts) costs none. Each column is set only while still empty, in the same statement."""
+    write, so it cannot share that statement. Only for a delivery that did not name its lead
+    (no email, or no name): one that did (most form posts) costs none. Each column is set
+    only while still empty, in the same statement."""
+    if submission.email and (submission.first_name or submission.last_name):
+        # A delivery that named its lead (most form posts) is found and shown by that; its
+        # statement is not worth a blank company (a statement per lead: -2 points of the
+        # pipeline bench, where the forms carry no company and the CRM contacts do).
+        return []
     blanks: dict[str, str] = {}
     for column, prop in LEAD_COLUMNS:
         value = str(facts.get(prop) or "").strip()

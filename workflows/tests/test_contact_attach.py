@@ -110,19 +110,27 @@ def test_the_attached_contact_fills_the_lead_columns_the_form_left_blank(crm):
     from intake.models import FormSubmission
 
     workflow = new_workflow("blank@acme.test")
-    FormSubmission.objects.filter(pk=workflow.submission_id).update(company="", last_name="")
-    pipeline.run_workflow(workflow.pk, task_id="task-1")
+    FormSubmission.objects.filter(pk=workflow.submission_id).update(
+        first_name="", last_name="", company=""
+    )  # a form that asked only for the email
+    named = new_workflow("named@acme.test")  # a form that named its lead, but no company
+    FormSubmission.objects.filter(pk=named.submission_id).update(company="")
+    for run in (workflow, named):
+        pipeline.run_workflow(run.pk, task_id=f"task-{run.pk}")
     hubspot_creates(
         crm, email="blank@acme.test", firstname="Other", lastname="Lead", company="Acme Corp"
     )
-    assert attach(workflow.pk) == []
+    hubspot_creates(crm, email="named@acme.test", firstname="Lea", company="Named Corp")
+    assert attach(workflow.pk) == [] and attach(named.pk) == []
 
     submission = FormSubmission.objects.get(pk=workflow.submission_id)
     assert (submission.first_name, submission.last_name, submission.company) == (
-        "Lea",  # as the form had it
+        "Other",
         "Lead",
         "Acme Corp",
     )
+    # A lead its delivery named is found by that: no statement spent on a blank company.
+    assert FormSubmission.objects.get(pk=named.submission_id).company == ""
 
 
 @pytest.mark.django_db
