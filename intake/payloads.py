@@ -418,7 +418,7 @@ def _build(
         attribute: _first_text(*(fields.get(name) for name in names))
         for attribute, names in FIELD_NAMES.items()
     }
-    email, email_error = _normalise_email(mapped.pop("email"))
+    email, email_error = normalise_email(mapped.pop("email"))
     return NormalisedItem(
         shape=shape,
         email=email,
@@ -432,7 +432,10 @@ def _build(
     )
 
 
-def _normalise_email(value: str) -> tuple[str, str]:
+def normalise_email(value: str) -> tuple[str, str]:
+    """(the address as Leadline stores it, "") or ("", why it is not one): trimmed, lower
+    case, and valid by Django's validator. Intake reads deliveries with it; the pipeline
+    reads a CRM contact's address with it (workflows.pipeline.submission_fill)."""
     email = value.strip().lower()
     if not email:
         return "", "missing email"

@@ -19,13 +19,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from intake.models import FormSubmission
+from intake.payloads import normalise_email
 from workflows import metrics
 from workflows.hubspot.client import (
     CONTACT_PROPERTIES,
@@ -263,14 +262,13 @@ def submission_fill(submission: FormSubmission, facts: dict[str, Any]) -> list[s
     blanks: dict[str, str] = {}
     for column, prop in LEAD_COLUMNS:
         value = str(facts.get(prop) or "").strip()
+        limit = FormSubmission._meta.get_field(column).max_length
         if column == "email":
-            value = value.lower()  # as intake stores it (the API's email filter is exact)
-            try:
-                validate_email(value)
-            except ValidationError:
+            # As intake stores an address: normalised, and never cut to the column's length.
+            value = normalise_email(value)[0]
+            if len(value) > limit:
                 continue
         if value and not getattr(submission, column):
-            limit = FormSubmission._meta.get_field(column).max_length
             blanks[column] = value[:limit]
     if not blanks or submission.erased_at:
         return []
