@@ -211,8 +211,15 @@ def stored_dedupe_keys(keys: Sequence[str]) -> set[str]:
     stored = set(
         FormSubmission.objects.filter(dedupe_key__in=keys).values_list("dedupe_key", flat=True)
     )
-    return stored | set(
-        PurgedDeliveryKey.objects.filter(dedupe_key__in=keys).values_list("dedupe_key", flat=True)
+    return stored | purged_dedupe_keys(keys)
+
+
+def purged_dedupe_keys(keys: Sequence[str]) -> set[str]:
+    """Which of ``keys`` were a submission's that `manage.py purge` deleted."""
+    return set(
+        PurgedDeliveryKey.objects.filter(dedupe_key__in=list(keys)).values_list(
+            "dedupe_key", flat=True
+        )
     )
 
 
@@ -589,11 +596,7 @@ def _insert_new_submissions(
     SQL; PostgreSQL and SQLite >= 3.35 both accept it. Returns dedupe_key -> id of new rows.
     """
     inserted: dict[str, int] = {}
-    purged = set(
-        PurgedDeliveryKey.objects.filter(
-            dedupe_key__in=[item.dedupe_key for item in items]
-        ).values_list("dedupe_key", flat=True)
-    )
+    purged = purged_dedupe_keys([item.dedupe_key for item in items])
     items = [item for item in items if item.dedupe_key not in purged]  # they count as stored
     with connection.cursor() as cursor:
         for chunk in _chunks(items):
