@@ -13,6 +13,7 @@ in ``object_id``) before the workflow goes; ``--purge-audit`` deletes them with 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -73,22 +74,13 @@ class Command(BaseCommand):
             self._report(counts, options["keep_audit"])
             return
         totals = dict.fromkeys(_counts(FormSubmission.objects.none()), 0)
-        while True:
-            batch = list(old.order_by("pk").values_list("pk", flat=True)[: options["batch_size"]])
-            if not batch:
-                break
+        for batch in _pk_batches(old, options["batch_size"]):
             for key, value in _purge_batch(batch, keep_audit=options["keep_audit"]).items():
                 totals[key] += value
         totals["non_lead_deliveries"] = 0
-        while True:
-            batch = list(
-                old_non_leads.order_by("pk").values_list("pk", flat=True)[: options["batch_size"]]
-            )
-            if not batch:
-                break
-            totals["non_lead_deliveries"] += NonLeadDelivery.objects.filter(pk__in=batch).delete()[
-                0
-            ]
+        for batch in _pk_batches(old_non_leads, options["batch_size"]):
+            deleted, _ = NonLeadDelivery.objects.filter(pk__in=batch).delete()
+            totals["non_lead_deliveries"] += deleted
         self.stdout.write(f"Purged, received before {time_text(cutoff)}:")
         self._report(totals, options["keep_audit"])
 
@@ -97,6 +89,13 @@ class Command(BaseCommand):
             if key == "audit_events":
                 key += " (kept, detached)" if keep_audit else " (deleted)"
             self.stdout.write(f"  {key}: {value}")
+
+
+def _pk_batches(queryset, size: int) -> Iterator[list[int]]:
+    """The primary keys of ``queryset``'s rows, ``size`` at a time, read afresh for each batch
+    (the caller deletes each batch before asking for the next)."""
+    while batch := list(queryset.order_by("pk").values_list("pk", flat=True)[:size]):
+        yield batch
 
 
 def _counts(submissions) -> dict[str, int]:
