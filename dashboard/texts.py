@@ -130,9 +130,6 @@ def time_text(value) -> str:
     return date_format(localtime(value), "Y-m-d H:i T") if value else ""
 
 
-_at = time_text
-
-
 def outcome_text(workflow, draft) -> str:
     """What happened to a workflow that is over (or waiting on a person), in past tense.
 
@@ -141,7 +138,7 @@ def outcome_text(workflow, draft) -> str:
     status = workflow.status
     who = draft.approver.get_username() if draft and draft.approver_id else ""
     by = f" by {who}" if who else ""
-    at = f" at {_at(draft.decided_at)}" if draft and draft.decided_at else ""
+    at = f" at {time_text(draft.decided_at)}" if draft and draft.decided_at else ""
     if status == "rejected":
         why = f": “{draft.decision_reason}”" if draft and draft.decision_reason else ""
         return f"Rejected{by}{at}{why}. Nothing was sent and nothing went to the rep."
@@ -157,7 +154,7 @@ def outcome_text(workflow, draft) -> str:
             )
         return "Completed without sending; the text went to the rep as a HubSpot note."
     if status == "sent":
-        when = f" at {_at(draft.sent_at)}" if draft and draft.sent_at else ""
+        when = f" at {time_text(draft.sent_at)}" if draft and draft.sent_at else ""
         return f"Sent to the lead{when}" + (f", approved{by}." if who else ".")
     if status == "failed":
         step = workflow.get_current_step_display() if workflow.current_step else ""
