@@ -103,7 +103,9 @@ class BadHostMiddleware:
                 # Load balancers and the container's own health check probe by IP, which is
                 # never in ALLOWED_HOSTS: the probes answer whatever the Host, here, before
                 # any later middleware asks for the host again. They build no URL from it.
-                return _PROBES[request.path_info](request)
+                from config import health
+
+                return getattr(health, _PROBES[request.path_info])(request)
             security_log.warning("Request refused: Host header not in ALLOWED_HOSTS")
             return HttpResponse(
                 "Bad Request (400)\n", status=400, content_type="text/plain; charset=utf-8"
@@ -111,16 +113,8 @@ class BadHostMiddleware:
         return self.get_response(request)
 
 
-def _probe(name: str):
-    def view(request: HttpRequest) -> HttpResponse:
-        from config import health
-
-        return getattr(health, name)(request)
-
-    return view
-
-
-_PROBES = {"/healthz": _probe("healthz"), "/readyz": _probe("readyz")}
+#: The probes' paths and their views in config.health.
+_PROBES = {"/healthz": "healthz", "/readyz": "readyz"}
 
 Network = IPv4Network | IPv6Network
 
