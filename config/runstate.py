@@ -41,7 +41,8 @@ RUN_DIR = VAR_DIR / "run"
 DEV_SECRET_FILE = VAR_DIR / "dev-client-secret"
 PORT_IN_USE_EXIT = 3
 #: The access token scripts/run.sh exports when it starts the local HubSpot sandbox (no real
-#: HUBSPOT_ACCESS_TOKEN); the sandbox it starts takes any non-empty token. Not a secret.
+#: HUBSPOT_ACCESS_TOKEN; run.sh reads it from shell-vars); the sandbox takes any non-empty
+#: token. Not a secret.
 SANDBOX_TOKEN = "sandbox-token"  # noqa: S105 (the local sandbox's, not a credential)
 
 
@@ -202,6 +203,8 @@ def shell_vars() -> str:
         # which then won over .env (config/env.py does not overwrite the environment).
         "HUBSPOT_ACCESS_TOKEN_CONFIGURED": _configured("HUBSPOT_ACCESS_TOKEN"),
         "HUBSPOT_CLIENT_SECRET_CONFIGURED": _configured("HUBSPOT_CLIENT_SECRET"),
+        # The token run.sh gives the local sandbox it starts (reconcile_forms uses it too).
+        "SANDBOX_TOKEN": SANDBOX_TOKEN,
     }
     return "".join(f"{key}={shlex.quote(value)}\n" for key, value in values.items())
 

@@ -26,7 +26,7 @@ ports=("$PORT")
 notes=()
 sandbox_url=""
 if [ -z "$HUBSPOT_ACCESS_TOKEN_CONFIGURED" ]; then
-  export HUBSPOT_ACCESS_TOKEN="sandbox-token"
+  export HUBSPOT_ACCESS_TOKEN="$SANDBOX_TOKEN"
   export HUBSPOT_API_BASE_URL="http://127.0.0.1:${SANDBOX_PORT}"
   sandbox_url="$HUBSPOT_API_BASE_URL"
   procs="$procs sandbox"

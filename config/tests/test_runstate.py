@@ -87,6 +87,7 @@ def test_shell_vars_are_what_the_settings_read_from_env_file(checkout, shell_env
     assert shown.stdout == (
         f"VAR_DIR={checkout / 'var'}\nOUTREACH_DRAFTER=template\nLLM_BASE_URL=''\n"
         "HUBSPOT_ACCESS_TOKEN_CONFIGURED=''\nHUBSPOT_CLIENT_SECRET_CONFIGURED=''\n"
+        "SANDBOX_TOKEN=sandbox-token\n"
     )
 
 
