@@ -36,7 +36,7 @@ from workflows.hubspot.client import (
 )
 from workflows.hubspot.names import owner_name
 from workflows.models import Status, Step, Workflow, WorkflowError
-from workflows.transitions import transition
+from workflows.transitions import transition, update_workflow
 
 log = logging.getLogger("leadline.workflows")
 
@@ -145,14 +145,18 @@ def _start_step(workflow: Workflow, step: str, task_id: str, finished: dict[str,
     )
     step_log = {**workflow.step_log, step: entry}
     now = timezone.now()
-    started = Workflow.objects.filter(
-        pk=workflow.pk, status=Status.RUNNING, claimed_by=task_id
-    ).update(
-        **{**finished, "step_log": step_log},
-        current_step=step,
-        attempts=entry["attempts"],
-        lease_expires_at=now + timedelta(seconds=settings.WORKFLOW_LEASE_SECONDS),
-        updated_at=now,
+    started = update_workflow(
+        workflow.pk,
+        {
+            **finished,
+            "step_log": step_log,
+            "current_step": step,
+            "attempts": entry["attempts"],
+            "lease_expires_at": now + timedelta(seconds=settings.WORKFLOW_LEASE_SECONDS),
+            "updated_at": now,
+        },
+        status=Status.RUNNING,
+        claimed_by=task_id,
     )
     if started:
         workflow.step_log, workflow.current_step = step_log, step
@@ -164,7 +168,7 @@ def _write_finished(workflow: Workflow, finished: dict[str, Any]) -> None:
     """A finishing write with no next step to fold into: on its own, unconditionally (as every
     finishing write was before they were folded), so a step's outputs are never lost."""
     if finished:
-        Workflow.objects.filter(pk=workflow.pk).update(**finished, updated_at=timezone.now())
+        update_workflow(workflow.pk, {**finished, "updated_at": timezone.now()})
 
 
 # --- steps -----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from django.db import connection
+from django.db.models import F
 from django.utils import timezone
 
 from intake.models import FormSubmission
@@ -19,6 +20,7 @@ from workflows.transitions import (
     last_transition_to,
     mermaid_diagram,
     transition,
+    update_workflow,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -131,6 +133,47 @@ def test_a_fetching_transition_returns_the_row_as_a_query_reads_it():
         assert getattr(fetched.submission, name) == getattr(read.submission, name), name
     assert (fetched.status, fetched.claimed_by, fetched.contact) == ("running", "t", read.contact)
     assert not fetched._state.adding and lost.workflow is None and not lost.won
+
+
+@pytest.mark.django_db
+def test_update_workflow_writes_what_the_orms_update_writes_and_only_where_its_guards_hold():
+    """The pipeline's step writes skip the ORM's compilation: the same values, prepared by the
+    same fields (JSON, dates, text), land as the ORM's update would leave them; a guard that
+    does not hold writes nothing."""
+    ours, theirs = make_workflow(Status.RUNNING, "ours"), make_workflow(Status.RUNNING, "orm")
+    lease = timezone.now()
+    values = {
+        "step_log": {"draft_email": {"attempts": 2, "note": 'Zoë\'s "draft" 100%'}},
+        "contact": {"firstname": "Zoë", "tags": [1, None]},
+        "contact_id": "701",
+        "attempts": 2,
+        "lease_expires_at": lease,
+        "current_step": "draft_email",
+    }
+    assert update_workflow(ours.pk, values, status=Status.RUNNING, claimed_by="") == 1
+    Workflow.objects.filter(pk=theirs.pk).update(**values)
+    ours.refresh_from_db()
+    theirs.refresh_from_db()
+    for name in values:
+        assert getattr(ours, name) == getattr(theirs, name) == values[name], name
+
+    assert update_workflow(ours.pk, {"attempts": 9}, status=Status.RUNNING, claimed_by="x") == 0
+    assert update_workflow(ours.pk, {"attempts": 9}, status=Status.FAILED) == 0
+    ours.refresh_from_db()
+    assert ours.attempts == 2
+
+
+@pytest.mark.django_db
+def test_a_transition_setting_an_expression_is_compiled_by_the_orm():
+    """Only plain values take the cached statement; an expression still works."""
+    workflow = make_workflow(Status.PENDING)
+    Workflow.objects.filter(pk=workflow.pk).update(attempts=3)
+    result = transition(
+        workflow.pk, from_status="pending", to_status="running",
+        fields={"attempts": F("attempts") + 1},
+    )  # fmt: skip
+    workflow.refresh_from_db()
+    assert result.won and workflow.attempts == 4 and workflow.status == "running"
 
 
 @pytest.mark.django_db
