@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from config.db import bound_cursor
 from intake.contacts import contact_erase, contact_merge, contact_stop
 from intake.identity import (
     CLAIM_CONFLICT,
@@ -305,7 +306,7 @@ def _store_in_one_statement(
     now = timezone.now()
     inserted: dict[str, int] = {}
     started: dict[int, int] = {}
-    with _binary_cursor() as cursor:
+    with bound_cursor() as cursor:
         # Arrays, not one placeholder per value: any batch is one statement of the same text.
         if rows:
             sql, params = _one_statement(rows, signature_version, received_at, now, trigger)
@@ -412,16 +413,6 @@ def _one_statement(
     params.update((f"a{i}", value) for i, value in enumerate(audit_params))
     sql = _statement_text(workflow_cols, len(workflow_params), audit_cols, len(audit_params))
     return sql, params
-
-
-def _binary_cursor():
-    """A cursor that binds parameters on the server: the rows' JSON text goes as it is, where
-    the default client-side binding quotes it into the SQL text. Wrapped like every Django
-    cursor (query logging, execute wrappers)."""
-    from django.db.backends.postgresql.base import ServerBindingCursor
-
-    connection.ensure_connection()
-    return connection._prepare_cursor(ServerBindingCursor(connection.connection))
 
 
 #: Submission columns that differ per item: the fields of each row of the rows' JSON.

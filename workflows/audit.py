@@ -11,6 +11,7 @@ from django.db import connection, transaction
 from django.db.models import Model
 from django.db.models.sql import InsertQuery
 
+from config.db import bound_cursor
 from workflows.models import AuditEvent
 
 
@@ -105,7 +106,7 @@ def insert_with_audit(obj: Model, event: AuditEvent) -> None:
     )
     # Inside a caller's transaction a savepoint keeps it usable after a constraint error.
     guard = transaction.atomic() if connection.in_atomic_block else nullcontext()
-    with guard, connection.cursor() as cursor:
+    with guard, bound_cursor() as cursor:
         cursor.execute(
             f"WITH ins AS ({insert_sql}) {audit_sql} RETURNING object_id",
             [*insert_params, *audit_params],

@@ -21,6 +21,7 @@ from django.db.models.expressions import RawSQL
 from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
+from config.db import bound_cursor
 from workflows import audit
 from workflows.models import TERMINAL_STATUSES, AuditEvent, Status, Workflow
 
@@ -181,7 +182,7 @@ def _update_and_audit(
             f"ON s.{quote(submission._meta.pk.column)} = u.{quote(link.column)}"
         )
         last_params = []
-    with connection.cursor() as cursor:
+    with bound_cursor() as cursor:
         cursor.execute(f"WITH {', '.join(ctes)} {last_sql}", [*params, *last_params])
         if not fetch:
             return cursor.rowcount == 1, None
@@ -234,7 +235,7 @@ def update_workflow(pk: int, values: Mapping[str, Any], **where: Any) -> int:
     times a workflow). The values are prepared by their fields, as the ORM's update does.
     Returns the number of rows updated (0 or 1)."""
     sql = _update_text(connection.vendor, tuple(values), tuple(where))
-    with connection.cursor() as cursor:
+    with bound_cursor() as cursor:
         cursor.execute(sql, _update_params(values, pk, where))
         return cursor.rowcount
 

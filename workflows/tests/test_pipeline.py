@@ -83,6 +83,31 @@ def test_a_new_lead_reaches_awaiting_approval_with_contact_owner_task_and_draft(
 
 
 @pytest.mark.django_db
+def test_the_pipelines_writes_are_bound_on_the_server_and_prepared_once_repeated(crm, settings):
+    """A workflow's writes have the same text every run, with their values bound by the server
+    (config.db.bound_cursor), so psycopg prepares them after DB_PREPARE_THRESHOLD runs and
+    PostgreSQL plans each once per connection. Quoted into the text on the client, as the
+    ORM's cursor does, no two runs share a text and none is ever prepared."""
+    if connection.vendor != "postgresql" or settings.DATABASE_POOLER:
+        pytest.skip("server-side prepared statements are PostgreSQL's, without a pooler")
+    threshold = connection.connection.prepare_threshold
+    assert threshold is not None
+    for n in range(threshold + 1):
+        email = f"lead{n}@acme.test"
+        crm.seed_contact(email=email, firstname="Lea", id=str(600 + n), hubspot_owner_id="1001")
+        workflow = new_workflow(email=email, key=f"prepared-{n}")
+        assert pipeline.run_workflow(workflow.pk, task_id=f"t{n}").status == "awaiting_approval"
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    step_writes = [s for s in prepared if s.startswith('UPDATE "workflows" SET "step_log"')]
+    assert step_writes, prepared
+    assert any('INSERT INTO "email_drafts"' in s for s in prepared), prepared
+    assert any('"audit_events"' in s and s.startswith("WITH u AS") for s in prepared), prepared
+
+
+@pytest.mark.django_db
 def test_a_deactivated_owners_lead_keeps_the_owner_id_and_gets_an_unassigned_task(crm):
     # A deactivated user stays the contact's owner in HubSpot; their owner record is archived.
     crm.seed_owner(id="1003", email="gone@acme.test", firstName="Gale", archived=True)
