@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from contextlib import nullcontext
 from typing import Any
@@ -90,16 +91,15 @@ def insert_with_audit(obj: Model, event: AuditEvent) -> None:
             event.save(force_insert=True)
         return
     meta = obj._meta
-    fields = [
-        f
-        for f in meta.local_concrete_fields
-        if f is not meta.auto_field and not getattr(f, "generated", False)
-    ]
-    query = InsertQuery(type(obj))
-    query.insert_values(fields, [obj])
-    compiler = query.get_compiler(connection=connection)
-    compiler.returning_fields = [meta.pk]
-    [(insert_sql, insert_params)] = compiler.as_sql()
+    insert_sql, fields = _insert_text(type(obj))
+    # As the ORM's insert prepares them (pre_save fills auto_now_add, then the field adapts).
+    values = [f.pre_save(obj, add=True) for f in fields]
+    if any(hasattr(value, "resolve_expression") for value in values):
+        insert_sql, insert_params = _compiled_insert(obj, fields)
+    else:
+        insert_params = [
+            f.get_db_prep_save(v, connection) for f, v in zip(fields, values, strict=True)
+        ]
     pk = connection.ops.quote_name(meta.pk.column)
     audit_sql, audit_params = insert_select_sql(
         event, source="ins", computed={"object_id": f"ins.{pk}::text"}
@@ -115,3 +115,31 @@ def insert_with_audit(obj: Model, event: AuditEvent) -> None:
     obj.pk = meta.pk.to_python(object_id)
     obj._state.adding, obj._state.db = False, connection.alias
     event.object_id = object_id
+
+
+@functools.cache
+def _insert_text(model: type[Model]) -> tuple[str, tuple]:
+    """The one-row ``INSERT … RETURNING pk`` of ``model``, built once per model (the ORM
+    compiles it on every insert), and its fields in the order of its placeholders."""
+    meta = model._meta
+    fields = tuple(
+        f
+        for f in meta.local_concrete_fields
+        if f is not meta.auto_field and not getattr(f, "generated", False)
+    )
+    quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
+        f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {quote(meta.pk.column)}"
+    )
+    return sql, fields
+
+
+def _compiled_insert(obj: Model, fields) -> tuple[str, list[Any]]:
+    """The ORM's own compilation: for a value that is an expression."""
+    query = InsertQuery(type(obj))
+    query.insert_values(list(fields), [obj])
+    compiler = query.get_compiler(connection=connection)
+    compiler.returning_fields = [obj._meta.pk]
+    [(sql, params)] = compiler.as_sql()
+    return sql, list(params)
