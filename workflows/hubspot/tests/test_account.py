@@ -98,3 +98,43 @@ def test_the_pause_setting_still_wins(hubspot, settings):
     settings.HUBSPOT_DAILY_PAUSE_SECONDS = 7.0
 
     assert daily_halt(hubspot) == 7.0
+
+
+@pytest.fixture
+def published(monkeypatch):
+    """What a starting worker's hook publishes (the task's apply_async, recorded)."""
+    calls: list[dict] = []
+    monkeypatch.setattr(tasks.refresh_account, "apply_async", lambda **kw: calls.append(kw))
+    return calls
+
+
+def test_a_starting_worker_asks_for_the_account_once(settings, published):
+    from celery.signals import worker_ready
+
+    settings.HUBSPOT_ACCESS_TOKEN, settings.HUBSPOT_ACCOUNT_TIME_ZONE = "token", ""
+    worker_ready.send(sender=None)
+    assert published == [{"retry": False}]
+
+
+@pytest.mark.parametrize(
+    ("token", "override"), [("", ""), ("token", PACIFIC)], ids=["no token", "time zone set"]
+)
+def test_a_starting_worker_asks_nothing_it_does_not_need(settings, published, token, override):
+    from celery.signals import worker_ready
+
+    settings.HUBSPOT_ACCESS_TOKEN, settings.HUBSPOT_ACCOUNT_TIME_ZONE = token, override
+    worker_ready.send(sender=None)
+    assert published == []
+
+
+def test_a_worker_starts_even_when_the_broker_refuses_the_refresh(settings, monkeypatch, caplog):
+    from celery.signals import worker_ready
+
+    def refuse(**kwargs):
+        raise ConnectionError("broker starting")
+
+    settings.HUBSPOT_ACCESS_TOKEN, settings.HUBSPOT_ACCOUNT_TIME_ZONE = "token", ""
+    monkeypatch.setattr(tasks.refresh_account, "apply_async", refuse)
+    with caplog.at_level(logging.WARNING, logger="leadline.hubspot"):
+        worker_ready.send(sender=None)
+    assert "Could not enqueue the account refresh" in caplog.text
