@@ -224,6 +224,10 @@ WEBHOOK_MIN_SIGNATURE_VERSION = env_choice(
     "WEBHOOK_MIN_SIGNATURE_VERSION", "v1", ("v1", "v2", "v3")
 )
 WEBHOOK_MAX_BODY_BYTES = env_int("WEBHOOK_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
+# A body over WEBHOOK_MAX_BODY_BYTES is answered 413 and not processed. Up to this size it is
+# still read, and kept as a refused delivery for review when HubSpot signed it (a workflow
+# never retries a 4xx, so it would be lost). Bodies larger than this are not read at all.
+WEBHOOK_KEEP_OVERSIZE_BYTES = env_int("WEBHOOK_KEEP_OVERSIZE_BYTES", 8 * 1024 * 1024, minimum=0)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(WEBHOOK_MAX_BODY_BYTES, 2621440)
 
 # --- Workflow behaviour ----------------------------------------------------------------------

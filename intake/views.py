@@ -129,17 +129,18 @@ def _verified_body(request: HttpRequest) -> tuple[bytes, str]:
         raise Refusal(503, "not_configured", "webhook secret not configured")
     limit = settings.WEBHOOK_MAX_BODY_BYTES
     too_large = Refusal(413, "too_large", f"body larger than {limit} bytes")
-    if _declared_length(request) > limit:
+    if _declared_length(request) > max(limit, settings.WEBHOOK_KEEP_OVERSIZE_BYTES):
         raise too_large
     if request.content_type.lower() != "application/json":
         raise Refusal(415, "unsupported_media_type", "Content-Type must be application/json")
     try:
-        body = request.body
+        body = _read_body(request)
     except RequestDataTooBig:
         raise too_large from None
     except UnreadablePostError:
         raise Refusal(400, "unreadable_body", "the body could not be read") from None
     if len(body) > limit:
+        _keep_if_signed(request, body, limit, secret)
         raise too_large
     try:
         version = verify_request(
@@ -161,6 +162,49 @@ def _verified_body(request: HttpRequest) -> tuple[bytes, str]:
             reason=f"{version} is below WEBHOOK_MIN_SIGNATURE_VERSION",
         )
     return body, version
+
+
+def _read_body(request: HttpRequest) -> bytes:
+    """The raw body. One over DATA_UPLOAD_MAX_MEMORY_SIZE (Django's limit for every view) is
+    read here only, up to its declared length, which was checked against
+    WEBHOOK_KEEP_OVERSIZE_BYTES: the limit stays where it was for every other view."""
+    if _declared_length(request) <= settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+        return request.body
+    return request.read()
+
+
+def _keep_if_signed(request: HttpRequest, body: bytes, limit: int, secret: str) -> None:
+    """A body over WEBHOOK_MAX_BODY_BYTES (and up to WEBHOOK_KEEP_OVERSIZE_BYTES) is not
+    processed. If HubSpot signed it, it is kept as a refused delivery before the 413, since
+    HubSpot workflows never retry a 4xx and a contact-based workflow's body carries every
+    property's history: this row is the only copy an operator can find. An unsigned one gets
+    the same 413, as before, and nothing is stored."""
+    try:
+        version = verify_request(
+            method=request.method,
+            uri=signed_uri(request),
+            body=body,
+            headers=request.headers,
+            secret=secret,
+            max_age_seconds=settings.WEBHOOK_MAX_AGE_SECONDS,
+        )
+    except SignatureError:
+        return
+    if version < settings.WEBHOOK_MIN_SIGNATURE_VERSION:
+        return
+    with _storage():
+        refused_body_keep(
+            body=body,
+            reason=f"the body is {len(body)} bytes, over WEBHOOK_MAX_BODY_BYTES ({limit})",
+            signature_version=version,
+            received_at=timezone.now(),
+        )
+    raise Refusal(
+        413,
+        "too_large",
+        f"body larger than {limit} bytes (the body is kept, refused, for review)",
+        reason="too_large, signed: kept for review",
+    )
 
 
 def _parse(body: bytes, query, signature_version: str, received_at: datetime) -> Delivery:

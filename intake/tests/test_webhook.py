@@ -415,23 +415,65 @@ def test_more_than_100_events_are_refused(post_webhook):
     assert_nothing_stored()
 
 
-def test_an_oversized_body_is_refused_before_it_is_read(post_webhook, settings):
+def test_a_body_over_the_keep_limit_is_refused_before_it_is_read(post_webhook, settings):
+    settings.WEBHOOK_MAX_BODY_BYTES = 2048
+    settings.WEBHOOK_KEEP_OVERSIZE_BYTES = 3000
+    body = json.dumps(forms_body(message="x" * 4096)).encode()
+
+    response = post_webhook(body)
+
+    assert response.status_code == 413
+    assert response.json() == {"error": "body larger than 2048 bytes"}
+    assert_nothing_stored()
+    assert not NonLeadDelivery.objects.exists()
+
+
+def test_a_signed_oversized_body_is_kept_for_review_and_still_refused(post_webhook, settings):
+    """HubSpot workflows never retry a 4xx, and a contact-based workflow's body carries every
+    property's history: a genuine body over WEBHOOK_MAX_BODY_BYTES is not processed, but it
+    is kept, refused, where an operator finds it (admin, Non-lead deliveries)."""
     settings.WEBHOOK_MAX_BODY_BYTES = 2048
     body = json.dumps(forms_body(message="x" * 4096)).encode()
 
     response = post_webhook(body)
 
     assert response.status_code == 413
+    assert "kept, refused, for review" in response.json()["error"]
     assert_nothing_stored()
+    [kept] = NonLeadDelivery.objects.all()
+    assert kept.outcome == "refused" and kept.signature_version == "v3"
+    assert f"the body is {len(body)} bytes, over WEBHOOK_MAX_BODY_BYTES (2048)" in kept.reason
+    assert kept.raw_payload["body_text"] == body.decode()
+    assert post_webhook(body).status_code == 413  # HubSpot would not retry; a replay is one row
+    assert NonLeadDelivery.objects.count() == 1
 
 
-def test_a_body_over_djangos_own_upload_limit_is_a_413(post_webhook, settings):
+@pytest.mark.parametrize("how", ["wrong secret", "unsigned"])
+def test_an_oversized_body_not_signed_by_hubspot_is_refused_and_not_kept(
+    post_webhook, settings, how
+):
+    settings.WEBHOOK_MAX_BODY_BYTES = 2048
+    body = json.dumps(forms_body(message="x" * 4096)).encode()
+    if how == "unsigned":
+        response = post_webhook(body, headers={"X-HubSpot-Signature-v3": ""})
+    else:
+        response = post_webhook(body, secret="not-the-secret")
+
+    assert response.status_code == 413
+    assert response.json() == {"error": "body larger than 2048 bytes"}
+    assert not NonLeadDelivery.objects.exists()
+
+
+def test_the_webhooks_own_limits_decide_not_djangos_upload_limit(post_webhook, settings):
+    """Django's DATA_UPLOAD_MAX_MEMORY_SIZE stays where it is for every other view; the
+    webhook reads what its own limits allow."""
     settings.WEBHOOK_MAX_BODY_BYTES = 10_000
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
 
     response = post_webhook(json.dumps(forms_body(message="x" * 4096)).encode())
 
-    assert response.status_code == 413
+    assert response.status_code == 202, response.content
+    assert FormSubmission.objects.count() == 1
 
 
 @pytest.mark.parametrize(
