@@ -221,7 +221,10 @@ _OPERATION = {
         ),
         "401": _error("Missing, stale or wrong signature."),
         "405": _error("Only POST is allowed."),
-        "413": _error("Body larger than WEBHOOK_MAX_BODY_BYTES."),
+        "413": _error(
+            "Body larger than WEBHOOK_MAX_BODY_BYTES. A signed one up to "
+            "WEBHOOK_KEEP_OVERSIZE_BYTES is kept, refused, for review."
+        ),
         "415": _error("Content-Type is not application/json."),
         "503": _error(
             "Webhook secret not configured, or the database is unavailable (HubSpot retries)."
