@@ -123,12 +123,12 @@ def transition(
         reason=reason,
         details=details,
     )
-    guarded = Workflow.objects.filter(pk=workflow_id, status=from_status)
     moved = None
     if connection.vendor == "postgresql":
-        update = _update_sql(guarded, values, workflow_id=workflow_id, status=from_status)
+        update = _guarded_update(workflow_id, from_status, values)
         won, moved = _update_and_audit(update, [event, *events], also, fetch=fetch)
     else:
+        guarded = Workflow.objects.filter(pk=workflow_id, status=from_status)
         # No savepoint inside a caller's transaction (a merge's): nothing here catches an
         # error, so the caller's transaction fails with it either way.
         with transaction.atomic(savepoint=False):
@@ -155,9 +155,10 @@ def _update_and_audit(
 ) -> tuple[bool, Workflow | None]:
     """PostgreSQL: the guarded UPDATE and, only if it matched, its audit rows and the ``also``
     updates, in one statement (data-modifying CTEs): atomic on its own, one round trip instead
-    of a transaction's several (BEGIN, each write, COMMIT). Every UPDATE is the ORM's own SQL;
-    the audit rows' values are prepared by their fields as a save would. ``fetch``: the same
-    statement returns the updated row and its submission (whether it matched, and the row)."""
+    of a transaction's several (BEGIN, each write, COMMIT). ``update`` is the move's own
+    UPDATE (_guarded_update); the ``also`` ones are the ORM's own SQL; the audit rows' values
+    are prepared by their fields as a save would. ``fetch``: the same statement returns the
+    updated row and its submission (whether it matched, and the row)."""
     update_sql, params = update
     returning = ", ".join(_columns(Workflow)) if fetch else "1"
     ctes = [f"u AS ({update_sql} RETURNING {returning})"]
@@ -212,17 +213,20 @@ def _from_row(model, values):
     return model.from_db(connection.alias, [f.attname for f in fields], converted)
 
 
-def _update_sql(
-    queryset: QuerySet, values: Mapping[str, Any], *, workflow_id: int | None = None, **where: Any
+def _guarded_update(
+    workflow_id: int, from_status: str, values: Mapping[str, Any]
 ) -> tuple[str, Sequence[Any]]:
-    """The UPDATE of ``queryset`` setting ``values``. A workflow's own guarded move (its
-    ``workflow_id`` and equality ``where``, plain values) takes update_workflow's cached text;
-    anything else is the ORM's compilation."""
-    plain = not any(hasattr(v, "resolve_expression") for v in values.values())
-    if workflow_id is not None and plain:
-        return _update_text(connection.vendor, tuple(values), tuple(where)), _update_params(
-            values, workflow_id, where
-        )
+    """The move's own UPDATE: update_workflow's cached text when every value is plain, the
+    ORM's compilation when one is an expression."""
+    if any(hasattr(value, "resolve_expression") for value in values.values()):
+        return _update_sql(Workflow.objects.filter(pk=workflow_id, status=from_status), values)
+    where = {"status": from_status}
+    return _update_text(connection.vendor, tuple(values), ("status",)), _update_params(
+        values, workflow_id, where
+    )
+
+
+def _update_sql(queryset: QuerySet, values: Mapping[str, Any]) -> tuple[str, Sequence[Any]]:
     query = queryset.query.chain(UpdateQuery)
     query.add_update_values(values)
     return query.get_compiler(connection=connection).as_sql()
@@ -233,7 +237,10 @@ def update_workflow(pk: int, values: Mapping[str, Any], **where: Any) -> int:
     without the ORM's compilation on every call: the statement's text is built once per set of
     column names (the pipeline writes each step's start and finish through this, four to five
     times a workflow). The values are prepared by their fields, as the ORM's update does.
-    Returns the number of rows updated (0 or 1)."""
+    Returns the number of rows updated (0 or 1). A guard is ``column = value``, so never None
+    (the ORM would have written IS NULL)."""
+    if any(value is None for value in where.values()):
+        raise ValueError("update_workflow's guards are equalities; None matches nothing")
     sql = _update_text(connection.vendor, tuple(values), tuple(where))
     with bound_cursor() as cursor:
         cursor.execute(sql, _update_params(values, pk, where))
@@ -249,6 +256,7 @@ def _update_params(values: Mapping[str, Any], pk: int, where: Mapping[str, Any])
 
 @functools.cache
 def _update_text(vendor: str, columns: tuple[str, ...], guards: tuple[str, ...]) -> str:
+    # ``vendor`` only keys the cache: the quoting below is that backend's.
     quote = connection.ops.quote_name
     sets = ", ".join(f"{quote(_field(name).column)} = %s" for name in columns)
     conditions = " AND ".join(f"{quote(_field(name).column)} = %s" for name in ("pk", *guards))

@@ -159,6 +159,8 @@ def test_update_workflow_writes_what_the_orms_update_writes_and_only_where_its_g
 
     assert update_workflow(ours.pk, {"attempts": 9}, status=Status.RUNNING, claimed_by="x") == 0
     assert update_workflow(ours.pk, {"attempts": 9}, status=Status.FAILED) == 0
+    with pytest.raises(ValueError, match="None matches nothing"):
+        update_workflow(ours.pk, {"attempts": 9}, claimed_by=None)
     ours.refresh_from_db()
     assert ours.attempts == 2
 
