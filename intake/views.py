@@ -139,9 +139,20 @@ def _verified_body(request: HttpRequest) -> tuple[bytes, str]:
         raise too_large from None
     except UnreadablePostError:
         raise Refusal(400, "unreadable_body", "the body could not be read") from None
+    try:
+        version = _signature_version(request, body, secret)
+    except Refusal:
+        if len(body) > limit:
+            raise too_large from None  # the same answer, signed or not
+        raise
     if len(body) > limit:
-        _keep_if_signed(request, body, limit, secret)
+        _keep_oversized(body, limit, version)
         raise too_large
+    return body, version
+
+
+def _signature_version(request: HttpRequest, body: bytes, secret: str) -> str:
+    """The version of HubSpot's signature that verifies ``body``; a Refusal (401) otherwise."""
     try:
         version = verify_request(
             method=request.method,
@@ -161,7 +172,7 @@ def _verified_body(request: HttpRequest) -> tuple[bytes, str]:
             "invalid signature",
             reason=f"{version} is below WEBHOOK_MIN_SIGNATURE_VERSION",
         )
-    return body, version
+    return version
 
 
 def _read_body(request: HttpRequest) -> bytes:
@@ -173,30 +184,16 @@ def _read_body(request: HttpRequest) -> bytes:
     return request.read()
 
 
-def _keep_if_signed(request: HttpRequest, body: bytes, limit: int, secret: str) -> None:
-    """A body over WEBHOOK_MAX_BODY_BYTES (and up to WEBHOOK_KEEP_OVERSIZE_BYTES) is not
-    processed. If HubSpot signed it, it is kept as a refused delivery before the 413, since
-    HubSpot workflows never retry a 4xx and a contact-based workflow's body carries every
-    property's history: this row is the only copy an operator can find. An unsigned one gets
-    the same 413, as before, and nothing is stored."""
-    try:
-        version = verify_request(
-            method=request.method,
-            uri=signed_uri(request),
-            body=body,
-            headers=request.headers,
-            secret=secret,
-            max_age_seconds=settings.WEBHOOK_MAX_AGE_SECONDS,
-        )
-    except SignatureError:
-        return
-    if version < settings.WEBHOOK_MIN_SIGNATURE_VERSION:
-        return
+def _keep_oversized(body: bytes, limit: int, signature_version: str) -> None:
+    """A signed body over WEBHOOK_MAX_BODY_BYTES (and up to WEBHOOK_KEEP_OVERSIZE_BYTES) is not
+    processed, but kept as a refused delivery before the 413: HubSpot workflows never retry a
+    4xx, and a contact-based workflow's body carries every property's history, so this row is
+    the only copy an operator can find. An unsigned one gets the same 413 and is not kept."""
     with _storage():
         refused_body_keep(
             body=body,
             reason=f"the body is {len(body)} bytes, over WEBHOOK_MAX_BODY_BYTES ({limit})",
-            signature_version=version,
+            signature_version=signature_version,
             received_at=timezone.now(),
         )
     raise Refusal(
