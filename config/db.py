@@ -21,5 +21,9 @@ def bound_cursor():
         return connection.cursor()
     from django.db.backends.postgresql.base import ServerBindingCursor
 
+    # As connection.cursor() does: a kept connection that died while idle (a PostgreSQL
+    # restart) is replaced here, where a task's or a request's first statement finds it.
+    connection.close_if_health_check_failed()
     connection.ensure_connection()
-    return connection._prepare_cursor(ServerBindingCursor(connection.connection))
+    with connection.wrap_database_errors:
+        return connection._prepare_cursor(ServerBindingCursor(connection.connection))

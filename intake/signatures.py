@@ -88,6 +88,22 @@ def verify_request(
     return version
 
 
+def looks_signed(
+    headers: Mapping[str, str], *, max_age_seconds: int, min_version: str, now_ms: int | None = None
+) -> bool:
+    """Whether the headers carry a signature verify_request could accept, judged without the
+    body: a v3 signature with a fresh timestamp (v3 is never below ``min_version``), or a v1/v2
+    one at or above ``min_version``.
+    A cheap gate before reading a large body; it proves nothing (headers can be forged)."""
+    headers = {str(key).lower(): value for key, value in headers.items()}
+    timestamp = _header(headers, TIMESTAMP)
+    if _header(headers, SIGNATURE_V3) and _TIMESTAMP.fullmatch(timestamp):
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        return abs(now_ms - int(timestamp)) <= max_age_seconds * 1000
+    version = (_header(headers, VERSION) or "v1").lower()
+    return bool(_header(headers, SIGNATURE)) and version in ("v1", "v2") and version >= min_version
+
+
 def _verify_v3(
     method: str,
     uri: str,

@@ -25,7 +25,7 @@ from intake.metrics import EVENTS, INGEST_LATENCY, WEBHOOKS
 from intake.models import NonLeadOutcome
 from intake.payloads import Delivery, PayloadError, parse_delivery
 from intake.services import IngestResult, refused_body_keep, submissions_ingest
-from intake.signatures import SignatureError, verify_request
+from intake.signatures import SignatureError, looks_signed, verify_request
 
 logger = logging.getLogger("leadline.intake")
 
@@ -128,8 +128,11 @@ def _verified_body(request: HttpRequest) -> tuple[bytes, str]:
     if not secret:
         raise Refusal(503, "not_configured", "webhook secret not configured")
     limit = settings.WEBHOOK_MAX_BODY_BYTES
+    ceiling = max(limit, settings.WEBHOOK_KEEP_OVERSIZE_BYTES)
     too_large = Refusal(413, "too_large", f"body larger than {limit} bytes")
-    if _declared_length(request) > max(limit, settings.WEBHOOK_KEEP_OVERSIZE_BYTES):
+    declared = _declared_length(request)
+    # Over the limit, only a request that looks signed is read (to be kept if it is).
+    if declared > ceiling or (declared > limit and not _looks_signed(request)):
         raise too_large
     if request.content_type.lower() != "application/json":
         raise Refusal(415, "unsupported_media_type", "Content-Type must be application/json")
@@ -139,6 +142,8 @@ def _verified_body(request: HttpRequest) -> tuple[bytes, str]:
         raise too_large from None
     except UnreadablePostError:
         raise Refusal(400, "unreadable_body", "the body could not be read") from None
+    if len(body) > ceiling:  # a body with no Content-Length (chunked, under ASGI)
+        raise too_large
     try:
         version = _signature_version(request, body, secret)
     except Refusal:
@@ -173,6 +178,14 @@ def _signature_version(request: HttpRequest, body: bytes, secret: str) -> str:
             reason=f"{version} is below WEBHOOK_MIN_SIGNATURE_VERSION",
         )
     return version
+
+
+def _looks_signed(request: HttpRequest) -> bool:
+    return looks_signed(
+        request.headers,
+        max_age_seconds=settings.WEBHOOK_MAX_AGE_SECONDS,
+        min_version=settings.WEBHOOK_MIN_SIGNATURE_VERSION,
+    )
 
 
 def _read_body(request: HttpRequest) -> bytes:

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from intake.signatures import (
     SignatureError,
     hubspot_decode_uri,
+    looks_signed,
     sign_v1,
     sign_v2,
     sign_v3,
@@ -283,3 +284,27 @@ def test_signed_headers_verify_for_every_version_and_refuse_an_unknown_one() -> 
         )
     with pytest.raises(ValueError, match="unknown signature version"):
         signed_headers(secret=SECRET, version="v4", method="POST", uri=uri, body=body)
+
+
+@pytest.mark.parametrize(
+    ("headers", "min_version", "expected"),
+    [
+        (v3_headers(), "v1", True),
+        (v3_headers(), "v3", True),
+        (v3_headers(timestamp=NOW_MS - (MAX_AGE + 1) * 1000), "v1", False),
+        (v3_headers(timestamp=NOW_MS + (MAX_AGE + 1) * 1000), "v1", False),
+        ({"X-HubSpot-Signature-v3": "a" * 64, "X-HubSpot-Request-Timestamp": "soon"}, "v1", False),
+        ({"X-HubSpot-Signature-v3": "a" * 64}, "v1", False),
+        ({"x-hubspot-signature": "a" * 64}, "v1", True),
+        ({"X-HubSpot-Signature": "a" * 64, "X-HubSpot-Signature-Version": "v2"}, "v2", True),
+        ({"X-HubSpot-Signature": "a" * 64}, "v2", False),
+        ({"X-HubSpot-Signature": "a" * 64, "X-HubSpot-Signature-Version": "v2"}, "v3", False),
+        ({"X-HubSpot-Signature": "a" * 64, "X-HubSpot-Signature-Version": "v9"}, "v1", False),
+        ({}, "v1", False),
+    ],
+)
+def test_looks_signed_judges_the_headers_without_the_body(headers, min_version, expected):
+    """The webhook reads a body over WEBHOOK_MAX_BODY_BYTES only when its headers could pass
+    verify_request: a fresh v3 signature, or v1/v2 at or above the minimum version."""
+    got = looks_signed(headers, max_age_seconds=MAX_AGE, min_version=min_version, now_ms=NOW_MS)
+    assert got is expected

@@ -457,11 +457,33 @@ def test_an_oversized_body_not_signed_by_hubspot_is_refused_and_not_kept(
     if how == "unsigned":
         response = post_webhook(body, headers={"X-HubSpot-Signature-v3": ""})
     else:
-        response = post_webhook(body, secret="not-the-secret")
+        response = post_webhook(body, secret="not-the-secret")  # read, then refused
 
     assert response.status_code == 413
     assert response.json() == {"error": "body larger than 2048 bytes"}
     assert not NonLeadDelivery.objects.exists()
+
+
+@pytest.mark.parametrize("how", ["unsigned", "stale v3"])
+def test_an_oversized_body_without_a_plausible_signature_is_never_read(
+    post_webhook, settings, monkeypatch, how
+):
+    """Up to 8 MiB is read only for a request that looks signed, so anyone without the secret
+    and a fresh timestamp gets the 413 for the declared length alone."""
+    settings.WEBHOOK_MAX_BODY_BYTES = 2048
+
+    def read(request):
+        raise AssertionError("the body was read")
+
+    monkeypatch.setattr("intake.views._read_body", read)
+    body = json.dumps(forms_body(message="x" * 4096)).encode()
+    if how == "unsigned":
+        response = post_webhook(body, headers={"X-HubSpot-Signature-v3": ""})
+    else:
+        response = post_webhook(body, timestamp_ms=int(time.time() * 1000) - 3_600_000)
+
+    assert response.status_code == 413
+    assert response.json() == {"error": "body larger than 2048 bytes"}
 
 
 def test_the_webhooks_own_limits_decide_not_djangos_upload_limit(post_webhook, settings):
