@@ -184,24 +184,8 @@ def workflows_replay(
                 .order_by("pk")
                 .only("id", "submission_id", "superseded_by_id")
             )
-            submissions = {w.submission_id for w in originals}
-            sent_submissions = set(
-                Workflow.objects.filter(
-                    submission_id__in=submissions,
-                    status__in=[Status.SENT, Status.SENDING, Status.SEND_UNKNOWN],
-                ).values_list("submission_id", flat=True)
-            )
-            live = _live_runs(submissions)
-            wanted: list[tuple[Workflow, bool]] = []
-            for original in originals:
-                is_shadow = shadow or original.submission_id in sent_submissions
-                why = "" if shadow else _refusal_reason(original, live.get(original.submission_id))
-                if why:
-                    refusals.append(ReplayRefusal(original.pk, why))
-                    continue
-                wanted.append((original, is_shadow))
-                if not is_shadow:  # a second id of the same submission in this batch
-                    live[original.submission_id] = (original.pk, "being replayed", Trigger.REPLAY)
+            wanted, refused = _replay_plan(originals, shadow=shadow)
+            refusals += refused
             new, lost = _insert_replays(wanted)
             if new:
                 # The dashboard's date filter: never before any of its workflows (issue #16).
@@ -239,6 +223,52 @@ def workflows_replay(
         created += [w.pk for w in new]
         shadowed += [w.pk for w in new if w.shadow]
     return ReplayResult(created=created, shadow=shadowed, refused=refusals)
+
+
+def _replay_plan(
+    originals: list[Workflow], *, shadow: bool
+) -> tuple[list[tuple[Workflow, bool]], list[ReplayRefusal]]:
+    """Which ``originals`` get a new run, each with whether it is forced into shadow mode, and
+    which are refused with the reason: workflows_replay's decision, before it writes."""
+    submissions = {w.submission_id for w in originals}
+    sent_submissions = set(
+        Workflow.objects.filter(
+            submission_id__in=submissions,
+            status__in=[Status.SENT, Status.SENDING, Status.SEND_UNKNOWN],
+        ).values_list("submission_id", flat=True)
+    )
+    live = _live_runs(submissions)
+    wanted: list[tuple[Workflow, bool]] = []
+    refusals: list[ReplayRefusal] = []
+    for original in originals:
+        is_shadow = shadow or original.submission_id in sent_submissions
+        why = "" if shadow else _refusal_reason(original, live.get(original.submission_id))
+        if why:
+            refusals.append(ReplayRefusal(original.pk, why))
+            continue
+        wanted.append((original, is_shadow))
+        if not is_shadow:  # a second id of the same submission in this batch
+            live[original.submission_id] = (original.pk, "being replayed", Trigger.REPLAY)
+    return wanted, refusals
+
+
+def workflows_replay_preview(*, workflow_ids: Iterable[int], shadow: bool = False) -> ReplayResult:
+    """What workflows_replay would do now, writing and locking nothing (``replay --dry-run``):
+    ``created`` and ``shadow`` name the originals that would get a new run (and which of them
+    in shadow mode), ``refused`` the ones it would refuse and why. A replay racing it may still
+    change the answer."""
+    ids = list(dict.fromkeys(workflow_ids))
+    originals = list(
+        Workflow.objects.filter(pk__in=ids)
+        .order_by("pk")
+        .only("id", "submission_id", "superseded_by_id")
+    )
+    wanted, refusals = _replay_plan(originals, shadow=shadow)
+    return ReplayResult(
+        created=[original.pk for original, _ in wanted],
+        shadow=[original.pk for original, is_shadow in wanted if is_shadow],
+        refused=refusals,
+    )
 
 
 def _insert_replays(wanted: list[tuple[Workflow, bool]]) -> tuple[list[Workflow], list[Workflow]]:

@@ -292,6 +292,38 @@ def test_a_named_workflow_refused_exits_1_and_the_refusal_is_listed():
     assert f"  #{new.pk} not replayed: still “Pending”" in output
 
 
+def test_a_dry_run_predicts_the_refusals_shadow_modes_and_exit_code_of_the_real_run():
+    """The dry run asks the replay's own decision (workflows_replay_preview), so what it lists
+    and how it exits are what the real run would do, and it still writes nothing."""
+    replayed, fresh, sent = make_runs(3)
+    replay("--workflow", str(replayed.pk), "--yes")
+    (earlier,) = replays()
+    Workflow.objects.filter(pk=sent.pk).update(status=Status.SENT)
+    before = (Workflow.objects.count(), AuditEvent.objects.count())
+    named = ["--workflow", str(replayed.pk), str(fresh.pk), str(sent.pk)]
+
+    output, error = replay_fails(*named, "--dry-run")
+
+    lines = output.splitlines()
+    assert any(
+        line.startswith(f"{replayed.pk:>8}")
+        and line.endswith(f"not replayed: already replayed as #{earlier.pk}")
+        for line in lines
+    ), output
+    assert any(line.startswith(f"{sent.pk:>8}") and line.endswith("shadow") for line in lines)
+    assert (
+        "2 workflow(s) would be replayed, 1 of them in shadow mode (an earlier run sent); "
+        "1 would not (listed above) (dry run: nothing changed)." in output
+    )
+    assert error == "Not everything named would be replayed: 1 not replayed (listed above)."
+    assert (Workflow.objects.count(), AuditEvent.objects.count()) == before
+
+    output, error = replay_fails(*named, "--yes")  # the real run does what was predicted
+    assert error == "Not everything named was replayed: 1 not replayed (listed above)."
+    new = {w.replay_of_id: w for w in replays() if w.pk != earlier.pk}
+    assert set(new) == {fresh.pk, sent.pk} and new[sent.pk].shadow and not new[fresh.pk].shadow
+
+
 def test_filters_alone_that_match_nothing_or_meet_refusals_exit_0():
     assert replay("--status", "failed", "--yes") == "No workflows match; nothing replayed.\n"
     (run,) = make_runs(1)

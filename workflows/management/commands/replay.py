@@ -29,7 +29,12 @@ from dashboard.texts import time_text
 from outreach.models import EmailDraft
 from workflows.messages import replay_text
 from workflows.models import Status, Workflow
-from workflows.services import ReplayRefusal, ReplayResult, workflows_replay
+from workflows.services import (
+    ReplayRefusal,
+    ReplayResult,
+    workflows_replay,
+    workflows_replay_preview,
+)
 
 LISTED_AT_MOST = 20
 
@@ -91,8 +96,9 @@ class Command(BaseCommand):
             raise CommandError("--batch-size and --limit must be at least 1.")
         selection = self._select(options)
         if options["dry_run"]:
-            self._list(selection)
-            self._fail_if_named_left_out(selection.values_list("id", "submission_id"), options)
+            chosen = list(selection.values_list("id", "submission_id"))
+            refused = self._list(selection, options)
+            self._fail_if_named_left_out(chosen, options, refused=refused)
             return
         # Read before replaying: afterwards a submission's latest run is its new one.
         chosen = list(selection.values_list("id", "submission_id"))
@@ -175,15 +181,31 @@ class Command(BaseCommand):
             verb = "would be" if options["dry_run"] else "was"
             raise CommandError(f"Not everything named {verb} replayed: {'; '.join(problems)}.")
 
-    def _list(self, selection: QuerySet[Workflow]) -> None:
-        rows = selection.values_list("id", "submission__email", "status", "created_at")
-        count = 0
-        for pk, email, status, created in rows.iterator():
-            count += 1
-            self.stdout.write(
-                f"{pk:>8}  {email or '(no email)':<40} {status:<18} {time_text(created)}"
+    def _list(self, selection: QuerySet[Workflow], options: dict[str, Any]) -> int:
+        """The selection, one line each, and what a real run would do with it now (the
+        replay's own decision, nothing written): returns how many it would refuse."""
+        rows = list(selection.values_list("id", "submission__email", "status", "created_at"))
+        preview = workflows_replay_preview(
+            workflow_ids=[row[0] for row in rows], shadow=options["shadow"]
+        )
+        refused = {refusal.workflow_id: refusal.reason for refusal in preview.refused}
+        shadow = set(preview.shadow)
+        for pk, email, status, created in rows:
+            outcome = (
+                f"not replayed: {refused[pk]}"
+                if pk in refused
+                else ("shadow" if pk in shadow else "")
             )
-        self.stdout.write(f"{count} workflow(s) would be replayed (dry run: nothing changed).")
+            line = f"{pk:>8}  {email or '(no email)':<40} {status:<18} {time_text(created)}"
+            self.stdout.write(f"{line}  {outcome}".rstrip())
+        forced = len(shadow) if not options["shadow"] else 0
+        self.stdout.write(
+            f"{len(preview.created)} workflow(s) would be replayed"
+            + (f", {forced} of them in shadow mode (an earlier run sent)" if forced else "")
+            + (f"; {len(refused)} would not (listed above)" if refused else "")
+            + " (dry run: nothing changed)."
+        )
+        return len(refused)
 
     def _confirmed(self, count: int) -> bool:
         if not sys.stdin.isatty():
