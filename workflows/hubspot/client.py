@@ -86,7 +86,10 @@ class HubSpotError(Exception):
         category: str = "",
         retry_after: float | None = None,
     ) -> None:
-        super().__init__(f"HubSpot {status or 'request'} {category}: {message}".strip())
+        # "HubSpot 502: Bad Gateway" when there is no category (an HTML page from a proxy).
+        super().__init__(
+            " ".join(filter(None, ["HubSpot", str(status or "request"), category])) + f": {message}"
+        )
         self.status = status
         self.category = category
         self.message = message

@@ -25,6 +25,7 @@ Fault rules, per endpoint key (the third column of ROUTES, e.g. `contacts.search
     {"kind": "latency", "ms": 200, "times": null}      # delays, then answers normally
     {"kind": "timeout", "seconds": 2, "times": 1, "then": "answer" | "close"}
     {"kind": "malformed", "times": 1}                  # 200 with a body that is not JSON
+    {"kind": "html", "status": 502, "times": 1}        # an edge proxy's HTML error page
     {"kind": "rate", "probability": 0.3, "choices": [<rule>, ...], "times": null}
 
 `times` counts how often a rule fires (null = forever). Latency rules add up; the first
@@ -53,6 +54,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -88,7 +90,7 @@ CONTACT_ASSOCIATION_TYPE = {"tasks": 204, "notes": 202}
 RATE_LIMIT_HEADER_DEFAULT = 100
 DAILY_LIMIT = 250_000
 REQUEST_LOG_SIZE = 10_000  # a long-running dev sandbox must not grow without bound
-FAULT_KINDS = {"status", "latency", "timeout", "malformed", "rate"}
+FAULT_KINDS = {"status", "latency", "timeout", "malformed", "html", "rate"}
 
 
 class ApiError(Exception):
@@ -1079,6 +1081,13 @@ class _Handler(BaseHTTPRequestHandler):
             entry.status = 200
             self._send(200, b'{"results": [{"id": "1", "properties": ', headers)
             return
+        if fault["kind"] == "html":
+            # What a proxy in front of the API answers when it cannot reach it: not JSON.
+            status = int(fault.get("status", 502))
+            entry.status = status
+            page = f"<html><body><h1>{status} {HTTPStatus(status).phrase}</h1></body></html>"
+            self._send(status, page.encode(), headers, content_type="text/html")
+            return
         status = int(fault.get("status", 500))
         default_category = {
             429: "RATE_LIMITS",
@@ -1160,10 +1169,16 @@ class _Handler(BaseHTTPRequestHandler):
             properties["hubspot_owner_id"] = str(owner_id)
         return {"properties": properties, "id": contact_id}
 
-    def _send(self, status: int, payload: bytes, headers: Mapping[str, str]) -> None:
+    def _send(
+        self,
+        status: int,
+        payload: bytes,
+        headers: Mapping[str, str],
+        content_type: str = "application/json;charset=utf-8",
+    ) -> None:
         try:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json;charset=utf-8")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(payload)))
             for name, value in headers.items():
                 self.send_header(name, value)

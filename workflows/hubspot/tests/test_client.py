@@ -274,6 +274,29 @@ def test_malformed_json_is_transient(sandbox, client):
     assert caught.value.category == "MALFORMED_RESPONSE"
 
 
+@pytest.mark.parametrize(("status", "reason"), [(502, "Bad Gateway"), (503, "Service Unavailable")])
+def test_an_html_error_page_is_transient_and_named_by_its_status(sandbox, client, status, reason):
+    """A proxy in front of HubSpot answers an outage with an HTML page, not HubSpot's JSON
+    error: still a retry later, named by the HTTP reason, never a permanent failure."""
+    sandbox.set_faults({"owners.get": {"kind": "html", "status": status, "times": 1}})
+
+    with pytest.raises(TransientHubSpotError) as caught:
+        client.get_owner("1001")
+
+    assert (caught.value.status, caught.value.message) == (status, reason)
+    assert str(caught.value) == f"HubSpot {status}: {reason}"  # no empty category in the text
+    assert client.get_owner("1001")["id"] == "1001"  # the next call gets HubSpot's answer
+
+
+def test_an_html_page_on_a_4xx_is_permanent_with_its_reason(sandbox, client):
+    sandbox.set_faults({"owners.get": {"kind": "html", "status": 403, "times": 1}})
+
+    with pytest.raises(PermanentHubSpotError) as caught:
+        client.get_owner("1001")
+
+    assert (caught.value.status, str(caught.value)) == (403, "HubSpot 403: Forbidden")
+
+
 def test_429_pauses_the_next_call_for_retry_after(sandbox, client):
     sandbox.set_faults({"owners.get": {"kind": "status", "status": 429, "retry_after": 1}})
 
