@@ -98,8 +98,7 @@ def looks_signed(
     headers = {str(key).lower(): value for key, value in headers.items()}
     timestamp = _header(headers, TIMESTAMP)
     if _header(headers, SIGNATURE_V3) and _TIMESTAMP.fullmatch(timestamp):
-        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        return abs(now_ms - int(timestamp)) <= max_age_seconds * 1000
+        return abs(_age_ms(timestamp, now_ms)) <= max_age_seconds * 1000
     version = (_header(headers, VERSION) or "v1").lower()
     return bool(_header(headers, SIGNATURE)) and version in ("v1", "v2") and version >= min_version
 
@@ -120,12 +119,16 @@ def _verify_v3(
     _compare(expected, signature, "v3")
     # Checked after the HMAC so that a genuine request is told apart from a forged one:
     # a stale genuine request points at clock skew or a replay, not at the secret.
-    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    age_ms = now_ms - int(timestamp)
+    age_ms = _age_ms(timestamp, now_ms)
     if age_ms > max_age_seconds * 1000:
         raise SignatureError("stale_timestamp", f"request is {age_ms // 1000} s old")
     if -age_ms > max_age_seconds * 1000:
         raise SignatureError("future_timestamp", f"request is {-age_ms // 1000} s in the future")
+
+
+def _age_ms(timestamp: str, now_ms: int | None) -> int:
+    """How old a v3 timestamp (epoch milliseconds) is: negative when it is in the future."""
+    return (int(time.time() * 1000) if now_ms is None else now_ms) - int(timestamp)
 
 
 def _compare(expected: str, provided: str, version: str) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from django.conf import settings
 from django.db import connection
 
 from workflows.models import Status
@@ -15,9 +14,9 @@ from workflows.transitions import transition, update_workflow
 def kill_this_connection() -> None:
     """PostgreSQL ends this test's connection (as a restart would) while Django keeps it."""
     pid = connection.connection.info.backend_pid
-    params = settings.DATABASES["default"]
+    params = connection.settings_dict  # the test database's
     with psycopg.connect(
-        dbname=connection.settings_dict["NAME"],
+        dbname=params["NAME"],
         user=params.get("USER") or None,
         host=params.get("HOST") or None,
         port=params.get("PORT") or None,

@@ -95,13 +95,12 @@ class Command(BaseCommand):
         if options["batch_size"] < 1 or (options["limit"] is not None and options["limit"] < 1):
             raise CommandError("--batch-size and --limit must be at least 1.")
         selection = self._select(options)
+        # Read before replaying: afterwards a submission's latest run is its new one.
+        chosen = list(selection.values_list("id", "submission_id"))
         if options["dry_run"]:
-            chosen = list(selection.values_list("id", "submission_id"))
             refused = self._list(selection, options)
             self._fail_if_named_left_out(chosen, options, refused=refused)
             return
-        # Read before replaying: afterwards a submission's latest run is its new one.
-        chosen = list(selection.values_list("id", "submission_id"))
         ids = [pk for pk, _ in chosen]
         if not ids:
             self.stdout.write("No workflows match; nothing replayed.")
